@@ -1,0 +1,121 @@
+package redistest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestNewPingAndAddresses(t *testing.T) {
+	s := New(t)
+	if s.Port() <= 0 {
+		t.Fatalf("Port() = %d", s.Port())
+	}
+	host, _, err := net.SplitHostPort(s.Addr())
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("Addr() = %q (%v)", s.Addr(), err)
+	}
+	if want := "redis://" + s.Addr(); s.URL() != want {
+		t.Fatalf("URL() = %q, want %q", s.URL(), want)
+	}
+	opt, err := redis.ParseURL(s.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opt.Addr != s.Addr() {
+		t.Fatalf("ParseURL(URL()).Addr = %q, want %q", opt.Addr, s.Addr())
+	}
+	rdb := Client(t, s)
+	if got, err := rdb.Ping(context.Background()).Result(); err != nil || got != "PONG" {
+		t.Fatalf("PING = %q, %v", got, err)
+	}
+	// No persistence: save and appendonly are off.
+	cfg, err := rdb.ConfigGet(context.Background(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg["save"] != "" || cfg["appendonly"] != "no" || cfg["bind"] != "127.0.0.1" {
+		t.Fatalf("config save=%q appendonly=%q bind=%q", cfg["save"], cfg["appendonly"], cfg["bind"])
+	}
+}
+
+func TestTwoServersGetDifferentPorts(t *testing.T) {
+	a, b := New(t), New(t)
+	if a.Port() == b.Port() {
+		t.Fatalf("both servers on port %d", a.Port())
+	}
+}
+
+func TestRestartKeepsPortDropsData(t *testing.T) {
+	ctx := context.Background()
+	s := New(t)
+	rdb := Client(t, s)
+	port := s.Port()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Port() != port {
+		t.Fatalf("port changed from %d to %d", port, s.Port())
+	}
+	// The pool reconnects; the first command may see the dropped connection.
+	var err error
+	for range 3 {
+		if err = rdb.Ping(ctx).Err(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("ping after restart: %v", err)
+	}
+	if _, err := rdb.Get(ctx, "k").Result(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET k after restart: err = %v, want redis.Nil", err)
+	}
+}
+
+func TestStopTwiceAndRestartAfterStop(t *testing.T) {
+	s, err := Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := ping(s.Addr(), 0); err == nil {
+		t.Fatal("server still answers after Stop")
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	if err := ping(s.Addr(), s.proc.cmd.Process.Pid); err != nil {
+		t.Fatalf("ping after restart: %v", err)
+	}
+}
+
+func TestRunMissingBinary(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, err := Run()
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Run with empty PATH: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestRunBadArgsReportsOutput(t *testing.T) {
+	_, err := Run(WithArgs("--no-such-option", "x"))
+	if err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("Run with a bad option: err = %v", err)
+	}
+}

@@ -1,0 +1,209 @@
+package lua
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed window.lua
+var windowSource string
+
+// Counter is one sliding-window counter checked (and maybe charged) by a Window call.
+type Counter struct {
+	Key     string
+	Bucket  time.Duration // bucket width, >= 1ms, whole microseconds
+	Buckets int           // n: previous buckets counted besides the current one
+	Limit   uint64
+	Cost    uint64
+	Shadow  bool // reported, but never refuses the call
+}
+
+// Mode says whether a Window call charges the counters.
+type Mode int
+
+const (
+	// Peek evaluates the counters and writes nothing.
+	Peek Mode = 0
+	// Charge evaluates the counters and, if none refuses, charges all of them.
+	Charge Mode = 1
+)
+
+// CounterResult is the state of one counter after a Window call.
+type CounterResult struct {
+	Over       bool          // the cost did not fit (for cost 0: used >= limit)
+	Used       uint64        // counted in the window, after charging
+	Remaining  uint64        // max(limit - used, 0)
+	ResetAfter time.Duration // until everything now counted has aged out
+	RetryAfter time.Duration // until the cost would fit; 0 when not Over
+}
+
+// Result is the answer of a Window call.
+type Result struct {
+	Now      time.Time // Redis TIME at the call
+	Allowed  bool      // no non-shadow counter was over; in Charge mode all were charged
+	Counters []CounterResult
+}
+
+// maxExact bounds limits and costs: the script computes with Lua numbers
+// (doubles), exact for integers below 2^53.
+const maxExact = 1<<53 - 1
+
+// maxSpan bounds (n+1) bucket widths so that bucket arithmetic on microsecond
+// timestamps stays below 2^53 for centuries.
+const maxSpan = 10 * 366 * 24 * time.Hour
+
+// Window runs window.lua. It is safe for concurrent use.
+type Window struct {
+	script *redis.Script
+}
+
+// NewWindow returns the wrapper of the sliding-window script.
+func NewWindow() *Window {
+	return &Window{script: redis.NewScript(windowSource)}
+}
+
+// Load sends the script to Redis with SCRIPT LOAD so the first Run needs no
+// fallback to EVAL.
+func (w *Window) Load(ctx context.Context, rdb redis.Scripter) error {
+	if err := w.script.Load(ctx, rdb).Err(); err != nil {
+		return fmt.Errorf("load window script: %w", err)
+	}
+	return nil
+}
+
+// Run evaluates every counter in one script call, with the time of the Redis
+// server. In Charge mode it charges every counter whose cost fits, but only if
+// no non-shadow counter refuses; otherwise nothing is written.
+func (w *Window) Run(ctx context.Context, rdb redis.Scripter, mode Mode, counters []Counter) (Result, error) {
+	if mode != Peek && mode != Charge {
+		return Result{}, fmt.Errorf("window: unknown mode %d", mode)
+	}
+	if len(counters) == 0 {
+		return Result{}, errors.New("window: no counters")
+	}
+	keys := make([]string, len(counters))
+	args := make([]any, 1, 1+5*len(counters))
+	args[0] = int(mode)
+	for i := range counters {
+		c := &counters[i]
+		if err := c.validate(); err != nil {
+			return Result{}, fmt.Errorf("window: counter %d: %w", i, err)
+		}
+		keys[i] = c.Key
+		shadow := 0
+		if c.Shadow {
+			shadow = 1
+		}
+		args = append(args, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, shadow)
+	}
+
+	reply, err := w.script.Run(ctx, rdb, keys, args...).Result()
+	if err != nil {
+		return Result{}, fmt.Errorf("window script: %w", err)
+	}
+	return parseWindowReply(reply, len(counters))
+}
+
+// validate checks what the script relies on.
+func (c *Counter) validate() error {
+	switch {
+	case c.Key == "":
+		return errors.New("empty key")
+	case c.Bucket < time.Millisecond:
+		return fmt.Errorf("bucket width %v is below 1ms", c.Bucket)
+	case c.Bucket%time.Microsecond != 0:
+		return fmt.Errorf("bucket width %v is not whole microseconds", c.Bucket)
+	case c.Buckets < 1:
+		return fmt.Errorf("buckets %d is below 1", c.Buckets)
+	case time.Duration(c.Buckets) >= maxSpan/c.Bucket:
+		return fmt.Errorf("window of %d buckets of %v is longer than %v", c.Buckets+1, c.Bucket, maxSpan)
+	case c.Limit > maxExact:
+		return fmt.Errorf("limit %d is above 2^53-1", c.Limit)
+	case c.Cost > maxExact:
+		return fmt.Errorf("cost %d is above 2^53-1", c.Cost)
+	}
+	return nil
+}
+
+// parseWindowReply checks the reply's shape: {now_us, allowed, then 5 integers per counter}.
+func parseWindowReply(reply any, n int) (Result, error) {
+	vals, ok := reply.([]any)
+	if !ok {
+		return Result{}, fmt.Errorf("window script: reply is %T, want an array", reply)
+	}
+	if len(vals) != 2+5*n {
+		return Result{}, fmt.Errorf("window script: reply has %d values, want %d", len(vals), 2+5*n)
+	}
+	ints := func(i int) (int64, error) {
+		v, ok := vals[i].(int64)
+		if !ok {
+			return 0, fmt.Errorf("window script: reply value %d is %T, want an integer", i, vals[i])
+		}
+		if v < 0 {
+			return 0, fmt.Errorf("window script: reply value %d is negative (%d)", i, v)
+		}
+		return v, nil
+	}
+	nowUS, err := ints(0)
+	if err != nil {
+		return Result{}, err
+	}
+	allowed, err := ints(1)
+	if err != nil {
+		return Result{}, err
+	}
+	if allowed > 1 {
+		return Result{}, fmt.Errorf("window script: allowed is %d, want 0 or 1", allowed)
+	}
+	res := Result{
+		Now:      time.UnixMicro(nowUS),
+		Allowed:  allowed == 1,
+		Counters: make([]CounterResult, n),
+	}
+	for i := range res.Counters {
+		var f [5]int64
+		for j := range f {
+			if f[j], err = ints(2 + 5*i + j); err != nil {
+				return Result{}, err
+			}
+		}
+		if f[0] != 1 && f[0] != 2 {
+			return Result{}, fmt.Errorf("window script: counter %d code is %d, want 1 or 2", i, f[0])
+		}
+		res.Counters[i] = CounterResult{
+			Over:       f[0] == 2,
+			Used:       uint64(f[1]),
+			Remaining:  uint64(f[2]),
+			ResetAfter: time.Duration(f[3]) * time.Microsecond,
+			RetryAfter: time.Duration(f[4]) * time.Microsecond,
+		}
+	}
+	return res, nil
+}
+
+// SplitWindow returns the bucket width and n for a window split into about
+// `buckets` buckets: width = ceil(window/buckets) rounded up to whole
+// microseconds and at least 1ms; n = ceil(window/width). A window of zero or
+// less gives (1ms, 1); buckets below 1 count as 1.
+func SplitWindow(window time.Duration, buckets int) (width time.Duration, n int) {
+	if buckets < 1 {
+		buckets = 1
+	}
+	if window <= 0 {
+		return time.Millisecond, 1
+	}
+	width = ceilDiv(window, time.Duration(buckets))
+	width = ceilDiv(width, time.Microsecond) * time.Microsecond
+	width = max(width, time.Millisecond)
+	return width, int(ceilDiv(window, width))
+}
+
+// ceilDiv returns ceil(a/b) for a, b > 0.
+func ceilDiv(a, b time.Duration) time.Duration {
+	return (a + b - 1) / b
+}

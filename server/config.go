@@ -1,0 +1,78 @@
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Config is everything the service needs to run. Only cmd/ reads flags and
+// environment variables; it fills this struct.
+type Config struct {
+	// ConfigPath is the limits config: a YAML file or a directory of them.
+	// (Required)
+	ConfigPath string
+	// RedisURL names the counter store, redis:// or rediss://. (Optional,
+	// default: the embedded in-process store)
+	RedisURL string
+	// GRPCAddr is where gRPC is served. (Optional, default ":8081")
+	GRPCAddr string
+	// HTTPAddr is where HTTP/JSON and health are served. (Optional, default
+	// ":8080")
+	HTTPAddr string
+	// ReloadInterval is how often the config is checked for changes.
+	// (Optional, default 1s)
+	ReloadInterval time.Duration
+	// DrainTimeout bounds the wait for in-flight calls at shutdown.
+	// (Optional, default 10s)
+	DrainTimeout time.Duration
+	// ReadinessInterval is how often Redis is probed for readiness.
+	// (Optional, default 1s)
+	ReadinessInterval time.Duration
+	// KeyPrefix starts every Redis key. (Optional, default "sluice:")
+	KeyPrefix string
+	// Logger receives the service's logs. (Optional, default slog.Default())
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.GRPCAddr == "" {
+		c.GRPCAddr = ":8081"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = ":8080"
+	}
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
+	if c.ReadinessInterval == 0 {
+		c.ReadinessInterval = time.Second
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "sluice:"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports what is missing or out of range.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ConfigPath == "" {
+		errs = append(errs, errors.New("config path: required"))
+	}
+	if c.ReloadInterval < 0 {
+		errs = append(errs, errors.New("reload interval: must not be negative"))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, errors.New("drain timeout: must not be negative"))
+	}
+	if c.ReadinessInterval < 0 {
+		errs = append(errs, errors.New("readiness interval: must not be negative"))
+	}
+	return errors.Join(errs...)
+}

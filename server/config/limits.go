@@ -1,0 +1,253 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// units are envoy's rate-limit units as fixed lengths. envoy accepts them in any case.
+var units = []struct {
+	name   string
+	window time.Duration
+}{
+	{"second", time.Second},
+	{"minute", time.Minute},
+	{"hour", time.Hour},
+	{"day", 24 * time.Hour},
+	{"week", 7 * 24 * time.Hour},
+	{"month", 30 * 24 * time.Hour},
+	{"year", 365 * 24 * time.Hour},
+}
+
+// UnitWindow returns the window of an envoy unit name ("second".."year", any case).
+func UnitWindow(unit string) (time.Duration, bool) {
+	unit = strings.ToLower(unit)
+	for _, u := range units {
+		if u.name == unit {
+			return u.window, true
+		}
+	}
+	return 0, false
+}
+
+func unitNames() string {
+	names := make([]string, len(units))
+	for i, u := range units {
+		names[i] = u.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// limitKind is one kind of limit a descriptor may carry, under a key for one limit and a
+// key for a list of them. Adding a kind (token_limit / token_limits) means adding an entry
+// to limitKinds with its own parse function; the descriptor code needs no change.
+type limitKind struct {
+	kind      Kind
+	one, many string
+	// parse reads one limit. single is true under the one-limit key; unlimited may only be
+	// returned then.
+	parse func(c *checker, n *yaml.Node, path string, single bool) (l Limit, unlimited, ok bool)
+}
+
+var limitKinds = []limitKind{
+	{kind: KindRequests, one: "rate_limit", many: "rate_limits", parse: parseRequestLimit},
+}
+
+// limitKeys are the descriptor keys of every limit kind.
+func limitKeys() []string {
+	var keys []string
+	for _, k := range limitKinds {
+		keys = append(keys, k.one, k.many)
+	}
+	return keys
+}
+
+// parsedLimit is a limit with where it was written, for later checks.
+type parsedLimit struct {
+	Limit
+	node *yaml.Node
+	path string
+}
+
+// parseLimits reads every limit of a descriptor. present is false when it has none.
+func (c *checker) parseLimits(f fields, path string) (limits []parsedLimit, unlimited, present bool) {
+	for _, k := range limitKinds {
+		one, many := f.vals[k.one], f.vals[k.many]
+		if f.has(k.one) && f.has(k.many) {
+			c.errorf(f.keys[k.many], join(path, k.many), "give %s or %s, not both", k.one, k.many)
+			continue
+		}
+		if f.has(k.one) {
+			present = true
+			p := join(path, k.one)
+			l, unl, ok := k.parse(c, one, p, true)
+			if unl {
+				unlimited = true
+			} else if ok {
+				limits = append(limits, parsedLimit{l, resolve(one), p})
+			}
+		}
+		if f.has(k.many) {
+			present = true
+			p := join(path, k.many)
+			items, ok := c.list(many, p)
+			if ok && len(items) == 0 {
+				c.errorf(resolve(many), p, "must list at least one limit")
+			}
+			for i, it := range items {
+				ip := index(p, i)
+				if l, _, ok := k.parse(c, it, ip, false); ok {
+					limits = append(limits, parsedLimit{l, it, ip})
+				}
+			}
+		}
+	}
+	if unlimited && len(limits) > 0 {
+		c.errorf(limits[0].node, limits[0].path, "a descriptor with an unlimited rate_limit cannot have other limits")
+	}
+	seen := map[string]string{}
+	for _, l := range limits {
+		window := l.Kind.idPrefix() + ":" + formatWindow(l.Window)
+		if first, dup := seen[window]; dup {
+			c.errorf(l.node, l.path, "same window (%s) as %s: limits of one kind on one descriptor need different windows", formatWindow(l.Window), first)
+			continue
+		}
+		seen[window] = l.path
+	}
+	return limits, unlimited, present
+}
+
+var requestLimitKeys = []string{"unit", "requests_per_unit", "unlimited", "name", "replaces", "window", "requests", "buckets"}
+
+// parseRequestLimit reads a request limit: envoy's {unit, requests_per_unit, unlimited, name,
+// replaces} or Sluice's {window, requests, buckets}, in any mix.
+func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) (Limit, bool, bool) {
+	l := Limit{Kind: KindRequests, Buckets: DefaultBuckets}
+	f, ok := c.mapping(n, path, requestLimitKeys...)
+	if !ok {
+		return l, false, false
+	}
+	n = resolve(n)
+	errs := len(c.problems)
+
+	if f.has("name") {
+		l.Name, _ = c.str(f.vals["name"], join(path, "name"))
+	}
+	if f.has("replaces") {
+		l.Replaces = c.parseReplaces(f.vals["replaces"], join(path, "replaces"), l.Name)
+	}
+
+	var unlimited bool
+	if f.has("unlimited") {
+		if unlimited, ok = c.boolean(f.vals["unlimited"], join(path, "unlimited")); !ok {
+			return l, false, false // what else is missing depends on what was meant
+		}
+	}
+	countKey := ""
+	for _, k := range []string{"requests_per_unit", "requests"} {
+		if !f.has(k) {
+			continue
+		}
+		if countKey != "" {
+			c.errorf(f.keys[k], join(path, k), "requests and requests_per_unit mean the same; give one")
+			continue
+		}
+		countKey = k
+		l.Requests, _ = c.count(f.vals[k], join(path, k), MaxRequests)
+	}
+
+	if unlimited {
+		if !single {
+			c.errorf(f.keys["unlimited"], join(path, "unlimited"), "unlimited is only allowed in a single rate_limit, not in a list")
+		}
+		for _, k := range []string{"unit", "window", "buckets"} {
+			if f.has(k) {
+				c.errorf(f.keys[k], join(path, k), "must not be given with unlimited")
+			}
+		}
+		if l.Requests > 0 {
+			c.errorf(f.keys[countKey], join(path, countKey), "must not be given with unlimited")
+		}
+		return l, len(c.problems) == errs, len(c.problems) == errs
+	}
+
+	switch {
+	case f.has("unit") && f.has("window"):
+		c.errorf(f.keys["window"], join(path, "window"), "window and unit are alternatives; give one")
+	case f.has("unit"):
+		if u, ok := c.str(f.vals["unit"], join(path, "unit")); ok {
+			if w, known := UnitWindow(u); known {
+				l.Unit, l.Window = strings.ToLower(u), w
+			} else {
+				c.errorf(resolve(f.vals["unit"]), join(path, "unit"), "unknown unit %q (want one of %s)", u, unitNames())
+			}
+		}
+	case f.has("window"):
+		l.Window, _ = c.duration(f.vals["window"], join(path, "window"))
+	default:
+		c.errorf(n, join(path, "unit"), "missing: give unit (second, minute, ...) or window (like 10s)")
+	}
+	if countKey == "" {
+		c.errorf(n, join(path, "requests_per_unit"), "missing: give requests_per_unit or requests (or unlimited: true)")
+	}
+	if f.has("buckets") {
+		b, ok := c.count(f.vals["buckets"], join(path, "buckets"), MaxBuckets)
+		if ok && b == 0 {
+			c.errorf(resolve(f.vals["buckets"]), join(path, "buckets"), "must be between 1 and %d", MaxBuckets)
+		}
+		if ok && b > 0 {
+			l.Buckets = int(b)
+		}
+	}
+	if l.Window > 0 && l.Window/time.Duration(l.Buckets) < time.Microsecond {
+		c.errorf(n, join(path, "buckets"), "%d buckets over %v are shorter than 1µs each", l.Buckets, l.Window)
+	}
+	// The bucket count is part of the ID: the counter's hash fields are
+	// bucket numbers, meaningless under another bucket width.
+	l.ID = l.Kind.idPrefix() + ":" + formatWindow(l.Window) + ":" + strconv.Itoa(l.Buckets)
+	return l, false, len(c.problems) == errs
+}
+
+// parseReplaces reads envoy's replaces: [{name: x}, ...].
+func (c *checker) parseReplaces(n *yaml.Node, path, own string) []string {
+	items, _ := c.list(n, path)
+	var names []string
+	for i, it := range items {
+		ip := index(path, i)
+		f, ok := c.mapping(it, ip, "name")
+		if !ok {
+			continue
+		}
+		name, ok := c.str(f.vals["name"], join(ip, "name"))
+		switch {
+		case !ok:
+		case name == "":
+			c.errorf(it, join(ip, "name"), "must not be empty")
+		case name == own:
+			c.errorf(resolve(f.vals["name"]), join(ip, "name"), "a limit cannot replace itself")
+		default:
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// formatWindow writes a window in its largest whole unit: "1s", "10s", "90s", "1h", "7d",
+// "1500ms". Limit IDs use it, so it must never change.
+func formatWindow(d time.Duration) string {
+	for _, u := range []struct {
+		d time.Duration
+		s string
+	}{
+		{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"},
+		{time.Millisecond, "ms"}, {time.Microsecond, "us"},
+	} {
+		if d%u.d == 0 {
+			return strconv.FormatInt(int64(d/u.d), 10) + u.s
+		}
+	}
+	return strconv.FormatInt(int64(d), 10) + "ns"
+}

@@ -1,0 +1,133 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sluice-rl/sluice/internal/redistest"
+	"github.com/sluice-rl/sluice/server/limiter"
+)
+
+func envoyDesc(kv ...string) *ratelimitv3.RateLimitDescriptor {
+	d := &ratelimitv3.RateLimitDescriptor{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		d.Entries = append(d.Entries, &ratelimitv3.RateLimitDescriptor_Entry{Key: kv[i], Value: kv[i+1]})
+	}
+	return d
+}
+
+// TestEnvoyClientWithAnUnmodifiedEnvoyConfig drives the service with
+// go-control-plane's generated client, on a config file in
+// envoyproxy/ratelimit's own format.
+func TestEnvoyClientWithAnUnmodifiedEnvoyConfig(t *testing.T) {
+	rs := redistest.New(t)
+	s := startSluice(t, "testdata/envoy-ratelimit.yaml", rs.URL())
+	client := rlsv3.NewRateLimitServiceClient(dial(t, s))
+	ctx := context.Background()
+	call := func(hits uint32, ds ...*ratelimitv3.RateLimitDescriptor) *rlsv3.RateLimitResponse {
+		t.Helper()
+		resp, err := client.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "edge_proxy_per_ip", Descriptors: ds, HitsAddend: hits})
+		if err != nil {
+			t.Fatalf("ShouldRateLimit: %v", err)
+		}
+		return resp
+	}
+
+	t.Run("key-only descriptor counts each value", func(t *testing.T) {
+		for range 10 {
+			if r := call(0, envoyDesc("remote_address", "10.0.0.1")); r.OverallCode != rlsv3.RateLimitResponse_OK {
+				t.Fatalf("under the cap: %v", r)
+			}
+		}
+		r := call(0, envoyDesc("remote_address", "10.0.0.1"))
+		if r.OverallCode != rlsv3.RateLimitResponse_OVER_LIMIT {
+			t.Fatalf("11th call on 10/s: %v", r)
+		}
+		if string(r.RawBody) != limiter.DefaultOverLimitBody {
+			t.Errorf("raw_body %q", r.RawBody)
+		}
+		st := r.Statuses[0]
+		if st.CurrentLimit.GetRequestsPerUnit() != 10 || st.CurrentLimit.GetUnit() != rlsv3.RateLimitResponse_RateLimit_SECOND {
+			t.Errorf("current_limit %v, want 10 per SECOND", st.CurrentLimit)
+		}
+		if r := call(0, envoyDesc("remote_address", "10.0.0.2")); r.OverallCode != rlsv3.RateLimitResponse_OK {
+			t.Errorf("another address shares the counter: %v", r)
+		}
+	})
+	t.Run("zero requests_per_unit blocks", func(t *testing.T) {
+		if r := call(0, envoyDesc("remote_address", "50.0.0.5")); r.OverallCode != rlsv3.RateLimitResponse_OVER_LIMIT {
+			t.Errorf("black-listed address admitted: %v", r)
+		}
+	})
+	t.Run("replaces", func(t *testing.T) {
+		for range 5 {
+			if r := call(0, envoyDesc("generic_key", "default"), envoyDesc("generic_key", "premium")); r.OverallCode != rlsv3.RateLimitResponse_OK {
+				t.Fatalf("premium replaces generic (3/min) with 5/min: %v", r)
+			}
+		}
+		if r := call(0, envoyDesc("generic_key", "default"), envoyDesc("generic_key", "premium")); r.OverallCode != rlsv3.RateLimitResponse_OVER_LIMIT {
+			t.Errorf("6th call on 5/min: %v", r)
+		}
+	})
+	t.Run("wildcard", func(t *testing.T) {
+		if r := call(4, envoyDesc("destination_cluster", "mock_a")); r.OverallCode != rlsv3.RateLimitResponse_OK {
+			t.Fatalf("4 hits on 4/min: %v", r)
+		}
+		if r := call(0, envoyDesc("destination_cluster", "mock_a")); r.OverallCode != rlsv3.RateLimitResponse_OVER_LIMIT {
+			t.Errorf("5th hit on 4/min: %v", r)
+		}
+		if r := call(0, envoyDesc("destination_cluster", "mock_b")); r.OverallCode != rlsv3.RateLimitResponse_OK {
+			t.Errorf("each wildcard value counts on its own: %v", r)
+		}
+	})
+	t.Run("shadow mode and unlimited answer OK", func(t *testing.T) {
+		for range 3 {
+			r := call(0, envoyDesc("source_cluster", "proxy", "destination_cluster", "bar"), envoyDesc("source_cluster", "proxy", "destination_cluster", "internal"))
+			if r.OverallCode != rlsv3.RateLimitResponse_OK || r.Statuses[0].Code != rlsv3.RateLimitResponse_OK {
+				t.Fatalf("shadow/unlimited: %v", r)
+			}
+		}
+	})
+	t.Run("per-descriptor hits_addend overrides the request's", func(t *testing.T) {
+		d := envoyDesc("remote_address", "10.9.9.9")
+		d.HitsAddend = wrapperspb.UInt64(10)
+		if r := call(1, d); r.OverallCode != rlsv3.RateLimitResponse_OK || r.Statuses[0].LimitRemaining != 0 {
+			t.Fatalf("10 hits on 10/s: %v", r)
+		}
+	})
+	t.Run("bad input", func(t *testing.T) {
+		_, err := client.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: "edge_proxy_per_ip"})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("no descriptors: %v, want InvalidArgument", err)
+		}
+	})
+}
+
+func TestEnvoyJSONEndpoint(t *testing.T) {
+	rs := redistest.New(t)
+	s := startSluice(t, writeConfig(t, apimConfig), rs.URL())
+	body := `{"domain":"apim","descriptors":[{"entries":[{"key":"api","value":"PizzaShackAPI:1.0.0"},{"key":"environment","value":"sandbox"}]}],"hitsAddend":10}`
+	code, out := postJSON(t, s, "/json", body)
+	if code != http.StatusOK || out["overallCode"] != "OK" {
+		t.Fatalf("10 hits on 10/min: %d %v", code, out)
+	}
+	code, out = postJSON(t, s, "/json", body)
+	if code != http.StatusTooManyRequests || out["overallCode"] != "OVER_LIMIT" {
+		t.Fatalf("over limit: %d %v, want 429 OVER_LIMIT", code, out)
+	}
+	code, out = postJSON(t, s, "/json", `{"domain":""}`)
+	if code != http.StatusBadRequest {
+		t.Errorf("bad input: %d %v, want 400", code, out)
+	}
+	code, _ = postJSON(t, s, "/json", `{"nonsense":`)
+	if code != http.StatusBadRequest {
+		t.Errorf("broken JSON: %d, want 400", code)
+	}
+}

@@ -1,0 +1,120 @@
+// Package grpcapi serves the limiter over gRPC: the native sluice.v1 API and
+// Envoy's envoy.service.ratelimit.v3 API, both on one server.
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+	"github.com/sluice-rl/sluice/server/config"
+	"github.com/sluice-rl/sluice/server/limiter"
+)
+
+// Sluice implements sluice.v1.RateLimitService.
+type Sluice struct {
+	sluicev1.UnimplementedRateLimitServiceServer
+	lim *limiter.Limiter
+}
+
+// NewSluice serves lim as sluice.v1.RateLimitService.
+func NewSluice(lim *limiter.Limiter) *Sluice { return &Sluice{lim: lim} }
+
+// ShouldRateLimit decides one request; see the proto for the contract.
+func (s *Sluice) ShouldRateLimit(ctx context.Context, in *sluicev1.ShouldRateLimitRequest) (*sluicev1.ShouldRateLimitResponse, error) {
+	req := limiter.Request{Domain: in.GetDomain(), Hits: in.GetHitsAddend(), Descriptors: fromSluiceDescriptors(in.GetDescriptors())}
+	dec, err := s.lim.ShouldRateLimit(ctx, &req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &sluicev1.ShouldRateLimitResponse{
+		OverallCode: sluiceCode(dec.Over),
+		Statuses:    make([]*sluicev1.DescriptorStatus, len(dec.Statuses)),
+		RawBody:     dec.Body,
+	}
+	for i, st := range dec.Statuses {
+		ds := &sluicev1.DescriptorStatus{
+			Code:           sluiceCode(st.Over),
+			CurrentLimit:   sluiceLimit(st.Limit),
+			LimitRemaining: st.Remaining,
+			ShadowMode:     st.Shadow,
+		}
+		if st.Limit != nil {
+			ds.DurationUntilReset = durationpb.New(st.ResetAfter)
+		}
+		if st.Over {
+			ds.RetryAfter = durationpb.New(st.RetryAfter)
+		}
+		out.Statuses[i] = ds
+	}
+	if len(dec.Headers) > 0 {
+		out.ResponseHeadersToAdd = make([]*sluicev1.Header, len(dec.Headers))
+		for i, h := range dec.Headers {
+			out.ResponseHeadersToAdd[i] = &sluicev1.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return out, nil
+}
+
+// GetUsage reports usage without charging.
+func (s *Sluice) GetUsage(ctx context.Context, in *sluicev1.GetUsageRequest) (*sluicev1.GetUsageResponse, error) {
+	req := limiter.Request{Domain: in.GetDomain(), Descriptors: fromSluiceDescriptors(in.GetDescriptors())}
+	usage, err := s.lim.Usage(ctx, &req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &sluicev1.GetUsageResponse{Descriptors: make([]*sluicev1.DescriptorUsage, len(usage))}
+	for i, u := range usage {
+		du := &sluicev1.DescriptorUsage{
+			Entries:    in.GetDescriptors()[i].GetEntries(),
+			Matched:    u.Matched,
+			Unlimited:  u.Unlimited,
+			ShadowMode: u.Shadow,
+		}
+		for _, l := range u.Limits {
+			du.Limits = append(du.Limits, &sluicev1.LimitUsage{
+				Limit:              sluiceLimit(l.Limit),
+				Used:               l.Used,
+				Remaining:          l.Remaining,
+				DurationUntilReset: durationpb.New(l.ResetAfter),
+			})
+		}
+		out.Descriptors[i] = du
+	}
+	return out, nil
+}
+
+func fromSluiceDescriptors(in []*sluicev1.Descriptor) []limiter.Descriptor {
+	out := make([]limiter.Descriptor, len(in))
+	for i, d := range in {
+		out[i].Entries = make([]config.Entry, len(d.GetEntries()))
+		for j, e := range d.GetEntries() {
+			out[i].Entries[j] = config.Entry{Key: e.GetKey(), Value: e.GetValue()}
+		}
+		if d.HitsAddend != nil {
+			out[i].Hits, out[i].HasHits = d.GetHitsAddend(), true
+		}
+	}
+	return out
+}
+
+func sluiceCode(over bool) sluicev1.Code {
+	if over {
+		return sluicev1.Code_OVER_LIMIT
+	}
+	return sluicev1.Code_OK
+}
+
+func sluiceLimit(l *config.Limit) *sluicev1.RateLimit {
+	if l == nil {
+		return nil
+	}
+	return &sluicev1.RateLimit{
+		Name:            l.Name,
+		Kind:            sluicev1.LimitKind_REQUESTS,
+		RequestsPerUnit: l.Requests,
+		Window:          durationpb.New(l.Window),
+		Unit:            l.Unit,
+	}
+}

@@ -1,0 +1,58 @@
+// Package httpapi serves the HTTP side of Sluice: sluice.v1 as JSON through
+// grpc-gateway, Envoy ratelimit's POST /json, and the health endpoints.
+//
+// Every API call goes through the service's own gRPC endpoint, so HTTP and
+// gRPC callers pass the same interceptors (deadline, errors, metrics).
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+)
+
+// MaxBodyBytes bounds a JSON request body.
+const MaxBodyBytes = 1 << 20
+
+// Handler returns the HTTP handler for the service. conn is a client
+// connection to the service's own gRPC endpoint; ready reports whether the
+// service can answer (config loaded, Redis reachable).
+func Handler(ctx context.Context, conn *grpc.ClientConn, ready func(context.Context) error) (http.Handler, error) {
+	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}))
+	if err := sluicev1.RegisterRateLimitServiceHandler(ctx, gw, conn); err != nil {
+		return nil, fmt.Errorf("register grpc-gateway: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", limitBody(gw))
+	mux.Handle("POST /json", limitBody(envoyJSON(conn)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ready(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux, nil
+}
+
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,59 @@
+package limiter
+
+import (
+	"time"
+
+	"github.com/sluice-rl/sluice/server/config"
+)
+
+// DefaultOverLimitBody is what the gateway answers (with HTTP 503) when a
+// backend cap is reached, unless the domain configures its own body.
+const DefaultOverLimitBody = `{"fault":{"code":900801,"message":"API Limit Reached","description":"API not accepting requests"}}`
+
+// Status is the answer for one request descriptor.
+type Status struct {
+	// Over is true when the descriptor's limit refuses the request. With
+	// Shadow it is reported only; it does not refuse the call.
+	Over   bool
+	Shadow bool
+	// Limit is the limit that decided: the refusing one when over, else the
+	// one with the least remaining; nil when no limit matched.
+	Limit      *config.Limit
+	Remaining  uint64
+	ResetAfter time.Duration
+	RetryAfter time.Duration
+}
+
+// Header is an HTTP header for the gateway to add to its answer.
+type Header struct{ Key, Value string }
+
+// Decision is the answer to a Request.
+type Decision struct {
+	// Over is true when an enforced limit refused: nothing was charged.
+	Over     bool
+	Statuses []Status
+	// Headers: RateLimit-Limit/-Remaining/-Reset of the deciding limit, and
+	// when over, Retry-After and the domain's own headers.
+	Headers []Header
+	// Body is the fault body to send when Over.
+	Body string
+	// Now is the Redis time of the decision (zero when no limit matched).
+	Now time.Time
+}
+
+// LimitUsage is the current state of one limit of one descriptor.
+type LimitUsage struct {
+	Limit      *config.Limit
+	Used       uint64
+	Remaining  uint64
+	ResetAfter time.Duration
+}
+
+// DescriptorUsage is the current state of every limit one descriptor matched.
+type DescriptorUsage struct {
+	Entries   []config.Entry
+	Matched   bool
+	Unlimited bool
+	Shadow    bool
+	Limits    []LimitUsage
+}

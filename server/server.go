@@ -1,0 +1,192 @@
+// Package server wires the service together: the limits config (reloaded on
+// change), the counter store, the limiter, gRPC (sluice.v1, Envoy's API and
+// health) and HTTP (JSON, /json, health) — and drains them on shutdown.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+	"github.com/sluice-rl/sluice/server/config"
+	"github.com/sluice-rl/sluice/server/grpcapi"
+	"github.com/sluice-rl/sluice/server/httpapi"
+	"github.com/sluice-rl/sluice/server/limiter"
+	"github.com/sluice-rl/sluice/server/store"
+)
+
+// Server is a running Sluice: listening from New on, serving once Run starts.
+type Server struct {
+	cfg       Config
+	configs   atomic.Pointer[config.Set]
+	store     *store.Store
+	limiter   *limiter.Limiter
+	grpc      *grpc.Server
+	health    *health.Server
+	ready     *readiness
+	grpcLis   net.Listener
+	httpLis   net.Listener
+	http      *http.Server
+	selfConn  *grpc.ClientConn
+	closeOnce sync.Once
+}
+
+// New loads the config, opens the store and binds both ports. A config that
+// does not load is an error; a Redis that does not answer yet is not (the
+// service starts unready and turns ready when Redis answers).
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	set, err := config.Load(cfg.ConfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", cfg.ConfigPath, err)
+	}
+	st, err := store.Open(cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st}
+	s.configs.Store(set)
+	s.limiter = limiter.New(s.configs.Load, st.Client, cfg.KeyPrefix)
+	if err := s.listen(); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) listen() error {
+	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(grpcapi.DeadlineInterceptor))
+	sluicev1.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewSluice(s.limiter))
+	rlsv3.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewEnvoy(s.limiter))
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.ready = newReadiness(s.store.Ping, s.health)
+
+	var err error
+	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("grpc listen %s: %w", s.cfg.GRPCAddr, err)
+	}
+	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		_ = s.grpcLis.Close()
+		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
+	}
+	s.selfConn, err = grpc.NewClient(dialable(s.grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		_ = s.grpcLis.Close()
+		_ = s.httpLis.Close()
+		return fmt.Errorf("grpc self connection: %w", err)
+	}
+	handler, err := httpapi.Handler(context.Background(), s.selfConn, s.ready.ready)
+	if err != nil {
+		return err
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// dialable turns a listener address into one this process can dial: an
+// unspecified host (":8081", "[::]:8081") becomes loopback.
+func dialable(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+}
+
+// GRPCAddr is the bound gRPC address (useful with port 0).
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the bound HTTP address (useful with port 0).
+func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
+
+// Embedded reports whether the counters live in the in-process store.
+func (s *Server) Embedded() bool { return s.store.Embedded }
+
+// Run serves until ctx is done, then stops taking calls, lets the calls in
+// flight finish (up to DrainTimeout) and releases everything. It returns nil
+// after a clean drain.
+func (s *Server) Run(ctx context.Context) error {
+	log := s.cfg.Logger
+	if s.store.Embedded {
+		log.Warn("no --redis given: counting in the embedded in-memory store (one node, lost on restart); use --redis for production")
+	}
+	if err := s.limiter.Load(ctx); err != nil {
+		log.Warn("redis not reachable at start; serving unready until it answers", "err", err)
+	}
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	s.ready.probe(ctx, s.cfg.ReadinessInterval)
+	wg.Go(func() { s.ready.run(bg, s.cfg.ReadinessInterval) })
+	wg.Go(func() {
+		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, func(set *config.Set) {
+			s.configs.Store(set)
+			log.Info("config reloaded", "path", s.cfg.ConfigPath, "domains", set.Domains())
+		}, func(err error) {
+			log.Error("config reload failed; keeping the previous config", "path", s.cfg.ConfigPath, "err", err)
+		})
+	})
+
+	errc := make(chan error, 2)
+	go func() { errc <- s.grpc.Serve(s.grpcLis) }()
+	go func() { errc <- s.http.Serve(s.httpLis) }()
+	log.Info("sluice serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "config", s.cfg.ConfigPath)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	stopBG()
+	wg.Wait()
+	drainErr := s.drain()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) && !errors.Is(serveErr, grpc.ErrServerStopped) {
+		return serveErr
+	}
+	return drainErr
+}
+
+// drain stops taking calls and waits for those in flight.
+func (s *Server) drain() error {
+	s.cfg.Logger.Info("draining", "timeout", s.cfg.DrainTimeout)
+	s.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	httpErr := s.http.Shutdown(ctx)
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-stopped
+	}
+	return errors.Join(httpErr, s.Close())
+}
+
+// Close releases the store and connections; Run calls it when it returns.
+// Call it yourself only for a Server whose Run never started.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		_ = s.grpcLis.Close()
+		_ = s.httpLis.Close()
+		err = errors.Join(s.selfConn.Close(), s.store.Close())
+	})
+	return err
+}

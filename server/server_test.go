@@ -1,0 +1,138 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/sluice-rl/sluice/server"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// apimConfig caps the sandbox at 10 per minute, so tests do not race the clock.
+const apimConfig = `
+domain: apim
+descriptors:
+  - key: api
+    value: PizzaShackAPI:1.0.0
+    descriptors:
+      - key: environment
+        value: production
+        rate_limit: {unit: minute, requests_per_unit: 100}
+      - key: environment
+        value: sandbox
+        rate_limit: {unit: minute, requests_per_unit: 10}
+`
+
+// sluice is one running server under test.
+type sluice struct {
+	*server.Server
+	stop func() error
+}
+
+// writeConfig writes a config file into a fresh directory and returns its path.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "limits.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startSluice runs a server on loopback ports until the test ends and waits
+// until it is ready.
+func startSluice(t *testing.T, configPath, redisURL string) *sluice {
+	t.Helper()
+	srv, err := server.New(server.Config{
+		ConfigPath:        configPath,
+		RedisURL:          redisURL,
+		GRPCAddr:          "127.0.0.1:0",
+		HTTPAddr:          "127.0.0.1:0",
+		ReloadInterval:    50 * time.Millisecond,
+		ReadinessInterval: 50 * time.Millisecond,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	s := &sluice{Server: srv}
+	var stopped bool
+	var stopErr error
+	s.stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			stopErr = <-done
+		}
+		return stopErr
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitReady(t, s, true)
+	return s
+}
+
+// waitReady polls /readyz until it answers as wanted.
+func waitReady(t *testing.T, s *sluice, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if (resp.StatusCode == http.StatusOK) == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz never became %v (last: %v)", want, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// dial opens a gRPC connection to the server.
+func dial(t *testing.T, s *sluice) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// postJSON posts body to path and decodes the JSON answer.
+func postJSON(t *testing.T, s *sluice, path, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post("http://"+s.HTTPAddr()+path, "application/json", bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("POST %s: %d %q is not JSON: %v", path, resp.StatusCode, raw, err)
+	}
+	return resp.StatusCode, out
+}

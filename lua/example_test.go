@@ -39,6 +39,6 @@ func ExampleWindow_Run() {
 	// Output:
 	// allowed=true used=1 remaining=2 reset=1m10s retry=0s
 	// allowed=true used=2 remaining=1 reset=1m5s retry=0s
-	// allowed=true used=3 remaining=0 reset=1m0s retry=0s
-	// allowed=false used=3 remaining=0 reset=25s retry=25s
+	// allowed=true used=3 remaining=0 reset=1m10s retry=0s
+	// allowed=false used=3 remaining=0 reset=55s retry=25s
 }

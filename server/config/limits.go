@@ -42,18 +42,19 @@ func unitNames() string {
 }
 
 // limitKind is one kind of limit a descriptor may carry, under a key for one limit and a
-// key for a list of them. Adding a kind (token_limit / token_limits) means adding an entry
-// to limitKinds with its own parse function; the descriptor code needs no change.
+// key for a list of them. Adding a kind means adding an entry to limitKinds with its own
+// parse function; the descriptor code needs no change.
 type limitKind struct {
-	kind      Kind
 	one, many string
-	// parse reads one limit. single is true under the one-limit key; unlimited may only be
-	// returned then.
-	parse func(c *checker, n *yaml.Node, path string, single bool) (l Limit, unlimited, ok bool)
+	// parse reads one entry, which may hold several limits (a token_limit holds one per
+	// token kind). single is true under the one-limit key; unlimited may only be returned
+	// then.
+	parse func(c *checker, n *yaml.Node, path string, single bool) (l []Limit, unlimited, ok bool)
 }
 
 var limitKinds = []limitKind{
-	{kind: KindRequests, one: "rate_limit", many: "rate_limits", parse: parseRequestLimit},
+	{one: "rate_limit", many: "rate_limits", parse: parseRequestLimit},
+	{one: "token_limit", many: "token_limits", parse: parseTokenLimit},
 }
 
 // limitKeys are the descriptor keys of every limit kind.
@@ -83,11 +84,13 @@ func (c *checker) parseLimits(f fields, path string) (limits []parsedLimit, unli
 		if f.has(k.one) {
 			present = true
 			p := join(path, k.one)
-			l, unl, ok := k.parse(c, one, p, true)
+			ls, unl, ok := k.parse(c, one, p, true)
 			if unl {
 				unlimited = true
 			} else if ok {
-				limits = append(limits, parsedLimit{l, resolve(one), p})
+				for _, l := range ls {
+					limits = append(limits, parsedLimit{l, resolve(one), p})
+				}
 			}
 		}
 		if f.has(k.many) {
@@ -99,8 +102,10 @@ func (c *checker) parseLimits(f fields, path string) (limits []parsedLimit, unli
 			}
 			for i, it := range items {
 				ip := index(p, i)
-				if l, _, ok := k.parse(c, it, ip, false); ok {
-					limits = append(limits, parsedLimit{l, it, ip})
+				if ls, _, ok := k.parse(c, it, ip, false); ok {
+					for _, l := range ls {
+						limits = append(limits, parsedLimit{l, it, ip})
+					}
 				}
 			}
 		}
@@ -124,11 +129,11 @@ var requestLimitKeys = []string{"unit", "requests_per_unit", "unlimited", "name"
 
 // parseRequestLimit reads a request limit: envoy's {unit, requests_per_unit, unlimited, name,
 // replaces} or Sluice's {window, requests, buckets}, in any mix.
-func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) (Limit, bool, bool) {
+func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) ([]Limit, bool, bool) {
 	l := Limit{Kind: KindRequests, Buckets: DefaultBuckets}
 	f, ok := c.mapping(n, path, requestLimitKeys...)
 	if !ok {
-		return l, false, false
+		return nil, false, false
 	}
 	n = resolve(n)
 	errs := len(c.problems)
@@ -143,7 +148,7 @@ func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) (Limi
 	var unlimited bool
 	if f.has("unlimited") {
 		if unlimited, ok = c.boolean(f.vals["unlimited"], join(path, "unlimited")); !ok {
-			return l, false, false // what else is missing depends on what was meant
+			return nil, false, false // what else is missing depends on what was meant
 		}
 	}
 	countKey := ""
@@ -171,9 +176,19 @@ func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) (Limi
 		if l.Requests > 0 {
 			c.errorf(f.keys[countKey], join(path, countKey), "must not be given with unlimited")
 		}
-		return l, len(c.problems) == errs, len(c.problems) == errs
+		return nil, len(c.problems) == errs, len(c.problems) == errs
 	}
 
+	c.parseWindow(f, n, path, &l)
+	if countKey == "" {
+		c.errorf(n, join(path, "requests_per_unit"), "missing: give requests_per_unit or requests (or unlimited: true)")
+	}
+	l.ID = limitID(l)
+	return []Limit{l}, false, len(c.problems) == errs
+}
+
+// parseWindow reads the window of a limit, as a unit or a duration, and its buckets.
+func (c *checker) parseWindow(f fields, n *yaml.Node, path string, l *Limit) {
 	switch {
 	case f.has("unit") && f.has("window"):
 		c.errorf(f.keys["window"], join(path, "window"), "window and unit are alternatives; give one")
@@ -190,9 +205,6 @@ func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) (Limi
 	default:
 		c.errorf(n, join(path, "unit"), "missing: give unit (second, minute, ...) or window (like 10s)")
 	}
-	if countKey == "" {
-		c.errorf(n, join(path, "requests_per_unit"), "missing: give requests_per_unit or requests (or unlimited: true)")
-	}
 	if f.has("buckets") {
 		b, ok := c.count(f.vals["buckets"], join(path, "buckets"), MaxBuckets)
 		if ok && b == 0 {
@@ -205,10 +217,56 @@ func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) (Limi
 	if l.Window > 0 && l.Window/time.Duration(l.Buckets) < time.Microsecond {
 		c.errorf(n, join(path, "buckets"), "%d buckets over %v are shorter than 1µs each", l.Buckets, l.Window)
 	}
-	// The bucket count is part of the ID: the counter's hash fields are
-	// bucket numbers, meaningless under another bucket width.
-	l.ID = l.Kind.idPrefix() + ":" + formatWindow(l.Window) + ":" + strconv.Itoa(l.Buckets)
-	return l, false, len(c.problems) == errs
+}
+
+// limitID names a limit's counter among its descriptor's: kind, window and
+// bucket count. The bucket count is part of it because the counter's hash
+// fields are bucket numbers, meaningless under another bucket width.
+func limitID(l Limit) string {
+	return l.Kind.idPrefix() + ":" + formatWindow(l.Window) + ":" + strconv.Itoa(l.Buckets)
+}
+
+// tokenKinds are the amounts a token_limit may cap, each its own counter.
+var tokenKinds = []struct {
+	key  string
+	kind Kind
+}{
+	{"total_tokens", KindTotalTokens},
+	{"prompt_tokens", KindPromptTokens},
+	{"completion_tokens", KindCompletionTokens},
+}
+
+var tokenLimitKeys = []string{"unit", "window", "buckets", "name", "total_tokens", "prompt_tokens", "completion_tokens"}
+
+// parseTokenLimit reads a token limit: {window or unit, buckets, name, and any of
+// total_tokens, prompt_tokens, completion_tokens}. Each amount given becomes one limit.
+func parseTokenLimit(c *checker, n *yaml.Node, path string, _ bool) ([]Limit, bool, bool) {
+	f, ok := c.mapping(n, path, tokenLimitKeys...)
+	if !ok {
+		return nil, false, false
+	}
+	n = resolve(n)
+	errs := len(c.problems)
+	base := Limit{Buckets: DefaultBuckets}
+	if f.has("name") {
+		base.Name, _ = c.str(f.vals["name"], join(path, "name"))
+	}
+	c.parseWindow(f, n, path, &base)
+	var out []Limit
+	for _, tk := range tokenKinds {
+		if !f.has(tk.key) {
+			continue
+		}
+		l := base
+		l.Kind = tk.kind
+		l.Requests, _ = c.count(f.vals[tk.key], join(path, tk.key), MaxRequests)
+		l.ID = limitID(l)
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		c.errorf(n, join(path, "total_tokens"), "missing: give total_tokens, prompt_tokens or completion_tokens")
+	}
+	return out, false, len(c.problems) == errs
 }
 
 // parseReplaces reads envoy's replaces: [{name: x}, ...].

@@ -42,20 +42,46 @@ import (
 	"time"
 )
 
-// Kind is the kind of a limit: what it counts. Only requests exist today; token limits
-// (total, prompt, completion) will be further kinds.
+// Kind is the kind of a limit: what it counts.
 type Kind uint8
 
 // The limit kinds.
 const (
-	KindRequests Kind = iota + 1 // requests: rate_limit / rate_limits
+	KindRequests         Kind = iota + 1 // requests: rate_limit / rate_limits
+	KindTotalTokens                      // token_limit total_tokens
+	KindPromptTokens                     // token_limit prompt_tokens
+	KindCompletionTokens                 // token_limit completion_tokens
 )
+
+// IsTokens reports whether the kind counts tokens.
+func (k Kind) IsTokens() bool { return k >= KindTotalTokens && k <= KindCompletionTokens }
+
+// String names the kind as the config writes it.
+func (k Kind) String() string {
+	switch k {
+	case KindRequests:
+		return "requests"
+	case KindTotalTokens:
+		return "total_tokens"
+	case KindPromptTokens:
+		return "prompt_tokens"
+	case KindCompletionTokens:
+		return "completion_tokens"
+	}
+	return "unknown"
+}
 
 // idPrefix is the part of a limit ID that names its kind.
 func (k Kind) idPrefix() string {
 	switch k {
 	case KindRequests:
 		return "r"
+	case KindTotalTokens:
+		return "t"
+	case KindPromptTokens:
+		return "p"
+	case KindCompletionTokens:
+		return "c"
 	}
 	return "?"
 }
@@ -77,7 +103,7 @@ type Limit struct {
 	Name     string // `name`, may be empty
 	Window   time.Duration
 	Buckets  int    // configured, or DefaultBuckets
-	Requests uint64 // 0 refuses every request
+	Requests uint64 // the amount allowed per window, in requests or tokens; 0 refuses all
 	Unit     string // "second".."year" when given as unit, "" when given as window
 	Replaces []string
 	// ID is stable and unique among the limits of one descriptor, for use in Redis keys:

@@ -2,7 +2,9 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -467,6 +469,51 @@ descriptors:
 		p := d.Warnings[i]
 		if p.Line != w.line || p.Field != w.field || !strings.Contains(p.Msg, w.msg) {
 			t.Errorf("warning %d = %q; want %v", i, p.Error(), w)
+		}
+	}
+}
+
+func TestParseTokenLimits(t *testing.T) {
+	d, err := Parse("t.yaml", []byte(`
+domain: ai
+descriptors:
+  - key: api
+    value: ChatAPI:1.0.0
+    rate_limit: {unit: second, requests_per_unit: 5}
+    token_limits:
+      - {window: 1m, total_tokens: 100000, prompt_tokens: 60000, completion_tokens: 50000}
+      - {unit: day, total_tokens: 5000000, buckets: 24}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := d.Match([]Entry{{"api", "ChatAPI:1.0.0"}})
+	if !ok {
+		t.Fatal("no match")
+	}
+	var got []string
+	for _, l := range r.Limits {
+		got = append(got, fmt.Sprintf("%s %s=%d", l.ID, l.Kind, l.Requests))
+	}
+	want := []string{
+		"r:1s:10 requests=5",
+		"t:1m:10 total_tokens=100000", "p:1m:10 prompt_tokens=60000", "c:1m:10 completion_tokens=50000",
+		"t:1d:24 total_tokens=5000000",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("limits\n got %q\nwant %q", got, want)
+	}
+
+	for _, tc := range []struct{ yaml, want string }{
+		{"token_limit: {window: 1m}", "t.yaml:4: descriptors[0].token_limit.total_tokens: missing"},
+		{"token_limit: {window: 1m, total_tokens: -1}", "t.yaml:4: descriptors[0].token_limit.total_tokens:"},
+		{"token_limit: {total_tokens: 5}", "t.yaml:4: descriptors[0].token_limit.unit: missing"},
+		{"token_limit: {window: 1m, total_tokens: 5, requests: 3}", "t.yaml:4: descriptors[0].token_limit.requests:"},
+		{"token_limits: [{window: 1m, total_tokens: 5}, {unit: minute, total_tokens: 9}]", "descriptors[0].token_limits[1]: same window"},
+	} {
+		_, err := Parse("t.yaml", []byte("domain: ai\ndescriptors:\n  - key: api\n    "+tc.yaml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.yaml, err, tc.want)
 		}
 	}
 }

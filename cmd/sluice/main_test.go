@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func noEnv(string) string { return "" }
+
+func TestCheckConfigAcceptsTheExamples(t *testing.T) {
+	for _, path := range []string{"../../deploy/examples/sluice.yaml", "../../deploy/examples/envoy-ratelimit.yaml", "../../deploy/examples"} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), []string{"check-config", path}, noEnv, &out, &errOut); err != nil {
+			t.Errorf("%s: %v\n%s", path, err, errOut.String())
+		}
+		if !strings.Contains(out.String(), "ok") {
+			t.Errorf("%s: output %q", path, out.String())
+		}
+	}
+}
+
+func TestCheckConfigNamesFileLineAndField(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	bad := "domain: apim\ndescriptors:\n  - key: api\n    rate_limit:\n      unit: fortnight\n      requests_per_unit: 10\n  - value: x\n"
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"check-config", path}, noEnv, &out, &errOut)
+	if err == nil {
+		t.Fatal("a broken config passed")
+	}
+	for _, want := range []string{
+		path + ":5: descriptors[0].rate_limit.unit:",
+		path + ":7: descriptors[1].key:",
+	} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, errOut.String())
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"serve"}, {"check-config"}, {"serve", "--no-such-flag"}} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), args, noEnv, &out, &errOut); !errors.Is(err, errUsage) {
+			t.Errorf("%v: %v, want a usage error", args, err)
+		}
+		if errOut.Len() == 0 {
+			t.Errorf("%v: nothing printed", args)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeFromEnvironmentThenStop runs `sluice serve` configured only by
+// SLUICE_* variables on the embedded store, asks it over HTTP, and stops it
+// the way SIGTERM does (the context main derives from the signal).
+func TestServeFromEnvironmentThenStop(t *testing.T) {
+	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
+	env := map[string]string{
+		"SLUICE_CONFIG":    "../../deploy/examples/sluice.yaml",
+		"SLUICE_HTTP_ADDR": httpAddr,
+		"SLUICE_GRPC_ADDR": grpcAddr,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs) }()
+
+	body := `{"domain":"apim","descriptors":[{"entries":[{"key":"api","value":"PizzaShackAPI:1.0.0"},{"key":"environment","value":"sandbox"}]}]}`
+	var over bool
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; !over && time.Now().Before(deadline); i++ {
+		resp, err := http.Post("http://"+httpAddr+"/v1/ratelimit:check", "application/json", strings.NewReader(body))
+		if err != nil {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(resp.Body)
+		_ = resp.Body.Close()
+		over = strings.Contains(buf.String(), `"OVER_LIMIT"`)
+	}
+	if !over {
+		t.Errorf("never reached the sandbox cap; logs:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "embedded") {
+		t.Errorf("start-up does not say it runs on the embedded store:\n%s", logs.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve after stop: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not return after stop")
+	}
+}
+
+func TestServeRejectsABrokenConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte("domain: ''\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	err := run(context.Background(), []string{"serve", "--config", path, "--http-addr", freeAddr(t), "--grpc-addr", freeAddr(t)}, noEnv, &logs, &logs)
+	if err == nil || !strings.Contains(fmt.Sprint(err), "domain") {
+		t.Errorf("serve with a broken config: %v, want an error naming the field", err)
+	}
+}

@@ -254,8 +254,15 @@ type ShouldRateLimitRequest struct {
 	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
 	// descriptors select the limits (at least one).
 	Descriptors []*Descriptor `protobuf:"bytes,2,rep,name=descriptors,proto3" json:"descriptors,omitempty"`
-	// hits_addend is the cost of this request; 0 means 1.
-	HitsAddend    uint64 `protobuf:"varint,3,opt,name=hits_addend,json=hitsAddend,proto3" json:"hits_addend,omitempty"`
+	// hits_addend is the cost of this request for request limits; 0 means 1.
+	HitsAddend uint64 `protobuf:"varint,3,opt,name=hits_addend,json=hitsAddend,proto3" json:"hits_addend,omitempty"`
+	// usage_estimate, when set and the descriptors match token limits, is
+	// reserved on those limits in the same atomic step as the request limits,
+	// and the answer carries a reservation_id to report the actual usage with.
+	// Without it, a token limit admits while its usage is below the limit and
+	// reserves nothing. When no matched descriptor has a token limit, the
+	// estimate reserves nothing and no reservation_id is returned.
+	UsageEstimate *UsageEstimate `protobuf:"bytes,4,opt,name=usage_estimate,json=usageEstimate,proto3" json:"usage_estimate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -311,6 +318,132 @@ func (x *ShouldRateLimitRequest) GetHitsAddend() uint64 {
 	return 0
 }
 
+func (x *ShouldRateLimitRequest) GetUsageEstimate() *UsageEstimate {
+	if x != nil {
+		return x.UsageEstimate
+	}
+	return nil
+}
+
+// UsageEstimate is what a call is expected to use before the backend answers.
+type UsageEstimate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// prompt_tokens is the expected prompt (input) size.
+	PromptTokens uint64 `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	// completion_tokens is the expected completion size, e.g. max_tokens.
+	CompletionTokens uint64 `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *UsageEstimate) Reset() {
+	*x = UsageEstimate{}
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageEstimate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageEstimate) ProtoMessage() {}
+
+func (x *UsageEstimate) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageEstimate.ProtoReflect.Descriptor instead.
+func (*UsageEstimate) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *UsageEstimate) GetPromptTokens() uint64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *UsageEstimate) GetCompletionTokens() uint64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+// Usage is what a call really used.
+type Usage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// prompt_tokens used.
+	PromptTokens uint64 `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	// completion_tokens used.
+	CompletionTokens uint64 `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	// total_tokens used; 0 means prompt_tokens + completion_tokens.
+	TotalTokens   uint64 `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Usage) Reset() {
+	*x = Usage{}
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Usage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Usage) ProtoMessage() {}
+
+func (x *Usage) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Usage.ProtoReflect.Descriptor instead.
+func (*Usage) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Usage) GetPromptTokens() uint64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCompletionTokens() uint64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetTotalTokens() uint64 {
+	if x != nil {
+		return x.TotalTokens
+	}
+	return 0
+}
+
 // RateLimit describes one configured limit.
 type RateLimit struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -331,7 +464,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[3]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +476,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[3]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +489,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{3}
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RateLimit) GetName() string {
@@ -411,14 +544,17 @@ type DescriptorStatus struct {
 	RetryAfter *durationpb.Duration `protobuf:"bytes,5,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	// shadow_mode is true when the descriptor is in shadow mode: an OVER_LIMIT
 	// code here is reported but does not refuse the call.
-	ShadowMode    bool `protobuf:"varint,6,opt,name=shadow_mode,json=shadowMode,proto3" json:"shadow_mode,omitempty"`
+	ShadowMode bool `protobuf:"varint,6,opt,name=shadow_mode,json=shadowMode,proto3" json:"shadow_mode,omitempty"`
+	// limits has the state of every limit this descriptor matched (requests and
+	// tokens), after this call.
+	Limits        []*LimitStatus `protobuf:"bytes,7,rep,name=limits,proto3" json:"limits,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescriptorStatus) Reset() {
 	*x = DescriptorStatus{}
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[4]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +566,7 @@ func (x *DescriptorStatus) String() string {
 func (*DescriptorStatus) ProtoMessage() {}
 
 func (x *DescriptorStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[4]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +579,7 @@ func (x *DescriptorStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescriptorStatus.ProtoReflect.Descriptor instead.
 func (*DescriptorStatus) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{4}
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *DescriptorStatus) GetCode() Code {
@@ -488,6 +624,87 @@ func (x *DescriptorStatus) GetShadowMode() bool {
 	return false
 }
 
+func (x *DescriptorStatus) GetLimits() []*LimitStatus {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// LimitStatus is the state of one limit after a call.
+type LimitStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// limit is the configured limit.
+	Limit *RateLimit `protobuf:"bytes,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// code is OVER_LIMIT when this limit refused (or, for a charge that
+	// cannot be refused, when it went over).
+	Code Code `protobuf:"varint,2,opt,name=code,proto3,enum=sluice.v1.Code" json:"code,omitempty"`
+	// remaining is what the limit still admits.
+	Remaining uint64 `protobuf:"varint,3,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// reserved is what this call reserved on the limit (token limits).
+	Reserved      uint64 `protobuf:"varint,4,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LimitStatus) Reset() {
+	*x = LimitStatus{}
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LimitStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LimitStatus) ProtoMessage() {}
+
+func (x *LimitStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LimitStatus.ProtoReflect.Descriptor instead.
+func (*LimitStatus) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LimitStatus) GetLimit() *RateLimit {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+func (x *LimitStatus) GetCode() Code {
+	if x != nil {
+		return x.Code
+	}
+	return Code_UNKNOWN
+}
+
+func (x *LimitStatus) GetRemaining() uint64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *LimitStatus) GetReserved() uint64 {
+	if x != nil {
+		return x.Reserved
+	}
+	return 0
+}
+
 // Header is one HTTP header for the gateway to add to its answer.
 type Header struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -501,7 +718,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[5]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +730,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[5]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +743,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{5}
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Header) GetKey() string {
@@ -556,14 +773,17 @@ type ShouldRateLimitResponse struct {
 	ResponseHeadersToAdd []*Header `protobuf:"bytes,3,rep,name=response_headers_to_add,json=responseHeadersToAdd,proto3" json:"response_headers_to_add,omitempty"`
 	// raw_body is the body the gateway sends when over limit (by default the
 	// 900801 "API Limit Reached" fault); empty when OK.
-	RawBody       string `protobuf:"bytes,4,opt,name=raw_body,json=rawBody,proto3" json:"raw_body,omitempty"`
+	RawBody string `protobuf:"bytes,4,opt,name=raw_body,json=rawBody,proto3" json:"raw_body,omitempty"`
+	// reservation_id names the tokens reserved by usage_estimate; empty when
+	// nothing was reserved. Report the actual usage with it.
+	ReservationId string `protobuf:"bytes,5,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ShouldRateLimitResponse) Reset() {
 	*x = ShouldRateLimitResponse{}
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[6]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +795,7 @@ func (x *ShouldRateLimitResponse) String() string {
 func (*ShouldRateLimitResponse) ProtoMessage() {}
 
 func (x *ShouldRateLimitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[6]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +808,7 @@ func (x *ShouldRateLimitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShouldRateLimitResponse.ProtoReflect.Descriptor instead.
 func (*ShouldRateLimitResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{6}
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ShouldRateLimitResponse) GetOverallCode() Code {
@@ -619,6 +839,13 @@ func (x *ShouldRateLimitResponse) GetRawBody() string {
 	return ""
 }
 
+func (x *ShouldRateLimitResponse) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
+}
+
 // GetUsageRequest asks for current usage; nothing is charged.
 type GetUsageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -632,7 +859,7 @@ type GetUsageRequest struct {
 
 func (x *GetUsageRequest) Reset() {
 	*x = GetUsageRequest{}
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[7]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -644,7 +871,7 @@ func (x *GetUsageRequest) String() string {
 func (*GetUsageRequest) ProtoMessage() {}
 
 func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[7]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -657,7 +884,7 @@ func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{7}
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetUsageRequest) GetDomain() string {
@@ -686,13 +913,15 @@ type LimitUsage struct {
 	// duration_until_reset is the time until everything counted has left the
 	// window.
 	DurationUntilReset *durationpb.Duration `protobuf:"bytes,4,opt,name=duration_until_reset,json=durationUntilReset,proto3" json:"duration_until_reset,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// reserved is the part of used that is reserved by calls not reported yet.
+	Reserved      uint64 `protobuf:"varint,5,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LimitUsage) Reset() {
 	*x = LimitUsage{}
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[8]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +933,7 @@ func (x *LimitUsage) String() string {
 func (*LimitUsage) ProtoMessage() {}
 
 func (x *LimitUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[8]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +946,7 @@ func (x *LimitUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LimitUsage.ProtoReflect.Descriptor instead.
 func (*LimitUsage) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{8}
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LimitUsage) GetLimit() *RateLimit {
@@ -748,6 +977,13 @@ func (x *LimitUsage) GetDurationUntilReset() *durationpb.Duration {
 	return nil
 }
 
+func (x *LimitUsage) GetReserved() uint64 {
+	if x != nil {
+		return x.Reserved
+	}
+	return 0
+}
+
 // DescriptorUsage is the usage of every limit one descriptor matched.
 type DescriptorUsage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -767,7 +1003,7 @@ type DescriptorUsage struct {
 
 func (x *DescriptorUsage) Reset() {
 	*x = DescriptorUsage{}
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[9]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +1015,7 @@ func (x *DescriptorUsage) String() string {
 func (*DescriptorUsage) ProtoMessage() {}
 
 func (x *DescriptorUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[9]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +1028,7 @@ func (x *DescriptorUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescriptorUsage.ProtoReflect.Descriptor instead.
 func (*DescriptorUsage) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{9}
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DescriptorUsage) GetEntries() []*Entry {
@@ -841,7 +1077,7 @@ type GetUsageResponse struct {
 
 func (x *GetUsageResponse) Reset() {
 	*x = GetUsageResponse{}
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[10]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +1089,7 @@ func (x *GetUsageResponse) String() string {
 func (*GetUsageResponse) ProtoMessage() {}
 
 func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_v1_ratelimit_proto_msgTypes[10]
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +1102,7 @@ func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetUsageResponse) Descriptor() ([]byte, []int) {
-	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{10}
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetUsageResponse) GetDescriptors() []*DescriptorUsage {
@@ -874,6 +1110,136 @@ func (x *GetUsageResponse) GetDescriptors() []*DescriptorUsage {
 		return x.Descriptors
 	}
 	return nil
+}
+
+// ReportUsageRequest reports what an admitted call really used.
+type ReportUsageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// reservation_id from ShouldRateLimit.
+	ReservationId string `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	// usage is the actual usage (required).
+	Usage *Usage `protobuf:"bytes,2,opt,name=usage,proto3" json:"usage,omitempty"`
+	// domain and descriptors charge the usage directly when there is no
+	// reservation_id, or when the reservation is unknown (e.g. expired).
+	Domain string `protobuf:"bytes,3,opt,name=domain,proto3" json:"domain,omitempty"`
+	// descriptors: see domain.
+	Descriptors   []*Descriptor `protobuf:"bytes,4,rep,name=descriptors,proto3" json:"descriptors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportUsageRequest) Reset() {
+	*x = ReportUsageRequest{}
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportUsageRequest) ProtoMessage() {}
+
+func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportUsageRequest.ProtoReflect.Descriptor instead.
+func (*ReportUsageRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReportUsageRequest) GetReservationId() string {
+	if x != nil {
+		return x.ReservationId
+	}
+	return ""
+}
+
+func (x *ReportUsageRequest) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
+func (x *ReportUsageRequest) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *ReportUsageRequest) GetDescriptors() []*Descriptor {
+	if x != nil {
+		return x.Descriptors
+	}
+	return nil
+}
+
+// ReportUsageResponse is the state of the limits the report charged.
+type ReportUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// limits has one entry per token limit charged, after the report.
+	Limits []*LimitStatus `protobuf:"bytes,1,rep,name=limits,proto3" json:"limits,omitempty"`
+	// charged_directly is true when the usage was charged through domain and
+	// descriptors rather than a reservation.
+	ChargedDirectly bool `protobuf:"varint,2,opt,name=charged_directly,json=chargedDirectly,proto3" json:"charged_directly,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReportUsageResponse) Reset() {
+	*x = ReportUsageResponse{}
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportUsageResponse) ProtoMessage() {}
+
+func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_v1_ratelimit_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportUsageResponse.ProtoReflect.Descriptor instead.
+func (*ReportUsageResponse) Descriptor() ([]byte, []int) {
+	return file_sluice_v1_ratelimit_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReportUsageResponse) GetLimits() []*LimitStatus {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+func (x *ReportUsageResponse) GetChargedDirectly() bool {
+	if x != nil {
+		return x.ChargedDirectly
+	}
+	return false
 }
 
 var File_sluice_v1_ratelimit_proto protoreflect.FileDescriptor
@@ -889,18 +1255,26 @@ const file_sluice_v1_ratelimit_proto_rawDesc = "" +
 	"\aentries\x18\x01 \x03(\v2\x10.sluice.v1.EntryR\aentries\x12$\n" +
 	"\vhits_addend\x18\x02 \x01(\x04H\x00R\n" +
 	"hitsAddend\x88\x01\x01B\x0e\n" +
-	"\f_hits_addend\"\x8a\x01\n" +
+	"\f_hits_addend\"\xcb\x01\n" +
 	"\x16ShouldRateLimitRequest\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x127\n" +
 	"\vdescriptors\x18\x02 \x03(\v2\x15.sluice.v1.DescriptorR\vdescriptors\x12\x1f\n" +
 	"\vhits_addend\x18\x03 \x01(\x04R\n" +
-	"hitsAddend\"\xbc\x01\n" +
+	"hitsAddend\x12?\n" +
+	"\x0eusage_estimate\x18\x04 \x01(\v2\x18.sluice.v1.UsageEstimateR\rusageEstimate\"a\n" +
+	"\rUsageEstimate\x12#\n" +
+	"\rprompt_tokens\x18\x01 \x01(\x04R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x02 \x01(\x04R\x10completionTokens\"|\n" +
+	"\x05Usage\x12#\n" +
+	"\rprompt_tokens\x18\x01 \x01(\x04R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x02 \x01(\x04R\x10completionTokens\x12!\n" +
+	"\ftotal_tokens\x18\x03 \x01(\x04R\vtotalTokens\"\xbc\x01\n" +
 	"\tRateLimit\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.sluice.v1.LimitKindR\x04kind\x12*\n" +
 	"\x11requests_per_unit\x18\x03 \x01(\x04R\x0frequestsPerUnit\x121\n" +
 	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12\x12\n" +
-	"\x04unit\x18\x05 \x01(\tR\x04unit\"\xc5\x02\n" +
+	"\x04unit\x18\x05 \x01(\tR\x04unit\"\xf5\x02\n" +
 	"\x10DescriptorStatus\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.sluice.v1.CodeR\x04code\x129\n" +
 	"\rcurrent_limit\x18\x02 \x01(\v2\x14.sluice.v1.RateLimitR\fcurrentLimit\x12'\n" +
@@ -909,24 +1283,32 @@ const file_sluice_v1_ratelimit_proto_rawDesc = "" +
 	"\vretry_after\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"retryAfter\x12\x1f\n" +
 	"\vshadow_mode\x18\x06 \x01(\bR\n" +
-	"shadowMode\"0\n" +
+	"shadowMode\x12.\n" +
+	"\x06limits\x18\a \x03(\v2\x16.sluice.v1.LimitStatusR\x06limits\"\x98\x01\n" +
+	"\vLimitStatus\x12*\n" +
+	"\x05limit\x18\x01 \x01(\v2\x14.sluice.v1.RateLimitR\x05limit\x12#\n" +
+	"\x04code\x18\x02 \x01(\x0e2\x0f.sluice.v1.CodeR\x04code\x12\x1c\n" +
+	"\tremaining\x18\x03 \x01(\x04R\tremaining\x12\x1a\n" +
+	"\breserved\x18\x04 \x01(\x04R\breserved\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xeb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x92\x02\n" +
 	"\x17ShouldRateLimitResponse\x122\n" +
 	"\foverall_code\x18\x01 \x01(\x0e2\x0f.sluice.v1.CodeR\voverallCode\x127\n" +
 	"\bstatuses\x18\x02 \x03(\v2\x1b.sluice.v1.DescriptorStatusR\bstatuses\x12H\n" +
 	"\x17response_headers_to_add\x18\x03 \x03(\v2\x11.sluice.v1.HeaderR\x14responseHeadersToAdd\x12\x19\n" +
-	"\braw_body\x18\x04 \x01(\tR\arawBody\"b\n" +
+	"\braw_body\x18\x04 \x01(\tR\arawBody\x12%\n" +
+	"\x0ereservation_id\x18\x05 \x01(\tR\rreservationId\"b\n" +
 	"\x0fGetUsageRequest\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x127\n" +
-	"\vdescriptors\x18\x02 \x03(\v2\x15.sluice.v1.DescriptorR\vdescriptors\"\xb7\x01\n" +
+	"\vdescriptors\x18\x02 \x03(\v2\x15.sluice.v1.DescriptorR\vdescriptors\"\xd3\x01\n" +
 	"\n" +
 	"LimitUsage\x12*\n" +
 	"\x05limit\x18\x01 \x01(\v2\x14.sluice.v1.RateLimitR\x05limit\x12\x12\n" +
 	"\x04used\x18\x02 \x01(\x04R\x04used\x12\x1c\n" +
 	"\tremaining\x18\x03 \x01(\x04R\tremaining\x12K\n" +
-	"\x14duration_until_reset\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x12durationUntilReset\"\xc5\x01\n" +
+	"\x14duration_until_reset\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x12durationUntilReset\x12\x1a\n" +
+	"\breserved\x18\x05 \x01(\x04R\breserved\"\xc5\x01\n" +
 	"\x0fDescriptorUsage\x12*\n" +
 	"\aentries\x18\x01 \x03(\v2\x10.sluice.v1.EntryR\aentries\x12\x18\n" +
 	"\amatched\x18\x02 \x01(\bR\amatched\x12\x1c\n" +
@@ -935,7 +1317,15 @@ const file_sluice_v1_ratelimit_proto_rawDesc = "" +
 	"shadowMode\x12-\n" +
 	"\x06limits\x18\x05 \x03(\v2\x15.sluice.v1.LimitUsageR\x06limits\"P\n" +
 	"\x10GetUsageResponse\x12<\n" +
-	"\vdescriptors\x18\x01 \x03(\v2\x1a.sluice.v1.DescriptorUsageR\vdescriptors*+\n" +
+	"\vdescriptors\x18\x01 \x03(\v2\x1a.sluice.v1.DescriptorUsageR\vdescriptors\"\xb4\x01\n" +
+	"\x12ReportUsageRequest\x12%\n" +
+	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12&\n" +
+	"\x05usage\x18\x02 \x01(\v2\x10.sluice.v1.UsageR\x05usage\x12\x16\n" +
+	"\x06domain\x18\x03 \x01(\tR\x06domain\x127\n" +
+	"\vdescriptors\x18\x04 \x03(\v2\x15.sluice.v1.DescriptorR\vdescriptors\"p\n" +
+	"\x13ReportUsageResponse\x12.\n" +
+	"\x06limits\x18\x01 \x03(\v2\x16.sluice.v1.LimitStatusR\x06limits\x12)\n" +
+	"\x10charged_directly\x18\x02 \x01(\bR\x0fchargedDirectly*+\n" +
 	"\x04Code\x12\v\n" +
 	"\aUNKNOWN\x10\x00\x12\x06\n" +
 	"\x02OK\x10\x01\x12\x0e\n" +
@@ -946,10 +1336,11 @@ const file_sluice_v1_ratelimit_proto_rawDesc = "" +
 	"\bREQUESTS\x10\x01\x12\x10\n" +
 	"\fTOTAL_TOKENS\x10\x02\x12\x11\n" +
 	"\rPROMPT_TOKENS\x10\x03\x12\x15\n" +
-	"\x11COMPLETION_TOKENS\x10\x042\xb1\x01\n" +
+	"\x11COMPLETION_TOKENS\x10\x042\xff\x01\n" +
 	"\x10RateLimitService\x12X\n" +
 	"\x0fShouldRateLimit\x12!.sluice.v1.ShouldRateLimitRequest\x1a\".sluice.v1.ShouldRateLimitResponse\x12C\n" +
-	"\bGetUsage\x12\x1a.sluice.v1.GetUsageRequest\x1a\x1b.sluice.v1.GetUsageResponseB6Z4github.com/sluice-rl/sluice/proto/sluice/v1;sluicev1b\x06proto3"
+	"\bGetUsage\x12\x1a.sluice.v1.GetUsageRequest\x1a\x1b.sluice.v1.GetUsageResponse\x12L\n" +
+	"\vReportUsage\x12\x1d.sluice.v1.ReportUsageRequest\x1a\x1e.sluice.v1.ReportUsageResponseB6Z4github.com/sluice-rl/sluice/proto/sluice/v1;sluicev1b\x06proto3"
 
 var (
 	file_sluice_v1_ratelimit_proto_rawDescOnce sync.Once
@@ -964,50 +1355,64 @@ func file_sluice_v1_ratelimit_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_v1_ratelimit_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sluice_v1_ratelimit_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_sluice_v1_ratelimit_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_sluice_v1_ratelimit_proto_goTypes = []any{
 	(Code)(0),                       // 0: sluice.v1.Code
 	(LimitKind)(0),                  // 1: sluice.v1.LimitKind
 	(*Entry)(nil),                   // 2: sluice.v1.Entry
 	(*Descriptor)(nil),              // 3: sluice.v1.Descriptor
 	(*ShouldRateLimitRequest)(nil),  // 4: sluice.v1.ShouldRateLimitRequest
-	(*RateLimit)(nil),               // 5: sluice.v1.RateLimit
-	(*DescriptorStatus)(nil),        // 6: sluice.v1.DescriptorStatus
-	(*Header)(nil),                  // 7: sluice.v1.Header
-	(*ShouldRateLimitResponse)(nil), // 8: sluice.v1.ShouldRateLimitResponse
-	(*GetUsageRequest)(nil),         // 9: sluice.v1.GetUsageRequest
-	(*LimitUsage)(nil),              // 10: sluice.v1.LimitUsage
-	(*DescriptorUsage)(nil),         // 11: sluice.v1.DescriptorUsage
-	(*GetUsageResponse)(nil),        // 12: sluice.v1.GetUsageResponse
-	(*durationpb.Duration)(nil),     // 13: google.protobuf.Duration
+	(*UsageEstimate)(nil),           // 5: sluice.v1.UsageEstimate
+	(*Usage)(nil),                   // 6: sluice.v1.Usage
+	(*RateLimit)(nil),               // 7: sluice.v1.RateLimit
+	(*DescriptorStatus)(nil),        // 8: sluice.v1.DescriptorStatus
+	(*LimitStatus)(nil),             // 9: sluice.v1.LimitStatus
+	(*Header)(nil),                  // 10: sluice.v1.Header
+	(*ShouldRateLimitResponse)(nil), // 11: sluice.v1.ShouldRateLimitResponse
+	(*GetUsageRequest)(nil),         // 12: sluice.v1.GetUsageRequest
+	(*LimitUsage)(nil),              // 13: sluice.v1.LimitUsage
+	(*DescriptorUsage)(nil),         // 14: sluice.v1.DescriptorUsage
+	(*GetUsageResponse)(nil),        // 15: sluice.v1.GetUsageResponse
+	(*ReportUsageRequest)(nil),      // 16: sluice.v1.ReportUsageRequest
+	(*ReportUsageResponse)(nil),     // 17: sluice.v1.ReportUsageResponse
+	(*durationpb.Duration)(nil),     // 18: google.protobuf.Duration
 }
 var file_sluice_v1_ratelimit_proto_depIdxs = []int32{
 	2,  // 0: sluice.v1.Descriptor.entries:type_name -> sluice.v1.Entry
 	3,  // 1: sluice.v1.ShouldRateLimitRequest.descriptors:type_name -> sluice.v1.Descriptor
-	1,  // 2: sluice.v1.RateLimit.kind:type_name -> sluice.v1.LimitKind
-	13, // 3: sluice.v1.RateLimit.window:type_name -> google.protobuf.Duration
-	0,  // 4: sluice.v1.DescriptorStatus.code:type_name -> sluice.v1.Code
-	5,  // 5: sluice.v1.DescriptorStatus.current_limit:type_name -> sluice.v1.RateLimit
-	13, // 6: sluice.v1.DescriptorStatus.duration_until_reset:type_name -> google.protobuf.Duration
-	13, // 7: sluice.v1.DescriptorStatus.retry_after:type_name -> google.protobuf.Duration
-	0,  // 8: sluice.v1.ShouldRateLimitResponse.overall_code:type_name -> sluice.v1.Code
-	6,  // 9: sluice.v1.ShouldRateLimitResponse.statuses:type_name -> sluice.v1.DescriptorStatus
-	7,  // 10: sluice.v1.ShouldRateLimitResponse.response_headers_to_add:type_name -> sluice.v1.Header
-	3,  // 11: sluice.v1.GetUsageRequest.descriptors:type_name -> sluice.v1.Descriptor
-	5,  // 12: sluice.v1.LimitUsage.limit:type_name -> sluice.v1.RateLimit
-	13, // 13: sluice.v1.LimitUsage.duration_until_reset:type_name -> google.protobuf.Duration
-	2,  // 14: sluice.v1.DescriptorUsage.entries:type_name -> sluice.v1.Entry
-	10, // 15: sluice.v1.DescriptorUsage.limits:type_name -> sluice.v1.LimitUsage
-	11, // 16: sluice.v1.GetUsageResponse.descriptors:type_name -> sluice.v1.DescriptorUsage
-	4,  // 17: sluice.v1.RateLimitService.ShouldRateLimit:input_type -> sluice.v1.ShouldRateLimitRequest
-	9,  // 18: sluice.v1.RateLimitService.GetUsage:input_type -> sluice.v1.GetUsageRequest
-	8,  // 19: sluice.v1.RateLimitService.ShouldRateLimit:output_type -> sluice.v1.ShouldRateLimitResponse
-	12, // 20: sluice.v1.RateLimitService.GetUsage:output_type -> sluice.v1.GetUsageResponse
-	19, // [19:21] is the sub-list for method output_type
-	17, // [17:19] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	5,  // 2: sluice.v1.ShouldRateLimitRequest.usage_estimate:type_name -> sluice.v1.UsageEstimate
+	1,  // 3: sluice.v1.RateLimit.kind:type_name -> sluice.v1.LimitKind
+	18, // 4: sluice.v1.RateLimit.window:type_name -> google.protobuf.Duration
+	0,  // 5: sluice.v1.DescriptorStatus.code:type_name -> sluice.v1.Code
+	7,  // 6: sluice.v1.DescriptorStatus.current_limit:type_name -> sluice.v1.RateLimit
+	18, // 7: sluice.v1.DescriptorStatus.duration_until_reset:type_name -> google.protobuf.Duration
+	18, // 8: sluice.v1.DescriptorStatus.retry_after:type_name -> google.protobuf.Duration
+	9,  // 9: sluice.v1.DescriptorStatus.limits:type_name -> sluice.v1.LimitStatus
+	7,  // 10: sluice.v1.LimitStatus.limit:type_name -> sluice.v1.RateLimit
+	0,  // 11: sluice.v1.LimitStatus.code:type_name -> sluice.v1.Code
+	0,  // 12: sluice.v1.ShouldRateLimitResponse.overall_code:type_name -> sluice.v1.Code
+	8,  // 13: sluice.v1.ShouldRateLimitResponse.statuses:type_name -> sluice.v1.DescriptorStatus
+	10, // 14: sluice.v1.ShouldRateLimitResponse.response_headers_to_add:type_name -> sluice.v1.Header
+	3,  // 15: sluice.v1.GetUsageRequest.descriptors:type_name -> sluice.v1.Descriptor
+	7,  // 16: sluice.v1.LimitUsage.limit:type_name -> sluice.v1.RateLimit
+	18, // 17: sluice.v1.LimitUsage.duration_until_reset:type_name -> google.protobuf.Duration
+	2,  // 18: sluice.v1.DescriptorUsage.entries:type_name -> sluice.v1.Entry
+	13, // 19: sluice.v1.DescriptorUsage.limits:type_name -> sluice.v1.LimitUsage
+	14, // 20: sluice.v1.GetUsageResponse.descriptors:type_name -> sluice.v1.DescriptorUsage
+	6,  // 21: sluice.v1.ReportUsageRequest.usage:type_name -> sluice.v1.Usage
+	3,  // 22: sluice.v1.ReportUsageRequest.descriptors:type_name -> sluice.v1.Descriptor
+	9,  // 23: sluice.v1.ReportUsageResponse.limits:type_name -> sluice.v1.LimitStatus
+	4,  // 24: sluice.v1.RateLimitService.ShouldRateLimit:input_type -> sluice.v1.ShouldRateLimitRequest
+	12, // 25: sluice.v1.RateLimitService.GetUsage:input_type -> sluice.v1.GetUsageRequest
+	16, // 26: sluice.v1.RateLimitService.ReportUsage:input_type -> sluice.v1.ReportUsageRequest
+	11, // 27: sluice.v1.RateLimitService.ShouldRateLimit:output_type -> sluice.v1.ShouldRateLimitResponse
+	15, // 28: sluice.v1.RateLimitService.GetUsage:output_type -> sluice.v1.GetUsageResponse
+	17, // 29: sluice.v1.RateLimitService.ReportUsage:output_type -> sluice.v1.ReportUsageResponse
+	27, // [27:30] is the sub-list for method output_type
+	24, // [24:27] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_ratelimit_proto_init() }
@@ -1022,7 +1427,7 @@ func file_sluice_v1_ratelimit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_v1_ratelimit_proto_rawDesc), len(file_sluice_v1_ratelimit_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

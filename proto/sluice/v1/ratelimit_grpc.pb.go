@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	RateLimitService_ShouldRateLimit_FullMethodName = "/sluice.v1.RateLimitService/ShouldRateLimit"
 	RateLimitService_GetUsage_FullMethodName        = "/sluice.v1.RateLimitService/GetUsage"
+	RateLimitService_ReportUsage_FullMethodName     = "/sluice.v1.RateLimitService/ReportUsage"
 )
 
 // RateLimitServiceClient is the client API for RateLimitService service.
@@ -38,9 +39,18 @@ type RateLimitServiceClient interface {
 	// Over limit is an answer (overall_code OVER_LIMIT), not an error.
 	// Errors: INVALID_ARGUMENT (names the field), UNAVAILABLE (Redis).
 	ShouldRateLimit(ctx context.Context, in *ShouldRateLimitRequest, opts ...grpc.CallOption) (*ShouldRateLimitResponse, error)
-	// GetUsage shows, per descriptor and limit, what is used and what remains,
-	// charging nothing.
+	// GetUsage shows, per descriptor and limit, what is used, what is reserved
+	// but not yet reported, and what remains, charging nothing.
 	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
+	// ReportUsage tells what an admitted AI call really used. With a
+	// reservation_id it removes the reservation (if its bucket is still inside
+	// the window) and charges the actual usage now, even past the limit.
+	// Reporting the same reservation again changes nothing and answers as the
+	// first report did. With domain + descriptors (instead of, or as a fallback
+	// for, an unknown reservation) it charges the usage to the token limits the
+	// descriptors match. Errors: INVALID_ARGUMENT, NOT_FOUND (unknown
+	// reservation and no descriptors), UNAVAILABLE.
+	ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error)
 }
 
 type rateLimitServiceClient struct {
@@ -71,6 +81,16 @@ func (c *rateLimitServiceClient) GetUsage(ctx context.Context, in *GetUsageReque
 	return out, nil
 }
 
+func (c *rateLimitServiceClient) ReportUsage(ctx context.Context, in *ReportUsageRequest, opts ...grpc.CallOption) (*ReportUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportUsageResponse)
+	err := c.cc.Invoke(ctx, RateLimitService_ReportUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RateLimitServiceServer is the server API for RateLimitService service.
 // All implementations must embed UnimplementedRateLimitServiceServer
 // for forward compatibility.
@@ -86,9 +106,18 @@ type RateLimitServiceServer interface {
 	// Over limit is an answer (overall_code OVER_LIMIT), not an error.
 	// Errors: INVALID_ARGUMENT (names the field), UNAVAILABLE (Redis).
 	ShouldRateLimit(context.Context, *ShouldRateLimitRequest) (*ShouldRateLimitResponse, error)
-	// GetUsage shows, per descriptor and limit, what is used and what remains,
-	// charging nothing.
+	// GetUsage shows, per descriptor and limit, what is used, what is reserved
+	// but not yet reported, and what remains, charging nothing.
 	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
+	// ReportUsage tells what an admitted AI call really used. With a
+	// reservation_id it removes the reservation (if its bucket is still inside
+	// the window) and charges the actual usage now, even past the limit.
+	// Reporting the same reservation again changes nothing and answers as the
+	// first report did. With domain + descriptors (instead of, or as a fallback
+	// for, an unknown reservation) it charges the usage to the token limits the
+	// descriptors match. Errors: INVALID_ARGUMENT, NOT_FOUND (unknown
+	// reservation and no descriptors), UNAVAILABLE.
+	ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error)
 	mustEmbedUnimplementedRateLimitServiceServer()
 }
 
@@ -104,6 +133,9 @@ func (UnimplementedRateLimitServiceServer) ShouldRateLimit(context.Context, *Sho
 }
 func (UnimplementedRateLimitServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedRateLimitServiceServer) ReportUsage(context.Context, *ReportUsageRequest) (*ReportUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportUsage not implemented")
 }
 func (UnimplementedRateLimitServiceServer) mustEmbedUnimplementedRateLimitServiceServer() {}
 func (UnimplementedRateLimitServiceServer) testEmbeddedByValue()                          {}
@@ -162,6 +194,24 @@ func _RateLimitService_GetUsage_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RateLimitService_ReportUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RateLimitServiceServer).ReportUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RateLimitService_ReportUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RateLimitServiceServer).ReportUsage(ctx, req.(*ReportUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RateLimitService_ServiceDesc is the grpc.ServiceDesc for RateLimitService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -176,6 +226,10 @@ var RateLimitService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUsage",
 			Handler:    _RateLimitService_GetUsage_Handler,
+		},
+		{
+			MethodName: "ReportUsage",
+			Handler:    _RateLimitService_ReportUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	rlcommon "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+)
+
+// descriptorValue names descriptor i of a call. The config's key-only rules
+// give every value its own counter, so n descriptors charge n counters.
+func descriptorValue(i int) string { return fmt.Sprintf("d%d", i) }
+
+// shouldRateLimitCalls returns one call per caller: ShouldRateLimit with n
+// descriptors under key, over the API named by api, caller i on conn i%len.
+// The request is built once and only read while calls run.
+func shouldRateLimitCalls(api, key string, n, callers int, conns []*grpc.ClientConn) []callFunc {
+	calls := make([]callFunc, callers)
+	switch api {
+	case "sluice":
+		req := &sluicev1.ShouldRateLimitRequest{Domain: benchDomain, HitsAddend: 1}
+		for i := range n {
+			req.Descriptors = append(req.Descriptors, &sluicev1.Descriptor{
+				Entries: []*sluicev1.Entry{{Key: key, Value: descriptorValue(i)}},
+			})
+		}
+		for i := range calls {
+			c := sluicev1.NewRateLimitServiceClient(conns[i%len(conns)])
+			calls[i] = func(ctx context.Context) (bool, error) {
+				resp, err := c.ShouldRateLimit(ctx, req)
+				if err != nil {
+					return false, err
+				}
+				return resp.GetOverallCode() == sluicev1.Code_OVER_LIMIT, nil
+			}
+		}
+	default: // envoy
+		req := &rlsv3.RateLimitRequest{Domain: benchDomain, HitsAddend: 1}
+		for i := range n {
+			req.Descriptors = append(req.Descriptors, &rlcommon.RateLimitDescriptor{
+				Entries: []*rlcommon.RateLimitDescriptor_Entry{{Key: key, Value: descriptorValue(i)}},
+			})
+		}
+		for i := range calls {
+			c := rlsv3.NewRateLimitServiceClient(conns[i%len(conns)])
+			calls[i] = func(ctx context.Context) (bool, error) {
+				resp, err := c.ShouldRateLimit(ctx, req)
+				if err != nil {
+					return false, err
+				}
+				return resp.GetOverallCode() == rlsv3.RateLimitResponse_OVER_LIMIT, nil
+			}
+		}
+	}
+	return calls
+}
+
+// healthCalls returns one grpc.health.v1 Check per caller: the cheapest call
+// the sluice process answers, so the ceiling of its gRPC stack.
+func healthCalls(callers int, conns []*grpc.ClientConn) []callFunc {
+	req := &healthpb.HealthCheckRequest{}
+	calls := make([]callFunc, callers)
+	for i := range calls {
+		c := healthpb.NewHealthClient(conns[i%len(conns)])
+		calls[i] = func(ctx context.Context) (bool, error) {
+			resp, err := c.Check(ctx, req)
+			if err != nil {
+				return false, err
+			}
+			if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				return false, fmt.Errorf("health: %v", resp.GetStatus())
+			}
+			return false, nil
+		}
+	}
+	return calls
+}

@@ -1,0 +1,272 @@
+// Command bench load-tests Sluice on this machine and compares it with its
+// two ceilings: the gRPC stack of the same process (grpc.health.v1 Check) and
+// Redis running the same sliding-window script (redis-benchmark EVALSHA).
+//
+// How it works: it starts a private redis-server (internal/redistest), builds
+// ./cmd/sluice into a temporary directory and runs it as a separate process
+// against that Redis with a generated config, waits for /readyz, then for each
+// -callers count runs the gRPC loads (warm-up, then -duration measured), and
+// finally runs redis-benchmark. Every call's latency is recorded client-side in
+// a per-caller log-linear histogram; Redis work per decision comes from INFO
+// commandstats before and after each run. Everything it starts is stopped on
+// return, on error and on Ctrl-C, and the whole program is bounded by -timeout.
+//
+//	go run ./bench -duration 5s -callers 1,16,64
+//	make bench BENCH_ARGS='-api sluice -descriptors 3'
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluice-rl/sluice/internal/redistest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run is main without the process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	o, err := parseOptions(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	defer func() {
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = fmt.Errorf("%w (the whole run is bounded by -timeout %v)", err, o.timeout)
+		}
+	}()
+
+	if o.has(runRedis) {
+		if _, err := exec.LookPath("redis-benchmark"); err != nil {
+			return fmt.Errorf("the %s run needs redis-benchmark on PATH: %w", runRedis, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	// Redis.
+	rs, err := redistest.Run()
+	if err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	defer rs.Stop()
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr()})
+	defer rdb.Close()
+	env, err := describeEnv(ctx, rdb)
+	if err != nil {
+		return err
+	}
+
+	// Sluice.
+	bin, extra := o.sluiceBin, []string(nil)
+	switch {
+	case o.cpuProfile != "":
+		prof, err := filepath.Abs(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "building ./bench/sluiceprof (sluice with a CPU profile) ...")
+		if bin, err = buildSluice(ctx, dir, "./bench/sluiceprof"); err != nil {
+			return err
+		}
+		extra = []string{"--cpuprofile", prof}
+	case bin == "":
+		fmt.Fprintln(stderr, "building ./cmd/sluice ...")
+		if bin, err = buildSluice(ctx, dir, "./cmd/sluice"); err != nil {
+			return err
+		}
+	}
+	cfgPath, err := writeConfig(dir, o.capPerSecond)
+	if err != nil {
+		return err
+	}
+	var logTo io.Writer
+	if o.verbose {
+		logTo = stderr
+	}
+	sp, err := startSluice(ctx, bin, cfgPath, rs.URL(), extra, logTo)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if serr := sp.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+
+	fmt.Fprintf(stdout, "sluice bench  %s  go %s  %d CPUs  redis %s\n", time.Now().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.NumCPU(), env.redisVersion)
+	fmt.Fprintf(stdout, "api %s, %d descriptor(s) per call, warm-up %v, measured %v per run, sluice pid %d, redis %s\n\n",
+		o.api, o.descriptors, o.warmup, o.duration, sp.pid(), rs.Addr())
+
+	fmt.Fprintf(stdout, "load average before: %s\n", loadAverage())
+	rep := newReport(stdout, o)
+	rep.header()
+	for _, n := range o.callers {
+		for _, name := range o.runs {
+			if name == runRedis {
+				continue
+			}
+			row, err := grpcRun(ctx, o, name, n, sp, rdb)
+			if err != nil {
+				return err
+			}
+			rep.add(row)
+			if !sp.alive() {
+				return sp.stop()
+			}
+		}
+	}
+	if o.has(runRedis) {
+		cmd, err := windowCommand(ctx, rdb, o.descriptors)
+		if err != nil {
+			return err
+		}
+		depths := []int{1}
+		if o.pipeline > 1 {
+			depths = append(depths, o.pipeline)
+		}
+		for _, p := range depths {
+			n, err := redisBenchRequests(ctx, rs.Port(), o.redisClients, p, o.duration, cmd)
+			if err != nil {
+				return err
+			}
+			before, err := snapshot(ctx, sp, rdb)
+			if err != nil {
+				return err
+			}
+			r, err := redisBenchmarkOnce(ctx, rs.Port(), o.redisClients, p, n, 3*o.duration+10*time.Second, cmd)
+			if err != nil {
+				return err
+			}
+			after, err := snapshot(ctx, sp, rdb)
+			if err != nil {
+				return err
+			}
+			rep.addRedis(r, before, after)
+		}
+	}
+	rep.ratios()
+	fmt.Fprintf(stdout, "load average after: %s\n", loadAverage())
+	if o.cpuProfile != "" {
+		if err := sp.stop(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nCPU profile of sluice: %s\n  go tool pprof -top %s\n", o.cpuProfile, o.cpuProfile)
+	}
+	return nil
+}
+
+// env describes the machine for the report.
+type env struct {
+	redisVersion string
+}
+
+func describeEnv(ctx context.Context, rdb *redis.Client) (env, error) {
+	info, err := rdb.InfoMap(ctx, "server").Result()
+	if err != nil {
+		return env{}, fmt.Errorf("redis INFO server: %w", err)
+	}
+	return env{redisVersion: info["Server"]["redis_version"]}, nil
+}
+
+// grpcRun runs one gRPC load (sluice, sluice-overlimit or grpc-noop) with n
+// callers and measures what it cost Redis and each process.
+func grpcRun(ctx context.Context, o *options, name string, n int, sp *sluiceProc, rdb *redis.Client) (*row, error) {
+	nconns := o.connsFor(n)
+	conns, closeConns, err := dialConns(sp.grpcAddr, nconns)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConns()
+	var calls []callFunc
+	switch name {
+	case runSluice:
+		calls = shouldRateLimitCalls(o.api, keyOpen, o.descriptors, n, conns)
+	case runOverLimit:
+		calls = shouldRateLimitCalls(o.api, keyCapped, o.descriptors, n, conns)
+	case runNoop:
+		calls = healthCalls(n, conns)
+	default:
+		return nil, fmt.Errorf("unknown run %q", name)
+	}
+
+	before, err := snapshot(ctx, sp, rdb)
+	if err != nil {
+		return nil, err
+	}
+	res, err := runLoad(ctx, name, nconns, o.warmup, o.duration, calls)
+	if err != nil {
+		return nil, err
+	}
+	after, err := snapshot(ctx, sp, rdb)
+	if err != nil {
+		return nil, err
+	}
+	return newRow(res, before, after), nil
+}
+
+// usage is what the processes had used at one moment.
+type usage struct {
+	at        time.Time
+	redis     redisStats
+	sluiceCPU time.Duration // -1 when unknown
+	benchCPU  time.Duration // this process, -1 when unknown
+	childCPU  time.Duration // children waited for (redis-benchmark), -1 when unknown
+}
+
+func snapshot(ctx context.Context, sp *sluiceProc, rdb *redis.Client) (usage, error) {
+	u := usage{at: time.Now(), sluiceCPU: -1, benchCPU: -1, childCPU: -1}
+	var err error
+	if u.redis, err = readRedisStats(ctx, rdb); err != nil {
+		return usage{}, err
+	}
+	if d, _, err := processCPU(sp.pid()); err == nil {
+		u.sluiceCPU = d
+	}
+	if self, children, err := processCPU(0); err == nil {
+		u.benchCPU, u.childCPU = self, children
+	}
+	return u, nil
+}
+
+// loadAverage returns the first line of /proc/loadavg, or "unknown": other
+// work on the machine skews every number.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the command-line flags of the harness.
+type options struct {
+	duration     time.Duration // measured time of each run
+	warmup       time.Duration // unmeasured time before each run
+	callers      []int         // one set of gRPC runs per entry
+	conns        int           // gRPC connections; 0 = one per 16 callers
+	api          string        // "envoy" or "sluice"
+	descriptors  int           // descriptors per ShouldRateLimit call
+	capPerSecond uint64        // the sluice-overlimit limit
+	runs         []string      // which runs, in order
+	redisClients int           // redis-benchmark -c
+	pipeline     int           // redis-benchmark -P for the pipelined row
+	sluiceBin    string        // a prebuilt sluice binary; empty builds ./cmd/sluice
+	cpuProfile   string        // write a CPU profile of sluice here
+	timeout      time.Duration // bound on the whole program; 0 = derived
+	verbose      bool          // copy sluice's log to stderr
+}
+
+// Run names.
+const (
+	runSluice    = "sluice"
+	runOverLimit = "sluice-overlimit"
+	runNoop      = "grpc-noop"
+	runRedis     = "redis-script"
+)
+
+var allRuns = []string{runSluice, runOverLimit, runNoop, runRedis}
+
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: go run ./bench [flags]\n\n"+
+			"Starts a private redis-server and a sluice process, loads them over\n"+
+			"loopback and prints decisions/s and latency per run.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	callers := fs.String("callers", "64", "concurrent callers; a comma-separated list runs each")
+	runs := fs.String("runs", strings.Join(allRuns, ","), "runs to do, comma-separated, from: "+strings.Join(allRuns, ", "))
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
+	fs.IntVar(&o.conns, "conns", 0, "gRPC connections shared by the callers (0: one per 16 callers)")
+	fs.StringVar(&o.api, "api", "envoy", "ShouldRateLimit API: envoy (envoy.service.ratelimit.v3) or sluice (sluice.v1)")
+	fs.IntVar(&o.descriptors, "descriptors", 1, "descriptors in each ShouldRateLimit call (and counters in each redis-script call)")
+	fs.Uint64Var(&o.capPerSecond, "cap", 1000, "requests per second allowed per descriptor in the sluice-overlimit run")
+	fs.IntVar(&o.redisClients, "redis-clients", 50, "redis-benchmark connections (-c)")
+	fs.IntVar(&o.pipeline, "pipeline", 16, "redis-benchmark pipeline depth (-P) of the pipelined row; 0 or 1 skips it")
+	fs.StringVar(&o.sluiceBin, "sluice-bin", "", "use this sluice binary instead of building ./cmd/sluice")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the sluice process to this file (builds ./bench/sluiceprof, a profiling wrapper of server.Run)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: derived from the runs)")
+	fs.BoolVar(&o.verbose, "v", false, "copy sluice's log to stderr")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	var err error
+	if o.callers, err = parseIntList(*callers); err != nil {
+		return nil, fmt.Errorf("-callers: %w", err)
+	}
+	for _, r := range splitList(*runs) {
+		if !slices.Contains(allRuns, r) {
+			return nil, fmt.Errorf("-runs: unknown run %q", r)
+		}
+		o.runs = append(o.runs, r)
+	}
+	var errs []error
+	if len(o.runs) == 0 {
+		errs = append(errs, errors.New("-runs: none given"))
+	}
+	if o.duration <= 0 {
+		errs = append(errs, errors.New("-duration: must be positive"))
+	}
+	if o.warmup < 0 {
+		errs = append(errs, errors.New("-warmup: must not be negative"))
+	}
+	if o.conns < 0 {
+		errs = append(errs, errors.New("-conns: must not be negative"))
+	}
+	if o.api != "envoy" && o.api != "sluice" {
+		errs = append(errs, fmt.Errorf("-api: %q is neither envoy nor sluice", o.api))
+	}
+	if o.descriptors < 1 || o.descriptors > 1000 {
+		errs = append(errs, errors.New("-descriptors: must be between 1 and 1000"))
+	}
+	if o.capPerSecond < 1 {
+		errs = append(errs, errors.New("-cap: must be positive"))
+	}
+	if o.redisClients < 1 {
+		errs = append(errs, errors.New("-redis-clients: must be positive"))
+	}
+	if o.pipeline < 0 {
+		errs = append(errs, errors.New("-pipeline: must not be negative"))
+	}
+	if o.timeout < 0 {
+		errs = append(errs, errors.New("-timeout: must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if o.timeout == 0 {
+		o.timeout = o.derivedTimeout()
+	}
+	return o, nil
+}
+
+// derivedTimeout allows for building sluice, twice the planned run time and
+// slack for start-up and shutdown.
+func (o *options) derivedTimeout() time.Duration {
+	per := o.warmup + o.duration
+	var planned time.Duration
+	for _, r := range o.runs {
+		if r == runRedis {
+			planned += 3 * o.duration // calibration + unpipelined + pipelined
+			continue
+		}
+		planned += time.Duration(len(o.callers)) * per
+	}
+	return 3*time.Minute + 2*planned
+}
+
+// connsFor returns how many gRPC connections n callers share.
+func (o *options) connsFor(n int) int {
+	if o.conns > 0 {
+		return min(o.conns, n)
+	}
+	return max(1, (n+15)/16)
+}
+
+func (o *options) has(run string) bool { return slices.Contains(o.runs, run) }
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func parseIntList(s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 100_000 {
+			return nil, fmt.Errorf("%q is not a count between 1 and 100000", f)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("none given")
+	}
+	return out, nil
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// row is one measured run as the report prints it.
+type row struct {
+	name        string
+	callers     int
+	conns       int
+	rate        float64 // decisions (calls) per second, errors excluded
+	p50         time.Duration
+	p99         time.Duration
+	p999        time.Duration // 0 when unknown
+	max         time.Duration
+	errors      string
+	overPct     float64 // -1 when not applicable
+	scriptsPer  float64 // Redis script calls per call; -1 when unknown
+	commandsPer float64 // Redis commands per call; -1 when unknown
+	cpuSluice   float64 // cores busy over the run; -1 when unknown
+	cpuRedis    float64
+	cpuBench    float64
+}
+
+func newRow(r *loadResult, before, after usage) *row {
+	wall := after.at.Sub(before.at).Seconds()
+	cores := func(a, b time.Duration) float64 {
+		if a < 0 || b < 0 || wall <= 0 {
+			return -1
+		}
+		return (b - a).Seconds() / wall
+	}
+	rs := after.redis.sub(before.redis)
+	w := &row{
+		name:        r.name,
+		callers:     r.callers,
+		conns:       r.conns,
+		rate:        r.Rate(),
+		p50:         r.hist.Quantile(0.50),
+		p99:         r.hist.Quantile(0.99),
+		p999:        r.hist.Quantile(0.999),
+		max:         r.hist.Max(),
+		errors:      r.ErrorSummary(),
+		overPct:     -1,
+		scriptsPer:  -1,
+		commandsPer: -1,
+		cpuSluice:   cores(before.sluiceCPU, after.sluiceCPU),
+		cpuBench:    cores(before.benchCPU, after.benchCPU),
+		cpuRedis:    -1,
+	}
+	if wall > 0 {
+		w.cpuRedis = rs.cpu / wall
+	}
+	if r.name != runNoop {
+		if n := r.hist.Count(); n > 0 {
+			w.overPct = 100 * float64(r.over) / float64(n)
+		}
+		if r.allCalls > 0 {
+			w.scriptsPer = float64(rs.scripts) / float64(r.allCalls)
+			// the INFO call itself is one command of the delta
+			w.commandsPer = float64(rs.commands-1) / float64(r.allCalls)
+		}
+	}
+	return w
+}
+
+// report prints rows as they come, then the ratios.
+type report struct {
+	w     io.Writer
+	o     *options
+	rows  []*row
+	redis []*redisBenchResult
+}
+
+func newReport(w io.Writer, o *options) *report { return &report{w: w, o: o} }
+
+const rowFormat = "%-22s %7s %5s %12s %9s %9s %9s %9s %6s %9s %8s %8s  %s\n"
+
+func (r *report) header() {
+	fmt.Fprintf(r.w, rowFormat, "run", "callers", "conns", "decisions/s", "p50", "p99", "p99.9", "max",
+		"over%", "scripts/d", "cmds/d", "CPU s/r/b", "errors")
+}
+
+func (r *report) add(w *row) {
+	r.rows = append(r.rows, w)
+	cpu := "-"
+	if w.cpuSluice >= 0 && w.cpuRedis >= 0 && w.cpuBench >= 0 {
+		cpu = fmt.Sprintf("%.2f/%.2f/%.2f", w.cpuSluice, w.cpuRedis, w.cpuBench)
+	}
+	fmt.Fprintf(r.w, rowFormat, w.name, fmt.Sprint(w.callers), fmt.Sprint(w.conns), fmtRate(w.rate),
+		fmtDur(w.p50), fmtDur(w.p99), fmtDur(w.p999), fmtDur(w.max),
+		fmtOpt(w.overPct, "%.1f"), fmtOpt(w.scriptsPer, "%.3f"), fmtOpt(w.commandsPer, "%.3f"), cpu, w.errors)
+}
+
+// addRedis prints a redis-benchmark row; before and after bracket its run.
+func (r *report) addRedis(b *redisBenchResult, before, after usage) {
+	r.redis = append(r.redis, b)
+	name := runRedis
+	if b.pipeline > 1 {
+		name = fmt.Sprintf("%s -P%d", runRedis, b.pipeline)
+	}
+	wall := after.at.Sub(before.at).Seconds()
+	rs := after.redis.sub(before.redis)
+	scripts, cmds, cpu := "-", "-", "-"
+	if b.requests > 0 {
+		scripts = fmt.Sprintf("%.3f", float64(rs.scripts)/float64(b.requests))
+		cmds = fmt.Sprintf("%.3f", float64(rs.commands-1)/float64(b.requests))
+	}
+	if wall > 0 && before.sluiceCPU >= 0 && before.childCPU >= 0 {
+		cpu = fmt.Sprintf("%.2f/%.2f/%.2f", (after.sluiceCPU-before.sluiceCPU).Seconds()/wall,
+			rs.cpu/wall, (after.childCPU-before.childCPU).Seconds()/wall)
+	}
+	fmt.Fprintf(r.w, rowFormat, name, fmt.Sprint(b.clients), "-", fmtRate(b.rps),
+		fmtDur(b.p50), fmtDur(b.p99), "-", fmtDur(b.max), "-", scripts, cmds, cpu, "-")
+}
+
+// ratios prints, per caller count, sluice's rate against its ceilings.
+func (r *report) ratios() {
+	find := func(name string, callers int) *row {
+		for _, w := range r.rows {
+			if w.name == name && w.callers == callers {
+				return w
+			}
+		}
+		return nil
+	}
+	cols := []string{"sluice/grpc-noop", "overlimit/grpc-noop"}
+	for _, b := range r.redis {
+		if b.pipeline > 1 {
+			cols = append(cols, fmt.Sprintf("sluice/redis-P%d", b.pipeline))
+		} else {
+			cols = append(cols, "sluice/redis-script")
+		}
+	}
+	fmt.Fprintf(r.w, "\nratios of decisions/s (redis-script: %d clients, %d counter(s) per script call)\n", r.o.redisClients, r.o.descriptors)
+	fmt.Fprintf(r.w, "%-8s", "callers")
+	for _, c := range cols {
+		fmt.Fprintf(r.w, " %20s", c)
+	}
+	fmt.Fprintln(r.w)
+	ratio := func(a *row, b float64) string {
+		if a == nil || b <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", a.rate/b)
+	}
+	rate := func(w *row) float64 {
+		if w == nil {
+			return 0
+		}
+		return w.rate
+	}
+	for _, n := range r.o.callers {
+		s, ol, noop := find(runSluice, n), find(runOverLimit, n), find(runNoop, n)
+		cells := []string{ratio(s, rate(noop)), ratio(ol, rate(noop))}
+		for _, b := range r.redis {
+			cells = append(cells, ratio(s, b.rps))
+		}
+		fmt.Fprintf(r.w, "%-8d", n)
+		for _, c := range cells {
+			fmt.Fprintf(r.w, " %20s", c)
+		}
+		fmt.Fprintln(r.w)
+	}
+	if r.o.descriptors > 1 {
+		fmt.Fprintf(r.w, "(each decision checks %d descriptors: descriptor checks/s = %d × decisions/s)\n", r.o.descriptors, r.o.descriptors)
+	}
+}
+
+func fmtRate(f float64) string { return fmt.Sprintf("%.0f", f) }
+
+func fmtOpt(f float64, format string) string {
+	if f < 0 {
+		return "-"
+	}
+	return fmt.Sprintf(format, f)
+}
+
+// fmtDur prints a latency with three significant digits in µs or ms.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "-"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	default:
+		return strings.TrimSuffix(fmt.Sprintf("%.2fs", d.Seconds()), "0")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,7 +22,30 @@ type Counter struct {
 	Limit   uint64
 	Cost    uint64
 	Shadow  bool // reported, but never refuses the call
+	Op      Op   // what Cost does; OpCheck when zero
+	// Kind, for token counters, is the kind code written into a
+	// reservation record (and read back by Report); 0 for none. A counter
+	// with a Kind also reports its reserved amount in Peek mode.
+	Kind uint8
 }
+
+// Op says what a counter's Cost does.
+type Op uint8
+
+const (
+	// OpCheck charges Cost when the call is allowed; a Cost that does not
+	// fit refuses the call (cost 0: admits while used < limit).
+	OpCheck Op = 0
+	// OpReserve is OpCheck for a token reservation: a Cost above the whole
+	// limit admits while used < limit and takes what remains, so an
+	// oversize estimate waits for room instead of being refused forever.
+	OpReserve Op = 1
+	// OpForce charges Cost even past the limit and never refuses the call:
+	// usage that already happened.
+	OpForce Op = 2
+	// OpRefund gives Cost back, newest buckets first, never below zero.
+	OpRefund Op = 3
+)
 
 // Mode says whether a Window call charges the counters.
 type Mode int
@@ -40,6 +64,10 @@ type CounterResult struct {
 	Remaining  uint64        // max(limit - used, 0)
 	ResetAfter time.Duration // until everything now counted has aged out
 	RetryAfter time.Duration // until the cost would fit; 0 when not Over
+	// Amount is, in Charge mode, what was charged (negative: refunded); in
+	// Peek mode, for a counter with a Kind, what is reserved and not yet
+	// reported in the window.
+	Amount int64
 }
 
 // Result is the answer of a Window call.
@@ -86,20 +114,42 @@ func (w *Window) Run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 	if len(counters) == 0 {
 		return Result{}, errors.New("window: no counters")
 	}
-	keys := make([]string, len(counters))
-	args := make([]any, 1, 1+5*len(counters))
-	args[0] = int(mode)
+	return w.run(ctx, rdb, mode, counters, "", 0)
+}
+
+// Reserve is Run in Charge mode that also writes a reservation record under
+// recordKey, kept for ttl, listing every OpReserve counter with the bucket
+// and amount it was charged, for Report to reconcile. Nothing is written
+// when the call is refused.
+func (w *Window) Reserve(ctx context.Context, rdb redis.Scripter, counters []Counter, recordKey string, ttl time.Duration) (Result, error) {
+	if recordKey == "" || ttl < time.Millisecond {
+		return Result{}, fmt.Errorf("window: reservation needs a key and a ttl of at least 1ms, got %q %v", recordKey, ttl)
+	}
+	return w.run(ctx, rdb, Charge, counters, recordKey, ttl.Milliseconds())
+}
+
+func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counters []Counter, recordKey string, ttlMS int64) (Result, error) {
+	keys := make([]string, len(counters), len(counters)+1)
+	args := make([]any, 2, 2+6*len(counters))
+	args[0], args[1] = int(mode), ttlMS
 	for i := range counters {
 		c := &counters[i]
 		if err := c.validate(); err != nil {
 			return Result{}, fmt.Errorf("window: counter %d: %w", i, err)
 		}
 		keys[i] = c.Key
-		shadow := 0
+		flags := int(c.Op) << 1
 		if c.Shadow {
-			shadow = 1
+			flags |= 1
 		}
-		args = append(args, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, shadow)
+		kind := ""
+		if c.Kind != 0 {
+			kind = strconv.Itoa(int(c.Kind)) // small: no allocation
+		}
+		args = append(args, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, flags, kind)
+	}
+	if recordKey != "" {
+		keys = append(keys, recordKey)
 	}
 
 	reply, err := w.script.Run(ctx, rdb, keys, args...).Result()
@@ -126,23 +176,32 @@ func (c *Counter) validate() error {
 		return fmt.Errorf("limit %d is above 2^53-1", c.Limit)
 	case c.Cost > maxExact:
 		return fmt.Errorf("cost %d is above 2^53-1", c.Cost)
+	case c.Op > OpRefund:
+		return fmt.Errorf("unknown op %d", c.Op)
 	}
 	return nil
 }
 
-// parseWindowReply checks the reply's shape: {now_us, allowed, then 5 integers per counter}.
+// parseWindowReply checks the reply's shape: {now_us, allowed, then 6 integers per counter}.
 func parseWindowReply(reply any, n int) (Result, error) {
 	vals, ok := reply.([]any)
 	if !ok {
 		return Result{}, fmt.Errorf("window script: reply is %T, want an array", reply)
 	}
-	if len(vals) != 2+5*n {
-		return Result{}, fmt.Errorf("window script: reply has %d values, want %d", len(vals), 2+5*n)
+	if len(vals) != 2+6*n {
+		return Result{}, fmt.Errorf("window script: reply has %d values, want %d", len(vals), 2+6*n)
 	}
-	ints := func(i int) (int64, error) {
+	signed := func(i int) (int64, error) {
 		v, ok := vals[i].(int64)
 		if !ok {
 			return 0, fmt.Errorf("window script: reply value %d is %T, want an integer", i, vals[i])
+		}
+		return v, nil
+	}
+	ints := func(i int) (int64, error) {
+		v, err := signed(i)
+		if err != nil {
+			return 0, err
 		}
 		if v < 0 {
 			return 0, fmt.Errorf("window script: reply value %d is negative (%d)", i, v)
@@ -166,11 +225,14 @@ func parseWindowReply(reply any, n int) (Result, error) {
 		Counters: make([]CounterResult, n),
 	}
 	for i := range res.Counters {
-		var f [5]int64
-		for j := range f {
-			if f[j], err = ints(2 + 5*i + j); err != nil {
+		var f [6]int64
+		for j := range 5 {
+			if f[j], err = ints(2 + 6*i + j); err != nil {
 				return Result{}, err
 			}
+		}
+		if f[5], err = signed(2 + 6*i + 5); err != nil {
+			return Result{}, err
 		}
 		if f[0] != 1 && f[0] != 2 {
 			return Result{}, fmt.Errorf("window script: counter %d code is %d, want 1 or 2", i, f[0])
@@ -181,6 +243,7 @@ func parseWindowReply(reply any, n int) (Result, error) {
 			Remaining:  uint64(f[2]),
 			ResetAfter: time.Duration(f[3]) * time.Microsecond,
 			RetryAfter: time.Duration(f[4]) * time.Microsecond,
+			Amount:     f[5],
 		}
 	}
 	return res, nil

@@ -1,23 +1,36 @@
--- window.lua: bucketed sliding-window counters, checked and charged all-or-nothing.
+-- window.lua: bucketed sliding-window counters, checked and charged all-or-nothing,
+-- with token reservations.
 --
 -- A limit L per window W is split into buckets of width w microseconds. At time
 -- now the current bucket is k = floor(now / w); a counter counts buckets
 -- k-n .. k, where n*w >= W, so no interval of length W ever admits more than L.
 -- Each counter is a hash: field = bucket index (decimal), value = count.
+-- A token counter keeps what is reserved and not yet reported in a second hash,
+-- <key>:rsv, laid out the same way (the reserved amounts are also in the counter).
 --
--- KEYS[i]   hash key of counter i
--- ARGV[1]   mode: 1 = charge (charge every counter if none refuses), 0 = peek (write nothing)
--- then 5 ARGV per counter i, at ARGV[2 + 5*(i-1)] ..:
+-- KEYS[i]      hash key of counter i, i = 1 .. nc
+-- KEYS[nc+1]   reservation record key, only when record_ttl_ms > 0
+-- ARGV[1]      mode: 1 = charge (charge every counter if none refuses), 0 = peek (write nothing)
+-- ARGV[2]      record_ttl_ms: > 0 writes a reservation record of the op-1 counters
+-- then 6 ARGV per counter i, at ARGV[3 + 6*(i-1)] ..:
 --   bucket_us  bucket width w, microseconds (>= 1000)
 --   n          previous buckets counted besides the current one (>= 1)
 --   limit      L, units
---   cost       units to charge; 0 checks that used < limit and charges nothing
---   shadow     1 = report only, never refuses the call; 0 = enforce
+--   cost       units; 0 checks that used < limit and charges nothing
+--   flags      bit 0: shadow (report only, never refuses the call);
+--              bits 1-2: op: 0 check  charge cost when the call is allowed
+--                            1 reserve as check, but a cost above the whole limit admits
+--                                      while used < limit and takes what remains
+--                            2 force   charge cost even past the limit; never refuses
+--                            3 refund  give cost back, newest buckets first, never below 0
+--   kind       token kind code written into the reservation record ("" for none)
 --
 -- Reply, a flat array of integers:
 --   now_us, allowed (1/0), then per counter:
 --   code (1 = ok, 2 = over), used (after charging, units), remaining (units),
---   reset_us (until everything counted has aged out), retry_us (0 when ok).
+--   reset_us (until everything counted has aged out), retry_us (0 when ok),
+--   amount: in charge mode what was charged (negative: refunded); in peek mode
+--           what <key>:rsv holds in the window (reserved, not yet reported).
 --
 -- Time is Redis TIME in integer microseconds. Lua numbers are doubles: every
 -- value here is an integer below 2^53, so arithmetic is exact.
@@ -25,26 +38,24 @@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local charge = ARGV[1] == '1'
-local nc = #KEYS
+local record_ttl = tonumber(ARGV[2])
+local nc = (#ARGV - 2) / 6
 
-local reply = {now, 1}
-local refused = false
--- per counter: to charge (ok and cost > 0), current bucket, stale fields
-local oks, ks, stales = {}, {}, {}
+-- int renders an integer for redis.call: a bare Lua number would go through
+-- "%.14g" and lose digits above 10^14.
+local function int(x) return string.format('%d', x) end
 
-for i = 1, nc do
-  local a = 2 + 5 * (i - 1)
-  local w = tonumber(ARGV[a])
-  local n = tonumber(ARGV[a + 1])
-  local limit = tonumber(ARGV[a + 2])
-  local cost = tonumber(ARGV[a + 3])
+-- current bucket of width w, exact even where now / w rounds
+local function bucket(w)
   local k = math.floor(now / w)
   if k * w > now then k = k - 1 elseif (k + 1) * w <= now then k = k + 1 end
-  local first = k - n
+  return k
+end
 
-  local h = redis.call('HGETALL', KEYS[i])
-  local used, newest = 0, nil
-  local stale = nil
+-- sum of a hash's fields in buckets first .. k; also the stale fields and the
+-- newest nonzero bucket
+local function count(h, first, k)
+  local used, newest, stale = 0, nil, nil
   for j = 1, #h, 2 do
     local b = tonumber(h[j])
     if b == nil or b < first then
@@ -56,48 +67,90 @@ for i = 1, nc do
       if c ~= 0 and (newest == nil or b > newest) then newest = b end
     end
   end
+  return used, newest, stale
+end
 
-  local ok
-  if cost > 0 then ok = used + cost <= limit else ok = used < limit end
-  if not ok and ARGV[a + 4] ~= '1' then refused = true end
+-- counted buckets of h, sorted oldest first: {bucket, count} pairs
+local function counted(h, first, k)
+  local out = {}
+  for j = 1, #h, 2 do
+    local b = tonumber(h[j])
+    if b ~= nil and b >= first and b <= k then
+      out[#out + 1] = {b, tonumber(h[j + 1]) or 0}
+    end
+  end
+  table.sort(out, function(x, y) return x[1] < y[1] end)
+  return out
+end
+
+local reply = {now, 1}
+local refused = false
+-- per counter: amount to charge, current bucket, stale fields, hash, op
+local amounts, ks, stales, hs, ops = {}, {}, {}, {}, {}
+
+for i = 1, nc do
+  local a = 3 + 6 * (i - 1)
+  local w = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  local limit = tonumber(ARGV[a + 2])
+  local cost = tonumber(ARGV[a + 3])
+  local flags = tonumber(ARGV[a + 4])
+  local shadow = flags % 2 == 1
+  local op = math.floor(flags / 2)
+  local k = bucket(w)
+  local first = k - n
+
+  local h = redis.call('HGETALL', KEYS[i])
+  local used, newest, stale = count(h, first, k)
+
+  local ok, amount = true, 0
+  if op == 2 then
+    amount = cost
+    ok = used + cost <= limit
+  elseif op == 3 then
+    amount = -math.min(cost, used)
+  elseif op == 1 and cost > limit then
+    ok = used < limit
+    if ok then amount = limit - used end
+  else
+    if cost > 0 then ok = used + cost <= limit else ok = used < limit end
+    if ok then amount = cost end
+  end
+  if not ok and op < 2 then
+    amount = 0
+    if not shadow then refused = true end
+  end
 
   local reset = 0
   if newest ~= nil then reset = (newest + n + 1) * w - now end
   local retry = 0
-  if not ok then
+  if not ok and op < 2 then
     -- walk the counted buckets oldest first until enough has aged out
     retry = reset
-    local pos, bs = {}, {}
-    for j = 1, #h, 2 do
-      local b = tonumber(h[j])
-      if b ~= nil and b >= first and b <= k then
-        pos[#pos + 1] = j
-        bs[j] = b
-      end
-    end
-    table.sort(pos, function(x, y) return bs[x] < bs[y] end)
     local freed = 0
-    for p = 1, #pos do
-      local b = bs[pos[p]]
-      freed = freed + (tonumber(h[pos[p] + 1]) or 0)
+    for _, bc in ipairs(counted(h, first, k)) do
+      freed = freed + bc[2]
       local left = used - freed
-      if (cost > 0 and left + cost <= limit) or (cost == 0 and left < limit) then
-        retry = (b + n + 1) * w - now
+      if (cost > 0 and left + cost <= limit) or (cost == 0 and left < limit) or (op == 1 and cost > limit and left < limit) then
+        retry = (bc[1] + n + 1) * w - now
         break
       end
     end
   end
 
-  oks[i] = ok and cost > 0
-  ks[i] = k
-  stales[i] = stale
-  local r = 3 + 5 * (i - 1)
+  local shown = 0
+  if not charge and ARGV[a + 5] ~= '' then
+    shown = count(redis.call('HGETALL', KEYS[i] .. ':rsv'), first, k)
+  end
+
+  amounts[i], ks[i], stales[i], hs[i], ops[i] = amount, k, stale, h, op
+  local r = 3 + 6 * (i - 1)
   reply[r] = ok and 1 or 2
   reply[r + 1] = used
-  reply[r + 2] = limit - used
+  reply[r + 2] = math.max(limit - used, 0)
   reply[r + 3] = reset
   reply[r + 4] = retry
-  if reply[r + 2] < 0 then reply[r + 2] = 0 end
+  reply[r + 5] = shown
 end
 
 if refused then
@@ -108,30 +161,64 @@ if not charge then
   return reply
 end
 
+local record = nil
+if record_ttl > 0 then record = {'m', 0} end
+
 for i = 1, nc do
-  if oks[i] then
-    local a = 2 + 5 * (i - 1)
-    local w = tonumber(ARGV[a])
-    local n = tonumber(ARGV[a + 1])
-    local limit = tonumber(ARGV[a + 2])
-    local cost = ARGV[a + 3]
-    local k = ks[i]
-    redis.call('HINCRBY', KEYS[i], tostring(k), cost)
+  local a = 3 + 6 * (i - 1)
+  local w = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a + 1])
+  local limit = tonumber(ARGV[a + 2])
+  local k = ks[i]
+  local amount = amounts[i]
+  local r = 3 + 6 * (i - 1)
+  local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
+  if amount > 0 then
+    redis.call('HINCRBY', KEYS[i], int(k), int(amount))
     local stale = stales[i]
     if stale ~= nil then
       for j = 1, #stale, 1000 do
         redis.call('HDEL', KEYS[i], unpack(stale, j, math.min(j + 999, #stale)))
       end
     end
-    local ms = math.floor(((k + n + 1) * w - now + 999) / 1000)
-    if ms < 1 then ms = 1 end
-    redis.call('PEXPIRE', KEYS[i], tostring(ms))
-    local r = 3 + 5 * (i - 1)
-    local used = reply[r + 1] + tonumber(cost)
-    reply[r + 1] = used
-    reply[r + 2] = limit - used
-    if reply[r + 2] < 0 then reply[r + 2] = 0 end
+    redis.call('PEXPIRE', KEYS[i], int(ms))
     reply[r + 3] = (k + n + 1) * w - now
+  elseif amount < 0 then
+    local left = -amount
+    local bs = counted(hs[i], k - n, k)
+    for j = #bs, 1, -1 do
+      if left == 0 then break end
+      local take = math.min(bs[j][2], left)
+      if take > 0 then
+        redis.call('HINCRBY', KEYS[i], int(bs[j][1]), int(-take))
+        left = left - take
+      end
+    end
   end
+  local used = reply[r + 1] + amount
+  reply[r + 1] = used
+  reply[r + 2] = math.max(limit - used, 0)
+  reply[r + 5] = amount
+  if ops[i] == 1 and record ~= nil then
+    if amount > 0 then
+      redis.call('HINCRBY', KEYS[i] .. ':rsv', int(k), int(amount))
+      redis.call('PEXPIRE', KEYS[i] .. ':rsv', int(ms))
+    end
+    local m = record[2] + 1
+    record[2] = m
+    local e = #record
+    record[e + 1], record[e + 2] = 'k' .. m, KEYS[i]
+    record[e + 3], record[e + 4] = 'w' .. m, ARGV[a]
+    record[e + 5], record[e + 6] = 'n' .. m, ARGV[a + 1]
+    record[e + 7], record[e + 8] = 'l' .. m, ARGV[a + 2]
+    record[e + 9], record[e + 10] = 'b' .. m, int(k)
+    record[e + 11], record[e + 12] = 'a' .. m, int(amount)
+    record[e + 13], record[e + 14] = 'u' .. m, ARGV[a + 5]
+  end
+end
+if record ~= nil then
+  record[2] = int(record[2])
+  redis.call('HSET', KEYS[nc + 1], unpack(record))
+  redis.call('PEXPIRE', KEYS[nc + 1], int(record_ttl))
 end
 return reply

@@ -200,6 +200,9 @@ func runModelProperty(t *testing.T, seed uint64, date time.Time, a, b propConfig
 		for i, an := range answers {
 			want := CounterResult{Over: !an.ok, Used: uint64(an.used), Remaining: uint64(an.remaining),
 				ResetAfter: time.Duration(an.reset) * time.Microsecond, RetryAfter: time.Duration(an.retry) * time.Microsecond}
+			if mode == Charge && allowed && an.ok {
+				want.Amount = int64(cost)
+			}
 			if res.Counters[i] != want {
 				t.Fatalf("call %d at +%dµs cost %d mode %d counter %d:\n got %+v\nwant %+v", calls, now-date.UnixMicro(), cost, mode, i, res.Counters[i], want)
 			}

@@ -326,12 +326,15 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 		charged := map[int]bool{}
 		for j, ci := range use {
 			got, want := res.Counters[j], st.want[j]
+			charged[ci] = st.mode == Charge && res.Allowed && !want.over && st.costs[j] > 0
 			exp := CounterResult{Over: want.over, Used: want.used, Remaining: want.remaining,
 				ResetAfter: boundary(want.reset), RetryAfter: boundary(want.retry)}
+			if charged[ci] {
+				exp.Amount = int64(st.costs[j])
+			}
 			if got != exp {
 				t.Errorf("%s counter %d:\n got %+v\nwant %+v", label, ci, got, exp)
 			}
-			charged[ci] = st.mode == Charge && res.Allowed && !want.over && st.costs[j] > 0
 		}
 
 		for ci := range keys {

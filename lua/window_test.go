@@ -88,12 +88,12 @@ func TestWindowRunRejectsBadInput(t *testing.T) {
 }
 
 func TestParseWindowReply(t *testing.T) {
-	ok := []any{int64(1751630400000000), int64(1), int64(1), int64(2), int64(3), int64(4), int64(0)}
+	ok := []any{int64(1751630400000000), int64(1), int64(1), int64(2), int64(3), int64(4), int64(0), int64(-2)}
 	res, err := parseWindowReply(ok, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := CounterResult{Used: 2, Remaining: 3, ResetAfter: 4 * time.Microsecond}
+	want := CounterResult{Used: 2, Remaining: 3, ResetAfter: 4 * time.Microsecond, Amount: -2}
 	if !res.Allowed || res.Counters[0] != want || res.Now.UnixMicro() != 1751630400000000 {
 		t.Fatalf("parsed %+v", res)
 	}
@@ -109,8 +109,8 @@ func TestParseWindowReply(t *testing.T) {
 	}{
 		{"not an array", "OK", "want an array"},
 		{"nil", nil, "want an array"},
-		{"too short", ok[:6], "has 6 values, want 7"},
-		{"too long", append(append([]any(nil), ok...), int64(0)), "has 8 values"},
+		{"too short", ok[:7], "has 7 values, want 8"},
+		{"too long", append(append([]any(nil), ok...), int64(0)), "has 9 values"},
 		{"string value", with(3, "2"), "value 3 is string"},
 		{"nil value", with(0, nil), "value 0 is <nil>"},
 		{"negative", with(4, int64(-1)), "negative"},

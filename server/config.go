@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/sluice-rl/sluice/server/limiter"
 )
 
 // Config is everything the service needs to run. Only cmd/ reads flags and
@@ -31,6 +33,10 @@ type Config struct {
 	ReadinessInterval time.Duration
 	// KeyPrefix starts every Redis key. (Optional, default "sluice:")
 	KeyPrefix string
+	// ReservationGrace is how long a token reservation record outlives the
+	// longest window it reserved on, for slow calls to report into.
+	// (Optional, default 10m)
+	ReservationGrace time.Duration
 	// Logger receives the service's logs. (Optional, default slog.Default())
 	Logger *slog.Logger
 }
@@ -51,6 +57,9 @@ func (c *Config) setDefaults() {
 	if c.ReadinessInterval == 0 {
 		c.ReadinessInterval = time.Second
 	}
+	if c.ReservationGrace == 0 {
+		c.ReservationGrace = limiter.DefaultReservationGrace
+	}
 	if c.KeyPrefix == "" {
 		c.KeyPrefix = "sluice:"
 	}
@@ -70,6 +79,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain timeout: must not be negative"))
+	}
+	if c.ReservationGrace < 0 {
+		errs = append(errs, errors.New("reservation grace: must not be negative"))
 	}
 	if c.ReadinessInterval < 0 {
 		errs = append(errs, errors.New("readiness interval: must not be negative"))

@@ -62,6 +62,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, store: st}
 	s.configs.Store(set)
 	s.limiter = limiter.New(s.configs.Load, st.Client, cfg.KeyPrefix)
+	s.limiter.SetReservationGrace(cfg.ReservationGrace)
 	if err := s.listen(); err != nil {
 		_ = st.Close()
 		return nil, err

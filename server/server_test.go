@@ -56,15 +56,16 @@ func writeConfig(t *testing.T, body string) string {
 // until it is ready.
 func startSluice(t *testing.T, configPath, redisURL string) *sluice {
 	t.Helper()
-	srv, err := server.New(server.Config{
-		ConfigPath:        configPath,
-		RedisURL:          redisURL,
-		GRPCAddr:          "127.0.0.1:0",
-		HTTPAddr:          "127.0.0.1:0",
-		ReloadInterval:    50 * time.Millisecond,
-		ReadinessInterval: 50 * time.Millisecond,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	return startSluiceWith(t, server.Config{ConfigPath: configPath, RedisURL: redisURL})
+}
+
+// startSluiceWith is startSluice with more of the config set by the test.
+func startSluiceWith(t *testing.T, cfg server.Config) *sluice {
+	t.Helper()
+	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.ReloadInterval, cfg.ReadinessInterval = 50*time.Millisecond, 50*time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -26,9 +26,15 @@ func NewEnvoy(lim *limiter.Limiter) *Envoy { return &Envoy{lim: lim} }
 
 // ShouldRateLimit decides one Envoy request. Per-descriptor hits_addend
 // overrides the request's; a shadow-mode descriptor answers OK, as in
-// envoyproxy/ratelimit.
+// envoyproxy/ratelimit. On token limits hits are tokens (Envoy's token flow):
+// 0 only checks, more charges usage that already happened even past the
+// limit (the response-path call of apply_on_stream_done), and
+// is_negative_hits gives them back.
 func (e *Envoy) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
-	req := limiter.Request{Domain: in.GetDomain(), Hits: uint64(in.GetHitsAddend()), Descriptors: make([]limiter.Descriptor, len(in.GetDescriptors()))}
+	req := limiter.Request{
+		Domain: in.GetDomain(), Hits: uint64(in.GetHitsAddend()), TokenHits: true,
+		Descriptors: make([]limiter.Descriptor, len(in.GetDescriptors())),
+	}
 	for i, d := range in.GetDescriptors() {
 		entries := make([]config.Entry, len(d.GetEntries()))
 		for j, en := range d.GetEntries() {
@@ -38,6 +44,7 @@ func (e *Envoy) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest)
 		if d.GetHitsAddend() != nil {
 			req.Descriptors[i].Hits, req.Descriptors[i].HasHits = d.GetHitsAddend().GetValue(), true
 		}
+		req.Descriptors[i].Negative = d.GetIsNegativeHits()
 	}
 	dec, err := e.lim.ShouldRateLimit(ctx, &req)
 	if err != nil {

@@ -12,14 +12,17 @@ import (
 
 // toStatus is the one place where errors become gRPC codes (and, through
 // grpc-gateway, HTTP statuses): bad input is InvalidArgument (400), a Redis
-// failure Unavailable (503), a caller that gave up DeadlineExceeded or
+// failure Unavailable (503), an unknown reservation NotFound (404), a caller that gave up DeadlineExceeded or
 // Canceled, anything else Internal.
 func toStatus(err error) error {
 	var invalid *limiter.InvalidError
 	var store *limiter.StoreError
+	var notFound *limiter.NotFoundError
 	switch {
 	case errors.As(err, &invalid):
 		return status.Error(codes.InvalidArgument, invalid.Error())
+	case errors.As(err, &notFound):
+		return status.Error(codes.NotFound, notFound.Error())
 	case errors.As(err, &store):
 		return status.Error(codes.Unavailable, store.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -24,14 +24,18 @@ func NewSluice(lim *limiter.Limiter) *Sluice { return &Sluice{lim: lim} }
 // ShouldRateLimit decides one request; see the proto for the contract.
 func (s *Sluice) ShouldRateLimit(ctx context.Context, in *sluicev1.ShouldRateLimitRequest) (*sluicev1.ShouldRateLimitResponse, error) {
 	req := limiter.Request{Domain: in.GetDomain(), Hits: in.GetHitsAddend(), Descriptors: fromSluiceDescriptors(in.GetDescriptors())}
+	if e := in.GetUsageEstimate(); e != nil {
+		req.Estimate = &limiter.Usage{Prompt: e.GetPromptTokens(), Completion: e.GetCompletionTokens()}
+	}
 	dec, err := s.lim.ShouldRateLimit(ctx, &req)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	out := &sluicev1.ShouldRateLimitResponse{
-		OverallCode: sluiceCode(dec.Over),
-		Statuses:    make([]*sluicev1.DescriptorStatus, len(dec.Statuses)),
-		RawBody:     dec.Body,
+		OverallCode:   sluiceCode(dec.Over),
+		Statuses:      make([]*sluicev1.DescriptorStatus, len(dec.Statuses)),
+		RawBody:       dec.Body,
+		ReservationId: dec.ReservationID,
 	}
 	for i, st := range dec.Statuses {
 		ds := &sluicev1.DescriptorStatus{
@@ -45,6 +49,17 @@ func (s *Sluice) ShouldRateLimit(ctx context.Context, in *sluicev1.ShouldRateLim
 		}
 		if st.Over {
 			ds.RetryAfter = durationpb.New(st.RetryAfter)
+		}
+		if len(st.Limits) > 0 {
+			ds.Limits = make([]*sluicev1.LimitStatus, len(st.Limits))
+			for j, ls := range st.Limits {
+				ds.Limits[j] = &sluicev1.LimitStatus{
+					Limit: sluiceLimit(ls.Limit), Code: sluiceCode(ls.Over), Remaining: ls.Remaining,
+				}
+				if ls.Limit.Kind.IsTokens() && ls.Charged > 0 {
+					ds.Limits[j].Reserved = uint64(ls.Charged)
+				}
+			}
 		}
 		out.Statuses[i] = ds
 	}
@@ -78,9 +93,35 @@ func (s *Sluice) GetUsage(ctx context.Context, in *sluicev1.GetUsageRequest) (*s
 				Used:               l.Used,
 				Remaining:          l.Remaining,
 				DurationUntilReset: durationpb.New(l.ResetAfter),
+				Reserved:           l.Reserved,
 			})
 		}
 		out.Descriptors[i] = du
+	}
+	return out, nil
+}
+
+// ReportUsage reconciles a reservation, or charges usage by descriptors.
+func (s *Sluice) ReportUsage(ctx context.Context, in *sluicev1.ReportUsageRequest) (*sluicev1.ReportUsageResponse, error) {
+	u := in.GetUsage()
+	req := limiter.ReportRequest{
+		ReservationID: in.GetReservationId(),
+		Usage:         limiter.Usage{Prompt: u.GetPromptTokens(), Completion: u.GetCompletionTokens(), Total: u.GetTotalTokens()},
+		Domain:        in.GetDomain(),
+		Descriptors:   fromSluiceDescriptors(in.GetDescriptors()),
+	}
+	res, err := s.lim.Report(ctx, &req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := &sluicev1.ReportUsageResponse{ChargedDirectly: res.Direct, Limits: make([]*sluicev1.LimitStatus, len(res.Limits))}
+	for i, l := range res.Limits {
+		rl := sluiceLimit(l.Limit)
+		if rl == nil {
+			rl = &sluicev1.RateLimit{RequestsPerUnit: l.Amount, Window: durationpb.New(l.Window)}
+		}
+		rl.Kind = sluiceKind(l.Kind)
+		out.Limits[i] = &sluicev1.LimitStatus{Limit: rl, Code: sluiceCode(l.Used > l.Amount), Remaining: l.Remaining}
 	}
 	return out, nil
 }
@@ -112,9 +153,23 @@ func sluiceLimit(l *config.Limit) *sluicev1.RateLimit {
 	}
 	return &sluicev1.RateLimit{
 		Name:            l.Name,
-		Kind:            sluicev1.LimitKind_REQUESTS,
+		Kind:            sluiceKind(l.Kind),
 		RequestsPerUnit: l.Requests,
 		Window:          durationpb.New(l.Window),
 		Unit:            l.Unit,
 	}
+}
+
+func sluiceKind(k config.Kind) sluicev1.LimitKind {
+	switch k {
+	case config.KindRequests:
+		return sluicev1.LimitKind_REQUESTS
+	case config.KindTotalTokens:
+		return sluicev1.LimitKind_TOTAL_TOKENS
+	case config.KindPromptTokens:
+		return sluicev1.LimitKind_PROMPT_TOKENS
+	case config.KindCompletionTokens:
+		return sluicev1.LimitKind_COMPLETION_TOKENS
+	}
+	return sluicev1.LimitKind_LIMIT_KIND_UNSPECIFIED
 }

@@ -22,6 +22,19 @@ type Status struct {
 	Remaining  uint64
 	ResetAfter time.Duration
 	RetryAfter time.Duration
+	// Limits has every limit the descriptor matched, after the call.
+	Limits []LimitState
+}
+
+// LimitState is one limit of a descriptor after a call.
+type LimitState struct {
+	Limit *config.Limit
+	// Over: this limit refused (or a charge that cannot be refused went over).
+	Over      bool
+	Remaining uint64
+	// Charged is what the call charged (negative: gave back); for a token
+	// limit with an estimate, what it reserved.
+	Charged int64
 }
 
 // Header is an HTTP header for the gateway to add to its answer.
@@ -39,6 +52,8 @@ type Decision struct {
 	Body string
 	// Now is the Redis time of the decision (zero when no limit matched).
 	Now time.Time
+	// ReservationID names the tokens this call reserved; empty when none.
+	ReservationID string
 }
 
 // LimitUsage is the current state of one limit of one descriptor.
@@ -47,6 +62,8 @@ type LimitUsage struct {
 	Used       uint64
 	Remaining  uint64
 	ResetAfter time.Duration
+	// Reserved is the part of Used reserved by calls not reported yet.
+	Reserved uint64
 }
 
 // DescriptorUsage is the current state of every limit one descriptor matched.

@@ -12,7 +12,9 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -30,12 +32,18 @@ type StoreError struct{ Err error }
 func (e *StoreError) Error() string { return "counter store: " + e.Err.Error() }
 func (e *StoreError) Unwrap() error { return e.Err }
 
+// DefaultReservationGrace is how long a reservation record outlives the
+// longest window it reserved on, for slow calls to report into.
+const DefaultReservationGrace = 10 * time.Minute
+
 // Limiter decides requests against the current config and the Redis counters.
 type Limiter struct {
 	configs func() *config.Set
 	rdb     redis.Scripter
 	window  *lua.Window
+	report  *lua.Report
 	prefix  string
+	grace   time.Duration
 }
 
 // New returns a Limiter that reads the config through configs on every call
@@ -45,12 +53,19 @@ func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter
 	if prefix == "" {
 		prefix = DefaultKeyPrefix
 	}
-	return &Limiter{configs: configs, rdb: rdb, window: lua.NewWindow(), prefix: prefix}
+	return &Limiter{
+		configs: configs, rdb: rdb, prefix: prefix, grace: DefaultReservationGrace,
+		window: lua.NewWindow(), report: lua.NewReport(),
+	}
 }
+
+// SetReservationGrace changes how long reservation records outlive their
+// longest window (DefaultReservationGrace).
+func (l *Limiter) SetReservationGrace(d time.Duration) { l.grace = d }
 
 // Load makes Redis compile the scripts ahead of the first call.
 func (l *Limiter) Load(ctx context.Context) error {
-	if err := l.window.Load(ctx, l.rdb); err != nil {
+	if err := errors.Join(l.window.Load(ctx, l.rdb), l.report.Load(ctx, l.rdb)); err != nil {
 		return &StoreError{Err: err}
 	}
 	return nil
@@ -71,14 +86,27 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	if len(p.counters) == 0 {
 		return dec, nil
 	}
-	res, err := l.window.Run(ctx, l.rdb, lua.Charge, p.counters)
+	var res lua.Result
+	var err error
+	if p.reserves {
+		id := newReservationID()
+		res, err = l.window.Reserve(ctx, l.rdb, p.counters, l.recordKey(id), p.longest+l.grace)
+		if err == nil && res.Allowed {
+			dec.ReservationID = id
+		}
+	} else {
+		res, err = l.window.Run(ctx, l.rdb, lua.Charge, p.counters)
+	}
 	if err != nil {
 		return Decision{}, storeError(err)
 	}
 	dec.Now = res.Now
 	dec.Over = !res.Allowed
 	for _, u := range p.uses {
-		decideStatus(&dec.Statuses[u.descriptor], u.limit, res.Counters[u.counter])
+		c := res.Counters[u.counter]
+		st := &dec.Statuses[u.descriptor]
+		decideStatus(st, u.limit, c)
+		st.Limits = append(st.Limits, LimitState{Limit: u.limit, Over: c.Over, Remaining: c.Remaining, Charged: c.Amount})
 	}
 	dec.Headers = headersFor(&dec, dom)
 	if dec.Over {
@@ -116,6 +144,7 @@ func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, e
 		c := res.Counters[u.counter]
 		out[u.descriptor].Limits = append(out[u.descriptor].Limits, LimitUsage{
 			Limit: u.limit, Used: c.Used, Remaining: c.Remaining, ResetAfter: c.ResetAfter,
+			Reserved: uint64(max(c.Amount, 0)),
 		})
 	}
 	return out, nil
@@ -132,6 +161,10 @@ type plan struct {
 	matched  []bool
 	counters []lua.Counter
 	uses     []use
+	// reserves is true when a counter reserves tokens; longest is the
+	// longest window among those.
+	reserves bool
+	longest  time.Duration
 }
 
 // use ties one limit of one descriptor to the counter that counts it.
@@ -164,32 +197,39 @@ func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
 	var b strings.Builder
 	for i := range req.Descriptors {
 		r := &p.rules[i]
-		cost := req.cost(&req.Descriptors[i])
 		for j := range r.Limits {
 			lim := &r.Limits[j]
 			if lim.Name != "" && replaced[lim.Name] {
 				continue
 			}
+			cost, op := req.counter(&req.Descriptors[i], lim)
 			key := counterKey(&b, l.prefix, dom.Name, r.Path, lim.ID)
-			p.uses = append(p.uses, use{descriptor: i, limit: lim, counter: p.addCounter(key, lim, cost, r.Shadow)})
+			p.uses = append(p.uses, use{descriptor: i, limit: lim, counter: p.addCounter(key, lim, cost, op, r.Shadow)})
 		}
 	}
 	return p, dom
 }
 
-// addCounter adds a counter, or adds cost to the one already under key.
-func (p *plan) addCounter(key string, lim *config.Limit, cost uint64, shadow bool) int {
+// addCounter adds a counter, or adds cost to the one already under key (with
+// the same op; counters of different ops stay apart, each evaluated alone).
+func (p *plan) addCounter(key string, lim *config.Limit, cost uint64, op lua.Op, shadow bool) int {
 	for i := range p.counters {
-		if p.counters[i].Key == key {
-			p.counters[i].Cost += cost
-			p.counters[i].Shadow = p.counters[i].Shadow && shadow
+		if c := &p.counters[i]; c.Key == key && c.Op == op {
+			c.Cost += cost
+			c.Shadow = c.Shadow && shadow
 			return i
 		}
 	}
 	width, n := lua.SplitWindow(lim.Window, lim.Buckets)
-	p.counters = append(p.counters, lua.Counter{
-		Key: key, Bucket: width, Buckets: n, Limit: lim.Requests, Cost: cost, Shadow: shadow,
-	})
+	c := lua.Counter{Key: key, Bucket: width, Buckets: n, Limit: lim.Requests, Cost: cost, Op: op, Shadow: shadow}
+	if lim.Kind.IsTokens() {
+		c.Kind = tokenCode(lim.Kind)
+	}
+	if op == lua.OpReserve {
+		p.reserves = true
+		p.longest = max(p.longest, lim.Window)
+	}
+	p.counters = append(p.counters, c)
 	return len(p.counters) - 1
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/sluice-rl/sluice/lua"
 	"github.com/sluice-rl/sluice/server/config"
 )
 
@@ -16,22 +17,73 @@ const (
 	MaxKeyLen      = 256
 	MaxValueLen    = 1024
 	MaxHits        = 1_000_000_000
+	MaxTokens      = 1_000_000_000
 )
 
 // Request is one "may this go through?" question.
 type Request struct {
 	Domain      string
 	Descriptors []Descriptor
-	// Hits is the cost of the request; 0 means 1.
+	// Hits is the cost of the request for request limits; 0 means 1.
 	Hits uint64
+	// Estimate, when set, is reserved on the token limits the descriptors
+	// match. Without it token limits admit while below the limit.
+	Estimate *Usage
+	// TokenHits makes hits count tokens on token limits, as Envoy's token
+	// flow sends them: 0 checks, more charges usage that already happened
+	// (even past the limit), a Negative descriptor gives it back.
+	TokenHits bool
 }
 
 // Descriptor selects limits; Hits, when HasHits, replaces the request's cost
-// for this descriptor (0 then means "check only").
+// for this descriptor (0 then means "check only"). Negative gives the hits
+// back instead of charging them (Envoy's is_negative_hits).
 type Descriptor struct {
-	Entries []config.Entry
-	Hits    uint64
-	HasHits bool
+	Entries  []config.Entry
+	Hits     uint64
+	HasHits  bool
+	Negative bool
+}
+
+// Usage is an amount of tokens: an estimate before the call or what it used.
+type Usage struct {
+	Prompt, Completion uint64
+	// Total is prompt plus completion unless the backend said otherwise;
+	// 0 means prompt + completion.
+	Total uint64
+}
+
+// total is Total, or prompt + completion when Total is 0.
+func (u *Usage) total() uint64 {
+	if u.Total != 0 {
+		return u.Total
+	}
+	return u.Prompt + u.Completion
+}
+
+// of is the amount of one token kind.
+func (u *Usage) of(k config.Kind) uint64 {
+	switch k {
+	case config.KindPromptTokens:
+		return u.Prompt
+	case config.KindCompletionTokens:
+		return u.Completion
+	default:
+		return u.total()
+	}
+}
+
+// validate checks each amount; field names the usage as the caller spelled it.
+func (u *Usage) validate(field string) error {
+	for _, a := range []struct {
+		name string
+		v    uint64
+	}{{"prompt_tokens", u.Prompt}, {"completion_tokens", u.Completion}, {"total_tokens", u.Total}} {
+		if a.v > MaxTokens {
+			return invalid(field+"."+a.name, "must be at most %d, got %d", MaxTokens, a.v)
+		}
+	}
+	return nil
 }
 
 // InvalidError is bad input. Field names the offending field as the caller
@@ -60,6 +112,11 @@ func (r *Request) validate() error {
 		return invalid("descriptors", "more than %d descriptors", MaxDescriptors)
 	case r.Hits > MaxHits:
 		return invalid("hits_addend", "must be at most %d, got %d", MaxHits, r.Hits)
+	}
+	if r.Estimate != nil {
+		if err := r.Estimate.validate("usage_estimate"); err != nil {
+			return err
+		}
 	}
 	for i, d := range r.Descriptors {
 		if err := d.validate(i); err != nil {
@@ -97,8 +154,27 @@ func (d *Descriptor) validate(i int) error {
 	return nil
 }
 
-// cost is what this descriptor charges each of its limits.
-func (r *Request) cost(d *Descriptor) uint64 {
+// counter says what descriptor d does to one of its limits: how much, and how.
+func (r *Request) counter(d *Descriptor, lim *config.Limit) (uint64, lua.Op) {
+	switch {
+	case d.Negative:
+		return r.hits(d), lua.OpRefund
+	case !lim.Kind.IsTokens():
+		return r.hits(d), lua.OpCheck
+	case r.TokenHits:
+		if h := r.hits(d); h > 0 {
+			return h, lua.OpForce
+		}
+		return 0, lua.OpCheck
+	case r.Estimate != nil:
+		return r.Estimate.of(lim.Kind), lua.OpReserve
+	default:
+		return 0, lua.OpCheck
+	}
+}
+
+// hits is what this descriptor charges each of its limits.
+func (r *Request) hits(d *Descriptor) uint64 {
 	if d.HasHits {
 		return d.Hits
 	}

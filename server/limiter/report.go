@@ -1,0 +1,131 @@
+package limiter
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluice-rl/sluice/lua"
+	"github.com/sluice-rl/sluice/server/config"
+)
+
+// ReportRequest tells what an admitted call really used: by its reservation,
+// or — without one, or when it is unknown — by domain and descriptors.
+type ReportRequest struct {
+	ReservationID string
+	Usage         Usage
+	Domain        string
+	Descriptors   []Descriptor
+}
+
+// ReportedLimit is the state of one token limit after a report.
+type ReportedLimit struct {
+	Kind config.Kind
+	// Limit is the configured limit when the report went by descriptors;
+	// nil when it went by reservation (the record keeps only the numbers).
+	Limit     *config.Limit
+	Amount    uint64 // the limit's amount per window
+	Window    time.Duration
+	Used      uint64
+	Remaining uint64
+}
+
+// ReportResult is the answer to a report.
+type ReportResult struct {
+	Limits []ReportedLimit
+	// Direct is true when the usage was charged by descriptors.
+	Direct bool
+}
+
+// NotFoundError is a report of a reservation that does not exist (never
+// made, or expired) and that carries no descriptors to fall back on.
+type NotFoundError struct{ ID string }
+
+func (e *NotFoundError) Error() string {
+	return "reservation_id: no reservation " + e.ID + " (unknown or expired); send domain and descriptors to charge the usage directly"
+}
+
+// Report reconciles a reservation with actual usage in one script call: the
+// reservation leaves its bucket (if still in the window) and the actual usage
+// is charged now, even past the limit. A second report of the same
+// reservation changes nothing and answers as the first did.
+func (l *Limiter) Report(ctx context.Context, req *ReportRequest) (ReportResult, error) {
+	if err := req.validate(); err != nil {
+		return ReportResult{}, err
+	}
+	if req.ReservationID != "" {
+		actual := lua.Actual{}
+		for _, k := range []config.Kind{config.KindTotalTokens, config.KindPromptTokens, config.KindCompletionTokens} {
+			actual[tokenCode(k)] = req.Usage.of(k)
+		}
+		res, err := l.report.Run(ctx, l.rdb, l.recordKey(req.ReservationID), actual)
+		if err != nil {
+			return ReportResult{}, storeError(err)
+		}
+		if res.Status != lua.ReportNotFound {
+			out := ReportResult{Limits: make([]ReportedLimit, len(res.Counters))}
+			for i, c := range res.Counters {
+				out.Limits[i] = ReportedLimit{
+					Kind: kindOfCode(c.Kind), Amount: c.Limit, Window: c.Window, Used: c.Used, Remaining: c.Remaining,
+				}
+			}
+			return out, nil
+		}
+		if len(req.Descriptors) == 0 {
+			return ReportResult{}, &NotFoundError{ID: req.ReservationID}
+		}
+	}
+	return l.chargeUsage(ctx, req)
+}
+
+// chargeUsage charges usage to the token limits the descriptors match, even
+// past the limit: the tokens are spent already.
+func (l *Limiter) chargeUsage(ctx context.Context, req *ReportRequest) (ReportResult, error) {
+	usage := req.Usage
+	p, _ := l.plan(&Request{Domain: req.Domain, Descriptors: req.Descriptors})
+	out := ReportResult{Direct: true}
+	var counters []lua.Counter
+	var limits []*config.Limit
+	seen := make(map[int]bool, len(p.uses))
+	for _, u := range p.uses {
+		if !u.limit.Kind.IsTokens() || seen[u.counter] {
+			continue // two descriptors naming one counter charge it once
+		}
+		seen[u.counter] = true
+		c := p.counters[u.counter]
+		c.Cost, c.Op = usage.of(u.limit.Kind), lua.OpForce
+		counters = append(counters, c)
+		limits = append(limits, u.limit)
+	}
+	if len(counters) == 0 {
+		return out, nil
+	}
+	res, err := l.window.Run(ctx, l.rdb, lua.Charge, counters)
+	if err != nil {
+		return ReportResult{}, storeError(err)
+	}
+	for i, c := range res.Counters {
+		lim := limits[i]
+		out.Limits = append(out.Limits, ReportedLimit{
+			Kind: lim.Kind, Limit: lim, Amount: lim.Requests, Window: lim.Window, Used: c.Used, Remaining: c.Remaining,
+		})
+	}
+	return out, nil
+}
+
+// validate checks a report before anything is charged.
+func (r *ReportRequest) validate() error {
+	if err := r.Usage.validate("usage"); err != nil {
+		return err
+	}
+	if r.ReservationID != "" && !validReservationID(r.ReservationID) {
+		return invalid("reservation_id", "malformed: want the %d hex characters ShouldRateLimit returned", reservationIDLen)
+	}
+	if r.ReservationID == "" && r.Domain == "" && len(r.Descriptors) == 0 {
+		return invalid("reservation_id", "required (or domain and descriptors to charge directly)")
+	}
+	if r.Domain != "" || len(r.Descriptors) > 0 {
+		req := Request{Domain: r.Domain, Descriptors: r.Descriptors}
+		return req.validate()
+	}
+	return nil
+}

@@ -1,0 +1,272 @@
+package store
+
+// How it works
+//
+// A Batcher is a redis.Scripter that sends concurrent script calls to Redis
+// together. Each EVAL/EVALSHA becomes a call on a bounded queue; a few flusher
+// goroutines each take the first waiting call, everything else already queued
+// (up to MaxBatch), and send it as one pipeline: one write and one read for
+// many decisions instead of a write, a read and a pool checkout for each.
+// While one flusher waits for its replies, the callers that arrive queue up
+// for the next, so batches grow with the load and a lone caller still goes
+// out at once (there is no timer).
+//
+// Every call keeps its own *redis.Cmd, so each caller reads its own reply and
+// its own error (a NOSCRIPT in one reply does not touch the others, and
+// redis.Script.Run falls back to EVAL as usual). A caller waits for its reply
+// or its context, whichever comes first: when the context ends first it gets
+// the context's error at once and a fresh Cmd, never the one the flusher may
+// still be writing into. A pipeline runs under the latest deadline of its
+// calls, so a dead Redis costs it no more than its callers were prepared to
+// wait. Close stops the flushers and fails whatever is still queued.
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// BatchConfig sizes a Batcher.
+type BatchConfig struct {
+	// MaxBatch is the most calls sent in one pipeline (Optional, default 128).
+	MaxBatch int
+	// Flushers is how many pipelines may be in flight at once, each on its own
+	// connection (Optional, default 2).
+	Flushers int
+	// QueueSize bounds the calls waiting for a flusher; a caller finding the
+	// queue full waits for room or for its context (Optional, default 4096).
+	QueueSize int
+}
+
+func (c *BatchConfig) setDefaults() {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 128
+	}
+	if c.Flushers <= 0 {
+		c.Flushers = 2
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 4096
+	}
+}
+
+// Batcher is a redis.Scripter that pipelines concurrent script calls. Its
+// methods are safe for concurrent use.
+type Batcher struct {
+	pipeline func() redis.Pipeliner
+	scripts  redis.Scripter // SCRIPT LOAD / SCRIPT EXISTS go straight through
+	maxBatch int
+	queue    chan *call
+	quit     chan struct{} // closed by Close: flushers stop taking calls
+	stopped  chan struct{} // closed once every flusher has returned
+	close    sync.Once
+	wg       sync.WaitGroup
+}
+
+// call is one queued script call. done is closed by the flusher once cmd
+// holds its reply or error; until then only the flusher touches cmd.
+type call struct {
+	ctx  context.Context
+	cmd  *redis.Cmd
+	done chan struct{}
+}
+
+var _ redis.Scripter = (*Batcher)(nil)
+
+// NewBatcher starts a Batcher that sends its pipelines through rdb. Close it
+// to stop its goroutines; it does not close rdb.
+func NewBatcher(rdb *redis.Client, cfg BatchConfig) *Batcher {
+	cfg.setDefaults()
+	b := &Batcher{
+		pipeline: rdb.Pipeline,
+		scripts:  rdb,
+		maxBatch: cfg.MaxBatch,
+		queue:    make(chan *call, cfg.QueueSize),
+		quit:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	b.wg.Add(cfg.Flushers)
+	for range cfg.Flushers {
+		go b.flusher()
+	}
+	go func() {
+		b.wg.Wait()
+		close(b.stopped)
+	}()
+	return b
+}
+
+// Close stops the flushers; calls still queued, and every later call, fail
+// with redis.ErrClosed. It waits for in-flight pipelines to finish.
+func (b *Batcher) Close() error {
+	b.close.Do(func() { close(b.quit) })
+	<-b.stopped
+	return nil
+}
+
+// Eval runs EVAL through the batch.
+func (b *Batcher) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return b.do(ctx, "eval", script, keys, args)
+}
+
+// EvalSha runs EVALSHA through the batch.
+func (b *Batcher) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return b.do(ctx, "evalsha", sha1, keys, args)
+}
+
+// EvalRO runs EVAL_RO through the batch.
+func (b *Batcher) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return b.do(ctx, "eval_ro", script, keys, args)
+}
+
+// EvalShaRO runs EVALSHA_RO through the batch.
+func (b *Batcher) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return b.do(ctx, "evalsha_ro", sha1, keys, args)
+}
+
+// ScriptExists is sent on its own, not batched.
+func (b *Batcher) ScriptExists(ctx context.Context, hashes ...string) *redis.BoolSliceCmd {
+	return b.scripts.ScriptExists(ctx, hashes...)
+}
+
+// ScriptLoad is sent on its own, not batched.
+func (b *Batcher) ScriptLoad(ctx context.Context, script string) *redis.StringCmd {
+	return b.scripts.ScriptLoad(ctx, script)
+}
+
+// evalCmd builds the command exactly as go-redis's own Eval family does.
+func evalCmd(ctx context.Context, name, payload string, keys []string, args []any) *redis.Cmd {
+	cmdArgs := make([]any, 3+len(keys), 3+len(keys)+len(args))
+	cmdArgs[0], cmdArgs[1], cmdArgs[2] = name, payload, len(keys)
+	for i, k := range keys {
+		cmdArgs[3+i] = k
+	}
+	cmdArgs = append(cmdArgs, args...)
+	cmd := redis.NewCmd(ctx, cmdArgs...)
+	if len(keys) > 0 {
+		cmd.SetFirstKeyPos(3)
+	}
+	return cmd
+}
+
+// failed returns a fresh command that carries err.
+func failed(ctx context.Context, err error) *redis.Cmd {
+	cmd := redis.NewCmd(ctx)
+	cmd.SetErr(err)
+	return cmd
+}
+
+func (b *Batcher) do(ctx context.Context, name, payload string, keys []string, args []any) *redis.Cmd {
+	if err := ctx.Err(); err != nil {
+		return failed(ctx, err)
+	}
+	select {
+	case <-b.quit:
+		return failed(ctx, redis.ErrClosed)
+	default:
+	}
+	c := &call{ctx: ctx, cmd: evalCmd(ctx, name, payload, keys, args), done: make(chan struct{})}
+	select {
+	case b.queue <- c:
+	case <-ctx.Done():
+		return failed(ctx, ctx.Err())
+	case <-b.quit:
+		return failed(ctx, redis.ErrClosed)
+	}
+	select {
+	case <-c.done:
+		return c.cmd
+	case <-ctx.Done():
+		return failed(ctx, ctx.Err())
+	case <-b.stopped:
+		// Every flusher has returned; one may have finished c just before.
+		select {
+		case <-c.done:
+			return c.cmd
+		default:
+			return failed(ctx, redis.ErrClosed)
+		}
+	}
+}
+
+// flusher sends batches until Close, then fails what is left in the queue.
+func (b *Batcher) flusher() {
+	defer b.wg.Done()
+	batch := make([]*call, 0, b.maxBatch)
+	for {
+		select {
+		case c := <-b.queue:
+			batch = append(batch[:0], c)
+		case <-b.quit:
+			b.failQueued()
+			return
+		}
+	fill:
+		for len(batch) < b.maxBatch {
+			select {
+			case c := <-b.queue:
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		b.exec(batch)
+		clear(batch) // drop references to finished calls
+	}
+}
+
+// failQueued fails every call still in the queue with redis.ErrClosed.
+func (b *Batcher) failQueued() {
+	for {
+		select {
+		case c := <-b.queue:
+			c.cmd.SetErr(redis.ErrClosed)
+			close(c.done)
+		default:
+			return
+		}
+	}
+}
+
+// exec sends the live calls of batch as one pipeline and completes them all.
+func (b *Batcher) exec(batch []*call) {
+	var (
+		latest   time.Time
+		noLimit  bool
+		pipe     redis.Pipeliner
+		pipeSize int
+	)
+	for _, c := range batch {
+		if err := c.ctx.Err(); err != nil {
+			// Its caller has given up (or is about to): do not spend Redis on it.
+			c.cmd.SetErr(err)
+			continue
+		}
+		if d, ok := c.ctx.Deadline(); !ok {
+			noLimit = true
+		} else if d.After(latest) {
+			latest = d
+		}
+		if pipe == nil {
+			pipe = b.pipeline()
+		}
+		_ = pipe.Process(context.Background(), c.cmd) // queues only
+		pipeSize++
+	}
+	if pipeSize > 0 {
+		ctx := context.Background()
+		if !noLimit {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, latest)
+			defer cancel()
+		}
+		// Exec records each command's own reply or error in it; the error it
+		// returns is only the first of those.
+		_, _ = pipe.Exec(ctx)
+	}
+	for _, c := range batch {
+		close(c.done)
+	}
+}

@@ -10,8 +10,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/internal/redistest"
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 )
 
 func sandboxRequest() *sluicev1.ShouldRateLimitRequest {

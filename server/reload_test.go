@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/internal/redistest"
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 )
 
 const capTemplate = `

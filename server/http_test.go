@@ -123,3 +123,33 @@ func TestHealthEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONReserveAndReport(t *testing.T) {
+	rs := redistest.New(t)
+	s := startSluice(t, writeConfig(t, tokenConfig), rs.URL())
+	desc := `"descriptors":[{"entries":[{"key":"api","value":"json"},{"key":"environment","value":"production"}]}]`
+	code, out := postJSON(t, s, "/v1/ratelimit:check", `{"domain":"ai",`+desc+`,"usage_estimate":{"prompt_tokens":100,"completion_tokens":50}}`)
+	id, _ := out["reservation_id"].(string)
+	if code != http.StatusOK || out["overall_code"] != "OK" || len(id) != 32 {
+		t.Fatalf("reserve: %d %v", code, out)
+	}
+	code, out = postJSON(t, s, "/v1/usage:report", `{"reservation_id":"`+id+`","usage":{"prompt_tokens":90,"completion_tokens":30}}`)
+	if code != http.StatusOK || len(out["limits"].([]any)) != 3 {
+		t.Fatalf("report: %d %v", code, out)
+	}
+	code, out = postJSON(t, s, "/v1/usage:query", `{"domain":"ai",`+desc+`}`)
+	if code != http.StatusOK {
+		t.Fatalf("usage: %d %v", code, out)
+	}
+	for _, l := range out["descriptors"].([]any)[0].(map[string]any)["limits"].([]any) {
+		l := l.(map[string]any)
+		want := map[string]string{"REQUESTS": "1", "TOTAL_TOKENS": "120", "PROMPT_TOKENS": "90", "COMPLETION_TOKENS": "30"}[l["limit"].(map[string]any)["kind"].(string)]
+		if l["used"] != want || l["reserved"] != "0" {
+			t.Errorf("%v: want used %s, nothing reserved", l, want)
+		}
+	}
+	code, out = postJSON(t, s, "/v1/usage:report", `{"reservation_id":"`+strings.Repeat("0", 32)+`","usage":{"prompt_tokens":1}}`)
+	if code != http.StatusNotFound {
+		t.Errorf("unknown reservation: %d %v, want 404", code, out)
+	}
+}

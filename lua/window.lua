@@ -189,10 +189,12 @@ for i = 1, nc do
     for j = #bs, 1, -1 do
       if left == 0 then break end
       local take = math.min(bs[j][2], left)
-      if take > 0 then
+      if take == bs[j][2] then
+        redis.call('HDEL', KEYS[i], int(bs[j][1]))
+      elseif take > 0 then
         redis.call('HINCRBY', KEYS[i], int(bs[j][1]), int(-take))
-        left = left - take
       end
+      left = left - take
     end
   end
   local used = reply[r + 1] + amount

@@ -135,9 +135,13 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ready.probe(ctx, s.cfg.ReadinessInterval)
 	wg.Go(func() { s.ready.run(bg, s.cfg.ReadinessInterval) })
 	wg.Go(func() {
+		first := true // Watch starts by loading what New loaded already
 		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, func(set *config.Set) {
 			s.configs.Store(set)
-			log.Info("config reloaded", "path", s.cfg.ConfigPath, "domains", set.Domains())
+			if !first {
+				log.Info("config reloaded", "path", s.cfg.ConfigPath, "domains", set.Domains())
+			}
+			first = false
 		}, func(err error) {
 			log.Error("config reload failed; keeping the previous config", "path", s.cfg.ConfigPath, "err", err)
 		})

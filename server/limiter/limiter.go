@@ -38,12 +38,13 @@ const DefaultReservationGrace = 10 * time.Minute
 
 // Limiter decides requests against the current config and the Redis counters.
 type Limiter struct {
-	configs func() *config.Set
-	rdb     redis.Scripter
-	window  *lua.Window
-	report  *lua.Report
-	prefix  string
-	grace   time.Duration
+	configs  func() *config.Set
+	rdb      redis.Scripter
+	window   *lua.Window
+	report   *lua.Report
+	prefix   string
+	grace    time.Duration
+	observer Observer
 }
 
 // New returns a Limiter that reads the config through configs on every call
@@ -84,18 +85,24 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 		dec.Statuses[i].Shadow = p.rules[i].Shadow
 	}
 	if len(p.counters) == 0 {
+		if l.observer != nil {
+			l.observer.Decided(ctx, req, p.rules, &dec)
+		}
 		return dec, nil
 	}
 	var res lua.Result
 	var err error
+	start := time.Now()
 	if p.reserves {
 		id := newReservationID()
 		res, err = l.window.Reserve(ctx, l.rdb, p.counters, l.recordKey(id), p.longest+l.grace)
+		l.observeStore(ctx, "reserve", start, err)
 		if err == nil && res.Allowed {
 			dec.ReservationID = id
 		}
 	} else {
 		res, err = l.window.Run(ctx, l.rdb, lua.Charge, p.counters)
+		l.observeStore(ctx, "window", start, err)
 	}
 	if err != nil {
 		return Decision{}, storeError(err)
@@ -114,6 +121,9 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 		if dec.Body == "" {
 			dec.Body = DefaultOverLimitBody
 		}
+	}
+	if l.observer != nil {
+		l.observer.Decided(ctx, req, p.rules, &dec)
 	}
 	return dec, nil
 }
@@ -136,7 +146,9 @@ func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, e
 	for i := range p.counters {
 		p.counters[i].Cost = 0
 	}
+	start := time.Now()
 	res, err := l.window.Run(ctx, l.rdb, lua.Peek, p.counters)
+	l.observeStore(ctx, "peek", start, err)
 	if err != nil {
 		return nil, storeError(err)
 	}

@@ -34,6 +34,9 @@ type ReportResult struct {
 	Limits []ReportedLimit
 	// Direct is true when the usage was charged by descriptors.
 	Direct bool
+	// Repeated is true when the reservation was reported before: nothing
+	// changed and the first answer is returned.
+	Repeated bool
 }
 
 // NotFoundError is a report of a reservation that does not exist (never
@@ -57,7 +60,9 @@ func (l *Limiter) Report(ctx context.Context, req *ReportRequest) (ReportResult,
 		for _, k := range []config.Kind{config.KindTotalTokens, config.KindPromptTokens, config.KindCompletionTokens} {
 			actual[tokenCode(k)] = req.Usage.of(k)
 		}
+		start := time.Now()
 		res, err := l.report.Run(ctx, l.rdb, l.recordKey(req.ReservationID), actual)
+		l.observeStore(ctx, "report", start, err)
 		if err != nil {
 			return ReportResult{}, storeError(err)
 		}
@@ -68,13 +73,25 @@ func (l *Limiter) Report(ctx context.Context, req *ReportRequest) (ReportResult,
 					Kind: kindOfCode(c.Kind), Amount: c.Limit, Window: c.Window, Used: c.Used, Remaining: c.Remaining,
 				}
 			}
+			out.Repeated = res.Status == lua.ReportRepeated
+			l.observeReport(ctx, req, &out)
 			return out, nil
 		}
 		if len(req.Descriptors) == 0 {
 			return ReportResult{}, &NotFoundError{ID: req.ReservationID}
 		}
 	}
-	return l.chargeUsage(ctx, req)
+	out, err := l.chargeUsage(ctx, req)
+	if err == nil {
+		l.observeReport(ctx, req, &out)
+	}
+	return out, err
+}
+
+func (l *Limiter) observeReport(ctx context.Context, req *ReportRequest, res *ReportResult) {
+	if l.observer != nil {
+		l.observer.Reported(ctx, req, res)
+	}
 }
 
 // chargeUsage charges usage to the token limits the descriptors match, even
@@ -99,7 +116,9 @@ func (l *Limiter) chargeUsage(ctx context.Context, req *ReportRequest) (ReportRe
 	if len(counters) == 0 {
 		return out, nil
 	}
+	start := time.Now()
 	res, err := l.window.Run(ctx, l.rdb, lua.Charge, counters)
+	l.observeStore(ctx, "window", start, err)
 	if err != nil {
 		return ReportResult{}, storeError(err)
 	}

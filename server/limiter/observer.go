@@ -1,0 +1,34 @@
+package limiter
+
+import (
+	"context"
+	"time"
+
+	"github.com/sluice-rl/sluice/server/config"
+)
+
+// Observer is told what the limiter does, for metrics and traces. Its methods
+// run on the hot path: they must be cheap, never block, and be safe for
+// concurrent use.
+type Observer interface {
+	// Decided is called after every ShouldRateLimit that reached a
+	// decision. rules[i] is what req.Descriptors[i] matched (zero when
+	// nothing), aligned with dec.Statuses.
+	Decided(ctx context.Context, req *Request, rules []config.Rule, dec *Decision)
+	// Reported is called after every successful report.
+	Reported(ctx context.Context, req *ReportRequest, res *ReportResult)
+	// StoreCall is called after every script call: which script
+	// ("window", "reserve", "peek", "report"), how long it took, and its
+	// error (nil when it succeeded).
+	StoreCall(ctx context.Context, script string, took time.Duration, err error)
+}
+
+// SetObserver makes the limiter tell o what it does. Call it before serving.
+func (l *Limiter) SetObserver(o Observer) { l.observer = o }
+
+// observeStore reports one script call to the observer, if there is one.
+func (l *Limiter) observeStore(ctx context.Context, script string, start time.Time, err error) {
+	if l.observer != nil {
+		l.observer.StoreCall(ctx, script, time.Since(start), err)
+	}
+}

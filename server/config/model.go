@@ -145,6 +145,11 @@ type Domain struct {
 	OverLimitBody    string
 	OverLimitHeaders []Header // sorted by name
 
+	// FailOpen is failure_mode: open — when the counter store is
+	// unreachable, answer OK (marked as failed open) instead of the default
+	// Unavailable, which leaves the choice to the gateway's own policy.
+	FailOpen bool
+
 	// Warnings are doubtful but accepted things, like a replaces naming no limit.
 	Warnings Problems
 

@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	rootKeys        = []string{"domain", "descriptors", "over_limit_response"}
+	rootKeys        = []string{"domain", "descriptors", "over_limit_response", "failure_mode"}
 	overLimitKeys   = []string{"body", "headers"}
 	descriptorKeys  = append([]string{"key", "value", "descriptors", "shadow_mode", "detailed_metric", "value_to_metric", "share_threshold"}, limitKeys()...)
 	yamlErrorLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -70,6 +70,15 @@ func (c *checker) parseFile(data []byte) *Domain {
 	}
 	if f.has("over_limit_response") {
 		c.parseOverLimit(d, f.vals["over_limit_response"], "over_limit_response")
+	}
+	if f.has("failure_mode") {
+		switch mode, _ := c.str(f.vals["failure_mode"], "failure_mode"); mode {
+		case "unavailable":
+		case "open":
+			d.FailOpen = true
+		default:
+			c.errorf(resolve(f.vals["failure_mode"]), "failure_mode", "unknown mode %q (want unavailable or open)", mode)
+		}
 	}
 	if f.has("descriptors") {
 		c.parseDescriptors(d.root, f.vals["descriptors"], "descriptors", d.Name)

@@ -517,3 +517,28 @@ descriptors:
 		}
 	}
 }
+
+func TestParseFailureMode(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		open bool
+		err  string
+	}{
+		{"", false, ""},
+		{"failure_mode: unavailable\n", false, ""},
+		{"failure_mode: open\n", true, ""},
+		{"failure_mode: closed\n", false, "f.yaml:2: failure_mode: unknown mode"},
+	} {
+		d, err := Parse("f.yaml", []byte("domain: d\n"+tc.yaml))
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.yaml, err)
+		case d.FailOpen != tc.open:
+			t.Errorf("%q: FailOpen %v, want %v", tc.yaml, d.FailOpen, tc.open)
+		}
+	}
+}

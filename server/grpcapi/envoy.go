@@ -50,6 +50,7 @@ func (e *Envoy) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest)
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	markFailedOpen(ctx, &dec)
 	return envoyResponse(&dec), nil
 }
 

@@ -31,6 +31,7 @@ func (s *Sluice) ShouldRateLimit(ctx context.Context, in *sluicev1.ShouldRateLim
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	markFailedOpen(ctx, &dec)
 	out := &sluicev1.ShouldRateLimitResponse{
 		OverallCode:   sluiceCode(dec.Over),
 		Statuses:      make([]*sluicev1.DescriptorStatus, len(dec.Statuses)),

@@ -54,6 +54,12 @@ type Decision struct {
 	Now time.Time
 	// ReservationID names the tokens this call reserved; empty when none.
 	ReservationID string
+	// Cached is true when the refusal came from the replica's over-limit
+	// cache, without a Redis call.
+	Cached bool
+	// FailedOpen is true when Redis could not be asked and the domain's
+	// failure_mode is open: the call is admitted uncounted.
+	FailedOpen bool
 }
 
 // LimitUsage is the current state of one limit of one descriptor.

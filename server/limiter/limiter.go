@@ -25,8 +25,10 @@ import (
 // DefaultKeyPrefix starts every Redis key Sluice writes.
 const DefaultKeyPrefix = "sluice:"
 
-// StoreError is a failure of the counter store (Redis): nothing is known to
-// have been decided, and the caller's own failure policy applies.
+// StoreError is a failure of the counter store (Redis), or ErrCircuitOpen
+// while the breaker keeps calls away from it: nothing is known to have been
+// decided, and the caller's own failure policy applies. A deadline that ran
+// out while waiting on Redis is a store failure too.
 type StoreError struct{ Err error }
 
 func (e *StoreError) Error() string { return "counter store: " + e.Err.Error() }
@@ -45,7 +47,14 @@ type Limiter struct {
 	prefix   string
 	grace    time.Duration
 	observer Observer
+	breaker  *breaker
+	cache    *overLimitCache
+	now      func() time.Time // the replica's clock, for the over-limit cache
 }
+
+// DefaultOverLimitCacheSize bounds how many refusing counters a replica
+// remembers, to answer OVER_LIMIT for them without asking Redis.
+const DefaultOverLimitCacheSize = 100_000
 
 // New returns a Limiter that reads the config through configs on every call
 // (so a reload takes effect at once) and keeps its counters in rdb under keys
@@ -57,6 +66,7 @@ func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter
 	return &Limiter{
 		configs: configs, rdb: rdb, prefix: prefix, grace: DefaultReservationGrace,
 		window: lua.NewWindow(), report: lua.NewReport(),
+		breaker: newBreaker(), cache: newOverLimitCache(DefaultOverLimitCacheSize), now: time.Now,
 	}
 }
 
@@ -85,28 +95,43 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 		dec.Statuses[i].Shadow = p.rules[i].Shadow
 	}
 	if len(p.counters) == 0 {
-		if l.observer != nil {
-			l.observer.Decided(ctx, req, p.rules, &dec)
+		l.finish(ctx, req, p, dom, &dec)
+		return dec, nil
+	}
+	if blocked, ok := l.fromCache(p, l.now()); ok {
+		dec.Over, dec.Cached = true, true
+		for _, u := range p.uses {
+			if d := blocked[u.counter]; d > 0 {
+				decideStatus(&dec.Statuses[u.descriptor], u.limit, lua.CounterResult{Over: true, ResetAfter: d, RetryAfter: d})
+			}
 		}
+		l.finish(ctx, req, p, dom, &dec)
 		return dec, nil
 	}
 	var res lua.Result
-	var err error
-	start := time.Now()
-	if p.reserves {
-		id := newReservationID()
-		res, err = l.window.Reserve(ctx, l.rdb, p.counters, l.recordKey(id), p.longest+l.grace)
-		l.observeStore(ctx, "reserve", start, err)
-		if err == nil && res.Allowed {
-			dec.ReservationID = id
+	var id string
+	start := l.now()
+	err := l.storeCall(ctx, p.script(), func() (err error) {
+		if p.reserves {
+			id = newReservationID()
+			res, err = l.window.Reserve(ctx, l.rdb, p.counters, l.recordKey(id), p.longest+l.grace)
+		} else {
+			res, err = l.window.Run(ctx, l.rdb, lua.Charge, p.counters)
 		}
-	} else {
-		res, err = l.window.Run(ctx, l.rdb, lua.Charge, p.counters)
-		l.observeStore(ctx, "window", start, err)
-	}
+		return err
+	})
 	if err != nil {
-		return Decision{}, storeError(err)
+		if !dom.FailOpen {
+			return Decision{}, err
+		}
+		dec.FailedOpen = true
+		l.finish(ctx, req, p, dom, &dec)
+		return dec, nil
 	}
+	if res.Allowed {
+		dec.ReservationID = id
+	}
+	l.remember(p, res, start)
 	dec.Now = res.Now
 	dec.Over = !res.Allowed
 	for _, u := range p.uses {
@@ -115,7 +140,14 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 		decideStatus(st, u.limit, c)
 		st.Limits = append(st.Limits, LimitState{Limit: u.limit, Over: c.Over, Remaining: c.Remaining, Charged: c.Amount})
 	}
-	dec.Headers = headersFor(&dec, dom)
+	l.finish(ctx, req, p, dom, &dec)
+	return dec, nil
+}
+
+// finish adds what every decision carries — headers, the fault body when
+// over — and tells the observer.
+func (l *Limiter) finish(ctx context.Context, req *Request, p plan, dom *config.Domain, dec *Decision) {
+	dec.Headers = headersFor(dec, dom)
 	if dec.Over {
 		dec.Body = dom.OverLimitBody
 		if dec.Body == "" {
@@ -123,9 +155,8 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 		}
 	}
 	if l.observer != nil {
-		l.observer.Decided(ctx, req, p.rules, &dec)
+		l.observer.Decided(ctx, req, p.rules, dec)
 	}
-	return dec, nil
 }
 
 // Usage reports the current state of every limit the descriptors match,
@@ -146,11 +177,12 @@ func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, e
 	for i := range p.counters {
 		p.counters[i].Cost = 0
 	}
-	start := time.Now()
-	res, err := l.window.Run(ctx, l.rdb, lua.Peek, p.counters)
-	l.observeStore(ctx, "peek", start, err)
-	if err != nil {
-		return nil, storeError(err)
+	var res lua.Result
+	if err := l.storeCall(ctx, "peek", func() (err error) {
+		res, err = l.window.Run(ctx, l.rdb, lua.Peek, p.counters)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	for _, u := range p.uses {
 		c := res.Counters[u.counter]
@@ -162,11 +194,6 @@ func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, e
 	return out, nil
 }
 
-// storeError wraps a script failure. A deadline that ran out while waiting
-// on Redis is a store failure too: the service answers Unavailable, and the
-// caller's own (longer) deadline is still running.
-func storeError(err error) error { return &StoreError{Err: err} }
-
 // plan is what one request asks of Redis.
 type plan struct {
 	rules    []config.Rule
@@ -177,6 +204,51 @@ type plan struct {
 	// longest window among those.
 	reserves bool
 	longest  time.Duration
+}
+
+// script names the script call the plan makes, for the observer.
+func (p *plan) script() string {
+	if p.reserves {
+		return "reserve"
+	}
+	return "window"
+}
+
+// cacheable reports whether a refusal of counter c may be remembered: a
+// request counter, enforced, refused at cost 1 (see overLimitCache).
+func cacheable(c *lua.Counter) bool {
+	return c.Kind == 0 && c.Op == lua.OpCheck && c.Cost == 1 && !c.Shadow
+}
+
+// fromCache reports the counters of p that the over-limit cache knows to
+// refuse now, and for how long; ok is false when there is none and Redis
+// must decide. A counter of cost 1 or more cannot fit while a cost-1 call
+// could not.
+func (l *Limiter) fromCache(p plan, now time.Time) (blocked map[int]time.Duration, ok bool) {
+	for i := range p.counters {
+		c := &p.counters[i]
+		if c.Kind != 0 || c.Op != lua.OpCheck || c.Cost == 0 || c.Shadow {
+			continue
+		}
+		if d := l.cache.blockedFor(c.Key, c.Limit, now); d > 0 {
+			if blocked == nil {
+				blocked = make(map[int]time.Duration, 1)
+			}
+			blocked[i] = d
+		}
+	}
+	return blocked, blocked != nil
+}
+
+// remember puts the counters that refused at cost 1 into the over-limit
+// cache until they could admit again, measured from before the call (so
+// the entry never outlives the refusal).
+func (l *Limiter) remember(p plan, res lua.Result, start time.Time) {
+	for i, c := range res.Counters {
+		if c.Over && c.RetryAfter > 0 && cacheable(&p.counters[i]) {
+			l.cache.block(p.counters[i].Key, p.counters[i].Limit, start.Add(c.RetryAfter), start)
+		}
+	}
 }
 
 // use ties one limit of one descriptor to the counter that counts it.

@@ -45,8 +45,18 @@ descriptors:
     rate_limit: {name: specific, replaces: [{name: generic}], unit: minute, requests_per_unit: 4}
 `
 
-// newTestLimiter returns a limiter on miniredis at a pinned time.
-func newTestLimiter(t *testing.T, yaml string) (*Limiter, *miniredis.Miniredis) {
+// pinnedClock is a miniredis whose time the test sets, and the limiter's
+// clock following it.
+type pinnedClock struct {
+	*miniredis.Miniredis
+	now time.Time
+}
+
+func (c *pinnedClock) SetTime(t time.Time) { c.now = t; c.Miniredis.SetTime(t) }
+
+// newTestLimiter returns a limiter on miniredis at a pinned time; the
+// limiter's own clock follows the pinned time.
+func newTestLimiter(t *testing.T, yaml string) (*Limiter, *pinnedClock) {
 	t.Helper()
 	dom, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
@@ -56,11 +66,13 @@ func newTestLimiter(t *testing.T, yaml string) (*Limiter, *miniredis.Miniredis) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	mr := miniredis.RunT(t)
+	mr := &pinnedClock{Miniredis: miniredis.RunT(t)}
 	mr.SetTime(time.Date(2025, 7, 4, 12, 0, 0, 0, time.UTC))
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	return New(func() *config.Set { return set }, rdb, "test:"+t.Name()+":"), mr
+	l := New(func() *config.Set { return set }, rdb, "test:"+t.Name()+":")
+	l.now = func() time.Time { return mr.now }
+	return l, mr
 }
 
 func desc(kv ...string) Descriptor {

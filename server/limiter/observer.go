@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/sluice-rl/sluice/server/config"
@@ -26,9 +27,27 @@ type Observer interface {
 // SetObserver makes the limiter tell o what it does. Call it before serving.
 func (l *Limiter) SetObserver(o Observer) { l.observer = o }
 
-// observeStore reports one script call to the observer, if there is one.
-func (l *Limiter) observeStore(ctx context.Context, script string, start time.Time, err error) {
+// storeCall runs one script call through the circuit breaker and tells the
+// observer about it. A failure comes back as a *StoreError.
+func (l *Limiter) storeCall(ctx context.Context, script string, run func() error) error {
+	start := time.Now()
+	var err error
+	if l.breaker.allow() {
+		err = run()
+		switch {
+		case err != nil && errors.Is(ctx.Err(), context.Canceled):
+			l.breaker.abandon() // the caller left: nothing learned about Redis
+		default:
+			l.breaker.done(err)
+		}
+	} else {
+		err = ErrCircuitOpen
+	}
 	if l.observer != nil {
 		l.observer.StoreCall(ctx, script, time.Since(start), err)
 	}
+	if err != nil {
+		return &StoreError{Err: err}
+	}
+	return nil
 }

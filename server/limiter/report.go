@@ -60,11 +60,12 @@ func (l *Limiter) Report(ctx context.Context, req *ReportRequest) (ReportResult,
 		for _, k := range []config.Kind{config.KindTotalTokens, config.KindPromptTokens, config.KindCompletionTokens} {
 			actual[tokenCode(k)] = req.Usage.of(k)
 		}
-		start := time.Now()
-		res, err := l.report.Run(ctx, l.rdb, l.recordKey(req.ReservationID), actual)
-		l.observeStore(ctx, "report", start, err)
-		if err != nil {
-			return ReportResult{}, storeError(err)
+		var res lua.ReportResult
+		if err := l.storeCall(ctx, "report", func() (err error) {
+			res, err = l.report.Run(ctx, l.rdb, l.recordKey(req.ReservationID), actual)
+			return err
+		}); err != nil {
+			return ReportResult{}, err
 		}
 		if res.Status != lua.ReportNotFound {
 			out := ReportResult{Limits: make([]ReportedLimit, len(res.Counters))}
@@ -116,11 +117,12 @@ func (l *Limiter) chargeUsage(ctx context.Context, req *ReportRequest) (ReportRe
 	if len(counters) == 0 {
 		return out, nil
 	}
-	start := time.Now()
-	res, err := l.window.Run(ctx, l.rdb, lua.Charge, counters)
-	l.observeStore(ctx, "window", start, err)
-	if err != nil {
-		return ReportResult{}, storeError(err)
+	var res lua.Result
+	if err := l.storeCall(ctx, "window", func() (err error) {
+		res, err = l.window.Run(ctx, l.rdb, lua.Charge, counters)
+		return err
+	}); err != nil {
+		return ReportResult{}, err
 	}
 	for i, c := range res.Counters {
 		lim := limits[i]

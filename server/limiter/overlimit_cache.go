@@ -1,0 +1,63 @@
+package limiter
+
+import (
+	"sync"
+	"time"
+)
+
+// overLimitCache remembers request counters that refused a call, until the
+// earliest moment they could admit again, so a replica answers OVER_LIMIT for
+// them from memory without asking Redis. Refusing from memory is always safe
+// for the sliding-window guarantee; it never admits.
+//
+// Only request counters are kept (never token counters, whose count a report
+// can lower at any time), and only when the refused cost was 1: a later call
+// of any cost cannot fit before a cost-1 call could. A config change of the
+// limit makes an entry void. Envoy's is_negative_hits on a request limit can
+// reopen a counter early; such a counter may keep refusing from memory until
+// its entry expires.
+type overLimitCache struct {
+	maxEntries int
+
+	mu      sync.Mutex
+	entries map[string]blocked
+}
+
+type blocked struct {
+	until time.Time
+	limit uint64
+}
+
+func newOverLimitCache(maxEntries int) *overLimitCache {
+	return &overLimitCache{maxEntries: maxEntries, entries: make(map[string]blocked)}
+}
+
+// blockedFor returns how long the counter under key with this limit stays
+// refused, or 0 when it is not known to be.
+func (c *overLimitCache) blockedFor(key string, limit uint64, now time.Time) time.Duration {
+	c.mu.Lock()
+	b, ok := c.entries[key]
+	c.mu.Unlock()
+	if !ok || b.limit != limit || !now.Before(b.until) {
+		return 0
+	}
+	return b.until.Sub(now)
+}
+
+// block records that the counter under key refuses until until; now is the
+// clock's time, for evicting expired entries when the cache is full.
+func (c *overLimitCache) block(key string, limit uint64, until, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.maxEntries {
+		for k, b := range c.entries {
+			if !now.Before(b.until) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= c.maxEntries {
+			return // full of live entries: ask Redis instead
+		}
+	}
+	c.entries[key] = blocked{until: until, limit: limit}
+}

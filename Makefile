@@ -13,7 +13,7 @@ BENCHSTAT_VERSION        := v0.0.0-20260908200009-22c9c6c9d4da
 
 CONFIG ?= deploy/examples/sluice.yaml
 
-.PHONY: help run test test-short bench proto proto-check lint tools tidy-check fmt-check build
+.PHONY: help run test test-short bench demo proto proto-check lint tools tidy-check fmt-check build
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -28,11 +28,23 @@ test: ## run the whole suite (unit + real redis-server integration), with -race
 test-short: ## run the fast tests only
 	$(GO) test -race -short ./...
 
-build: ## build bin/sluice
+build: ## build bin/sluice and bin/sluice-gateway
 	$(GO) build -o $(BIN)/sluice ./cmd/sluice
+	$(GO) build -o $(BIN)/sluice-gateway ./cmd/sluice-gateway
 
 bench: ## load-test sluice against its own redis-server and print the numbers
 	$(GO) run ./bench $(BENCH_ARGS)
+
+demo: ## run sluice (embedded store), two demo backends and sluice-gateway on :9090; Ctrl-C stops all
+	$(GO) build -o $(BIN)/sluice ./cmd/sluice
+	$(GO) build -o $(BIN)/sluice-gateway ./cmd/sluice-gateway
+	$(GO) build -o $(BIN)/sluice-demo-backend ./cmd/sluice-demo-backend
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT INT TERM; \
+	$(BIN)/sluice serve --config deploy/gateway/sluice.yaml --grpc-addr 127.0.0.1:8081 --http-addr 127.0.0.1:8080 & \
+	$(BIN)/sluice-demo-backend --listen 127.0.0.1:9101 --name production & \
+	$(BIN)/sluice-demo-backend --listen 127.0.0.1:9102 --name sandbox & \
+	sleep 1; $(BIN)/sluice-gateway --config deploy/gateway/gateway.yaml & \
+	wait
 
 tools: ## install pinned tools into ./bin from the Go module proxy
 	GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)

@@ -1,0 +1,144 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+)
+
+// Environment names the backend an API manager sends a call to; each has its
+// own cap.
+const (
+	Production = "production"
+	Sandbox    = "sandbox"
+)
+
+type environmentKey struct{}
+
+// WithEnvironment returns ctx marked with the call's environment, for the
+// default descriptors of Middleware to read.
+func WithEnvironment(ctx context.Context, env string) context.Context {
+	return context.WithValue(ctx, environmentKey{}, env)
+}
+
+// EnvironmentFrom is the environment WithEnvironment set, or Production.
+func EnvironmentFrom(ctx context.Context) string {
+	if env, ok := ctx.Value(environmentKey{}).(string); ok && env != "" {
+		return env
+	}
+	return Production
+}
+
+// Meter prices a call in tokens: before Sluice is asked, and after the
+// backend answered. Package llm has one for OpenAI-style APIs.
+type Meter interface {
+	// Estimate returns the expected usage of r. It may read and replace
+	// r.Body (and must leave a body the backend can read).
+	Estimate(r *http.Request) (Usage, error)
+	// Measure wraps w to find the actual usage in the response as it passes
+	// through. After the handler returns, usage returns what was found and
+	// whether anything was.
+	Measure(w http.ResponseWriter, r *http.Request) (mw http.ResponseWriter, usage func() (Usage, bool))
+}
+
+// MiddlewareConfig configures Middleware.
+type MiddlewareConfig struct {
+	// Domain is Sluice's config domain. (Required)
+	Domain string
+	// API and Version name the API for the default descriptors. (Required
+	// unless Descriptors is set)
+	API, Version string
+	// Descriptors maps a call to its descriptors. (Optional, default
+	// APIDescriptors(API, Version, EnvironmentFrom(r.Context())))
+	Descriptors func(r *http.Request) []Descriptor
+	// Meter, when set, estimates each call's tokens before the check and
+	// reports its actual usage after the response. (Optional)
+	Meter Meter
+	// Logger receives failed checks and estimates. (Optional, default
+	// slog.Default())
+	Logger *slog.Logger
+}
+
+// Middleware guards next with Sluice: a call over limit is answered 503 with
+// the fault body, Retry-After and RateLimit-* headers, and never reaches next;
+// an allowed call gets the RateLimit-* headers on its response. With a Meter,
+// the call's actual usage is reported after next returns, or, when none can
+// be found, its estimate (counted in Stats.UsageMissing).
+func (c *Client) Middleware(cfg MiddlewareConfig) (func(http.Handler) http.Handler, error) {
+	if cfg.Domain == "" {
+		return nil, errors.New("middleware: domain: required")
+	}
+	if cfg.Descriptors == nil {
+		if cfg.API == "" || cfg.Version == "" {
+			return nil, errors.New("middleware: api and version: required without descriptors")
+		}
+		api, version := cfg.API, cfg.Version
+		cfg.Descriptors = func(r *http.Request) []Descriptor {
+			return APIDescriptors(api, version, EnvironmentFrom(r.Context()))
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c.serve(&cfg, next, w, r)
+		})
+	}, nil
+}
+
+func (c *Client) serve(cfg *MiddlewareConfig, next http.Handler, w http.ResponseWriter, r *http.Request) {
+	req := Request{Domain: cfg.Domain, Descriptors: cfg.Descriptors(r)}
+	if cfg.Meter != nil {
+		est, err := cfg.Meter.Estimate(r)
+		if err != nil {
+			cfg.Logger.Warn("sluice: estimate failed", "path", r.URL.Path, "err", err)
+		}
+		req.Estimate = est
+	}
+	dec, err := c.Check(r.Context(), req)
+	if err != nil {
+		cfg.Logger.Warn("sluice: check failed", "path", r.URL.Path, "failure_mode", c.opts.failure.String(), "err", err)
+	}
+	for k, vs := range dec.Headers {
+		w.Header()[k] = vs
+	}
+	if !dec.Allowed {
+		WriteRefusal(w, dec)
+		return
+	}
+	if cfg.Meter == nil {
+		next.ServeHTTP(w, r)
+		return
+	}
+	mw, usage := cfg.Meter.Measure(w, r)
+	// Deferred, so that a handler that aborts (panics with
+	// http.ErrAbortHandler, as a reverse proxy does when the backend breaks
+	// off a stream) still reports.
+	defer func() {
+		switch u, ok := usage(); {
+		case ok:
+			dec.Report(u)
+		case !req.Estimate.IsZero():
+			dec.ReportEstimate()
+		}
+	}()
+	next.ServeHTTP(mw, r)
+}
+
+// WriteRefusal answers a refused call: 503, the decision's headers and its
+// body as JSON.
+func WriteRefusal(w http.ResponseWriter, dec Decision) {
+	h := w.Header()
+	for k, vs := range dec.Headers {
+		h[k] = vs
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	h.Set("Content-Length", strconv.Itoa(len(dec.Body)))
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(dec.Body))
+}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sluice-rl/sluice/server/limiter"
 )
 
@@ -37,8 +39,13 @@ type Config struct {
 	// longest window it reserved on, for slow calls to report into.
 	// (Optional, default 10m)
 	ReservationGrace time.Duration
-	// Logger receives the service's logs. (Optional, default slog.Default())
+	// Logger receives the service's logs; records logged during a traced
+	// call carry its trace_id and span_id. (Optional, default slog.Default())
 	Logger *slog.Logger
+	// TracerProvider receives a span for every call and every Redis script
+	// call in it (telemetry.TracerProviderFromEnv builds one from OTEL_*).
+	// The caller shuts it down. (Optional, default: no tracing)
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {

@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-rl/sluice/server/httpapi"
 	"github.com/sluice-rl/sluice/server/limiter"
 	"github.com/sluice-rl/sluice/server/store"
+	"github.com/sluice-rl/sluice/server/telemetry"
 )
 
 // Server is a running Sluice: listening from New on, serving once Run starts.
@@ -40,6 +41,7 @@ type Server struct {
 	httpLis   net.Listener
 	http      *http.Server
 	selfConn  *grpc.ClientConn
+	tel       *telemetry.Telemetry
 	closeOnce sync.Once
 }
 
@@ -59,19 +61,31 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Logger = telemetry.Logger(cfg.Logger) // records carry the trace id
 	s := &Server{cfg: cfg, store: st}
 	s.configs.Store(set)
+	s.tel, err = telemetry.New(telemetry.Options{Configs: s.configs.Load, TracerProvider: cfg.TracerProvider, Logger: cfg.Logger})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
 	s.limiter = limiter.New(s.configs.Load, st.Client, cfg.KeyPrefix)
 	s.limiter.SetReservationGrace(cfg.ReservationGrace)
+	s.limiter.SetObserver(s.tel)
 	if err := s.listen(); err != nil {
 		_ = st.Close()
+		_ = s.tel.Shutdown(context.Background())
 		return nil, err
 	}
 	return s, nil
 }
 
 func (s *Server) listen() error {
-	s.grpc = grpc.NewServer(grpc.ChainUnaryInterceptor(grpcapi.DeadlineInterceptor))
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.tel.UnaryServerInterceptor, grpcapi.DeadlineInterceptor)}
+	if h := s.tel.StatsHandler(); h != nil { // a span per call, when tracing
+		opts = append(opts, grpc.StatsHandler(h))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	sluicev1.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewSluice(s.limiter))
 	rlsv3.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewEnvoy(s.limiter))
 	s.health = health.NewServer()
@@ -92,7 +106,7 @@ func (s *Server) listen() error {
 		_ = s.httpLis.Close()
 		return fmt.Errorf("grpc self connection: %w", err)
 	}
-	handler, err := httpapi.Handler(context.Background(), s.selfConn, s.ready.ready)
+	handler, err := httpapi.Handler(context.Background(), s.selfConn, s.ready.ready, s.tel.MetricsHandler())
 	if err != nil {
 		return err
 	}
@@ -139,10 +153,12 @@ func (s *Server) Run(ctx context.Context) error {
 		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, func(set *config.Set) {
 			s.configs.Store(set)
 			if !first {
+				s.tel.ConfigReloaded()
 				log.Info("config reloaded", "path", s.cfg.ConfigPath, "domains", set.Domains())
 			}
 			first = false
 		}, func(err error) {
+			s.tel.ConfigReloadFailed()
 			log.Error("config reload failed; keeping the previous config", "path", s.cfg.ConfigPath, "err", err)
 		})
 	})
@@ -191,7 +207,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		_ = s.grpcLis.Close()
 		_ = s.httpLis.Close()
-		err = errors.Join(s.selfConn.Close(), s.store.Close())
+		err = errors.Join(s.selfConn.Close(), s.store.Close(), s.tel.Shutdown(context.Background()))
 	})
 	return err
 }

@@ -1,11 +1,14 @@
 // Command sluice is the Sluice rate-limit decision service.
 //
 //	sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR]
+//	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	sluice check-config PATH
 //
 // Each serve flag may also come from the environment: SLUICE_CONFIG,
-// SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR; a flag wins over its
-// variable.
+// SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_LOG_FORMAT,
+// SLUICE_LOG_LEVEL; a flag wins over its variable. Traces are exported over
+// OTLP/gRPC when the standard OTEL_* variables ask for it (see
+// telemetry.TracerProviderFromEnv); with none set, nothing is exported.
 package main
 
 import (
@@ -18,9 +21,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/config"
+	"github.com/sluice-rl/sluice/server/telemetry"
 )
 
 func main() {
@@ -39,6 +44,7 @@ var errUsage = errors.New("usage")
 
 const usage = `usage:
   sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR]
+               [--log-format text|json] [--log-level debug|info|warn|error]
   sluice check-config PATH
 `
 
@@ -71,6 +77,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis:// or rediss:// URL; empty runs the embedded in-memory store (env SLUICE_REDIS)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "SLUICE_GRPC_ADDR", ":8081"), "gRPC listen address (env SLUICE_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "SLUICE_HTTP_ADDR", ":8080"), "HTTP listen address (env SLUICE_HTTP_ADDR)")
+	logFormat := fs.String("log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
+	logLevel := fs.String("log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -82,12 +90,47 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG) is required")
 		return errUsage
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
-	srv, err := server.New(cfg)
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
-		return err
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return errUsage
 	}
-	return srv.Run(ctx)
+	cfg.Logger = logger
+	tp, shutdownTracing, err := telemetry.TracerProviderFromEnv(ctx, getenv)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	if tp != nil {
+		cfg.TracerProvider = tp
+		logger.Info("exporting traces over OTLP/gRPC")
+	}
+	srv, err := server.New(cfg)
+	if err == nil {
+		err = srv.Run(ctx)
+	}
+	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if terr := shutdownTracing(flushCtx); terr != nil {
+		logger.Warn("flushing traces", "err", terr)
+	}
+	return err
+}
+
+// newLogger builds the service's logger; the server adds the trace id to
+// records logged during a traced call.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
 func checkConfig(args []string, stdout, stderr io.Writer) error {

@@ -31,7 +31,7 @@ func startWatch(t *testing.T, path string) *watcher {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		Watch(ctx, path, 5*time.Millisecond, func(s *Set) { w.applied <- s }, func(err error) { w.reports <- err })
+		Watch(ctx, path, 20*time.Millisecond, func(s *Set) { w.applied <- s }, func(err error) { w.reports <- err })
 	}()
 	w.stop = func() { cancel(); wg.Wait() }
 	t.Cleanup(w.stop)
@@ -72,7 +72,7 @@ func (w *watcher) quiet(t *testing.T) {
 		t.Fatalf("applied %v", s.Domains())
 	case err := <-w.reports:
 		t.Fatalf("reported %v", err)
-	case <-time.After(50 * time.Millisecond):
+	case <-time.After(100 * time.Millisecond):
 	}
 }
 

@@ -1,5 +1,6 @@
 // Package httpapi serves the HTTP side of Sluice: sluice.v1 as JSON through
-// grpc-gateway, Envoy ratelimit's POST /json, and the health endpoints.
+// grpc-gateway, Envoy ratelimit's POST /json, the health endpoints and
+// GET /metrics.
 //
 // Every API call goes through the service's own gRPC endpoint, so HTTP and
 // gRPC callers pass the same interceptors (deadline, errors, metrics).
@@ -9,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
@@ -22,12 +24,13 @@ const MaxBodyBytes = 1 << 20
 
 // Handler returns the HTTP handler for the service. conn is a client
 // connection to the service's own gRPC endpoint; ready reports whether the
-// service can answer (config loaded, Redis reachable).
-func Handler(ctx context.Context, conn *grpc.ClientConn, ready func(context.Context) error) (http.Handler, error) {
+// service can answer (config loaded, Redis reachable); metrics, when not nil,
+// serves GET /metrics.
+func Handler(ctx context.Context, conn *grpc.ClientConn, ready func(context.Context) error, metrics http.Handler) (http.Handler, error) {
 	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}))
+	}), runtime.WithIncomingHeaderMatcher(traceHeaders))
 	if err := sluicev1.RegisterRateLimitServiceHandler(ctx, gw, conn); err != nil {
 		return nil, fmt.Errorf("register grpc-gateway: %w", err)
 	}
@@ -47,7 +50,20 @@ func Handler(ctx context.Context, conn *grpc.ClientConn, ready func(context.Cont
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	return mux, nil
+}
+
+// traceHeaders passes the W3C trace context of an HTTP caller on to the gRPC
+// call, so that the call's span continues the caller's trace.
+func traceHeaders(key string) (string, bool) {
+	switch k := strings.ToLower(key); k {
+	case "traceparent", "tracestate", "baggage":
+		return k, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
 }
 
 func limitBody(h http.Handler) http.Handler {

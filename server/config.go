@@ -39,6 +39,16 @@ type Config struct {
 	// longest window it reserved on, for slow calls to report into.
 	// (Optional, default 10m)
 	ReservationGrace time.Duration
+	// TLSCertFile and TLSKeyFile, when set, serve both ports over TLS with
+	// this certificate, reread from disk when the files change. (Optional)
+	TLSCertFile, TLSKeyFile string
+	// TLSClientCAFile, when set, turns on mutual TLS: clients must present
+	// a certificate signed by one of these CAs. (Optional; needs TLSCertFile)
+	TLSClientCAFile string
+	// AuthToken, when set, is the bearer token required on ReportUsage (gRPC)
+	// and on every call of the JSON API, so that nobody who merely reaches
+	// the port can refund or spend someone's quota. (Optional)
+	AuthToken string
 	// Logger receives the service's logs; records logged during a traced
 	// call carry its trace_id and span_id. (Optional, default slog.Default())
 	Logger *slog.Logger
@@ -86,6 +96,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("drain timeout: must not be negative"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls: give both a certificate and a key file"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("tls client ca: mutual TLS needs a server certificate and key too"))
 	}
 	if c.ReservationGrace < 0 {
 		errs = append(errs, errors.New("reservation grace: must not be negative"))

@@ -5,8 +5,10 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/test/bufconn"
 
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server/config"
@@ -26,6 +29,7 @@ import (
 	"github.com/sluice-rl/sluice/server/limiter"
 	"github.com/sluice-rl/sluice/server/store"
 	"github.com/sluice-rl/sluice/server/telemetry"
+	"github.com/sluice-rl/sluice/server/tlsconf"
 )
 
 // Server is a running Sluice: listening from New on, serving once Run starts.
@@ -38,6 +42,7 @@ type Server struct {
 	health    *health.Server
 	ready     *readiness
 	grpcLis   net.Listener
+	selfLis   *bufconn.Listener // in-process gRPC for the HTTP side: no TLS, no port
 	httpLis   net.Listener
 	http      *http.Server
 	selfConn  *grpc.ClientConn
@@ -69,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	s.limiter = limiter.New(s.configs.Load, st.Client, cfg.KeyPrefix)
+	s.limiter = limiter.New(s.configs.Load, st.Scripter, cfg.KeyPrefix)
 	s.limiter.SetReservationGrace(cfg.ReservationGrace)
 	s.limiter.SetObserver(s.tel)
 	if err := s.listen(); err != nil {
@@ -81,7 +86,11 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) listen() error {
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(s.tel.UnaryServerInterceptor, grpcapi.DeadlineInterceptor)}
+	interceptors := []grpc.UnaryServerInterceptor{s.tel.UnaryServerInterceptor, grpcapi.DeadlineInterceptor}
+	if s.cfg.AuthToken != "" {
+		interceptors = append(interceptors, grpcapi.TokenInterceptor(s.cfg.AuthToken, grpcapi.ReportUsageMethod))
+	}
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...)}
 	if h := s.tel.StatsHandler(); h != nil { // a span per call, when tracing
 		opts = append(opts, grpc.StatsHandler(h))
 	}
@@ -92,36 +101,54 @@ func (s *Server) listen() error {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.ready = newReadiness(s.store.Ping, s.health)
 
-	var err error
-	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
-		return fmt.Errorf("grpc listen %s: %w", s.cfg.GRPCAddr, err)
+	grpcLis, httpLis, err := s.bind()
+	if err != nil {
+		return err
 	}
-	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
-		_ = s.grpcLis.Close()
-		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
-	}
-	s.selfConn, err = grpc.NewClient(dialable(s.grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	s.grpcLis, s.httpLis = grpcLis, httpLis
+	s.selfLis = bufconn.Listen(1 << 20)
+	s.selfConn, err = grpc.NewClient("passthrough:///sluice",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.selfLis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		_ = s.grpcLis.Close()
 		_ = s.httpLis.Close()
 		return fmt.Errorf("grpc self connection: %w", err)
 	}
-	handler, err := httpapi.Handler(context.Background(), s.selfConn, s.ready.ready, s.tel.MetricsHandler())
+	handler, err := httpapi.Handler(context.Background(), httpapi.Options{
+		Conn: s.selfConn, Ready: s.ready.ready, Metrics: s.tel.MetricsHandler(), Token: s.cfg.AuthToken,
+	})
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{
+		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug), // e.g. failed TLS handshakes
+	}
 	return nil
 }
 
-// dialable turns a listener address into one this process can dial: an
-// unspecified host (":8081", "[::]:8081") becomes loopback.
-func dialable(a net.Addr) string {
-	tcp, ok := a.(*net.TCPAddr)
-	if !ok || !tcp.IP.IsUnspecified() {
-		return a.String()
+// bind opens both ports, over TLS when a certificate is configured.
+func (s *Server) bind() (grpcLis, httpLis net.Listener, err error) {
+	var certs *tlsconf.Reloader
+	if s.cfg.TLSCertFile != "" {
+		certs, err = tlsconf.New(tlsconf.Files{Cert: s.cfg.TLSCertFile, Key: s.cfg.TLSKeyFile, ClientCA: s.cfg.TLSClientCAFile})
+		if err != nil {
+			return nil, nil, err
+		}
 	}
-	return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+	if grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
+		return nil, nil, fmt.Errorf("grpc listen %s: %w", s.cfg.GRPCAddr, err)
+	}
+	if httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		_ = grpcLis.Close()
+		return nil, nil, fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
+	}
+	if certs != nil {
+		grpcLis = tls.NewListener(grpcLis, certs.ServerConfig("h2"))
+		httpLis = tls.NewListener(httpLis, certs.ServerConfig("http/1.1"))
+	}
+	return grpcLis, httpLis, nil
 }
 
 // GRPCAddr is the bound gRPC address (useful with port 0).
@@ -165,6 +192,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- s.grpc.Serve(s.grpcLis) }()
+	go func() { _ = s.grpc.Serve(s.selfLis) }() // ends with the server's GracefulStop
 	go func() { errc <- s.http.Serve(s.httpLis) }()
 	log.Info("sluice serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "config", s.cfg.ConfigPath)
 
@@ -207,6 +235,7 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		_ = s.grpcLis.Close()
 		_ = s.httpLis.Close()
+		_ = s.selfLis.Close()
 		err = errors.Join(s.selfConn.Close(), s.store.Close(), s.tel.Shutdown(context.Background()))
 	})
 	return err

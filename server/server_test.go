@@ -39,7 +39,9 @@ descriptors:
 // sluice is one running server under test.
 type sluice struct {
 	*server.Server
-	stop func() error
+	stop   func() error
+	client *http.Client // for the HTTP port
+	scheme string       // of the HTTP port
 }
 
 // writeConfig writes a config file into a fresh directory and returns its path.
@@ -62,6 +64,13 @@ func startSluice(t *testing.T, configPath, redisURL string) *sluice {
 // startSluiceWith is startSluice with more of the config set by the test.
 func startSluiceWith(t *testing.T, cfg server.Config) *sluice {
 	t.Helper()
+	return startSluiceClient(t, cfg, http.DefaultClient, "http")
+}
+
+// startSluiceClient is startSluiceWith for a server whose HTTP port is
+// reached with client over scheme (https with TLS).
+func startSluiceClient(t *testing.T, cfg server.Config, client *http.Client, scheme string) *sluice {
+	t.Helper()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ReloadInterval, cfg.ReadinessInterval = 50*time.Millisecond, 50*time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -72,7 +81,7 @@ func startSluiceWith(t *testing.T, cfg server.Config) *sluice {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	s := &sluice{Server: srv}
+	s := &sluice{Server: srv, client: client, scheme: scheme}
 	var stopped bool
 	var stopErr error
 	s.stop = func() error {
@@ -97,7 +106,7 @@ func waitReady(t *testing.T, s *sluice, want bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
+		resp, err := s.client.Get(s.scheme + "://" + s.HTTPAddr() + "/readyz")
 		if err == nil {
 			_ = resp.Body.Close()
 			if (resp.StatusCode == http.StatusOK) == want {

@@ -1,12 +1,15 @@
 // Command sluice is the Sluice rate-limit decision service.
 //
 //	sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR]
+//	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	sluice check-config PATH
 //
 // Each serve flag may also come from the environment: SLUICE_CONFIG,
-// SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_LOG_FORMAT,
-// SLUICE_LOG_LEVEL; a flag wins over its variable. Traces are exported over
+// SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_TLS_CERT,
+// SLUICE_TLS_KEY, SLUICE_TLS_CLIENT_CA, SLUICE_AUTH_TOKEN_FILE (or the token
+// itself in SLUICE_AUTH_TOKEN), SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL; a flag
+// wins over its variable. Traces are exported over
 // OTLP/gRPC when the standard OTEL_* variables ask for it (see
 // telemetry.TracerProviderFromEnv); with none set, nothing is exported.
 package main
@@ -20,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -44,6 +48,7 @@ var errUsage = errors.New("usage")
 
 const usage = `usage:
   sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR]
+               [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
                [--log-format text|json] [--log-level debug|info|warn|error]
   sluice check-config PATH
 `
@@ -77,6 +82,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis:// or rediss:// URL; empty runs the embedded in-memory store (env SLUICE_REDIS)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "SLUICE_GRPC_ADDR", ":8081"), "gRPC listen address (env SLUICE_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "SLUICE_HTTP_ADDR", ":8080"), "HTTP listen address (env SLUICE_HTTP_ADDR)")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", getenv("SLUICE_TLS_CERT"), "PEM certificate: serve both ports over TLS, reloaded when the file changes (env SLUICE_TLS_CERT)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", getenv("SLUICE_TLS_KEY"), "PEM key of --tls-cert (env SLUICE_TLS_KEY)")
+	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", getenv("SLUICE_TLS_CLIENT_CA"), "PEM CAs: require client certificates signed by them, mutual TLS (env SLUICE_TLS_CLIENT_CA)")
+	tokenFile := fs.String("auth-token-file", getenv("SLUICE_AUTH_TOKEN_FILE"), "file holding the bearer token required on ReportUsage and the JSON API (env SLUICE_AUTH_TOKEN_FILE, or the token itself in SLUICE_AUTH_TOKEN)")
 	logFormat := fs.String("log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +98,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if cfg.ConfigPath == "" {
 		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG) is required")
 		return errUsage
+	}
+	cfg.AuthToken = getenv("SLUICE_AUTH_TOKEN")
+	if *tokenFile != "" {
+		raw, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("--auth-token-file: %w", err)
+		}
+		if cfg.AuthToken = strings.TrimSpace(string(raw)); cfg.AuthToken == "" {
+			return fmt.Errorf("--auth-token-file %s: the file is empty", *tokenFile)
+		}
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {

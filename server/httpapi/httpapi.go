@@ -22,11 +22,24 @@ import (
 // MaxBodyBytes bounds a JSON request body.
 const MaxBodyBytes = 1 << 20
 
-// Handler returns the HTTP handler for the service. conn is a client
-// connection to the service's own gRPC endpoint; ready reports whether the
-// service can answer (config loaded, Redis reachable); metrics, when not nil,
-// serves GET /metrics.
-func Handler(ctx context.Context, conn *grpc.ClientConn, ready func(context.Context) error, metrics http.Handler) (http.Handler, error) {
+// Options is what the HTTP side needs from the service.
+type Options struct {
+	// Conn is a client connection to the service's own gRPC endpoint.
+	// (Required)
+	Conn *grpc.ClientConn
+	// Ready reports whether the service can answer (config loaded, Redis
+	// reachable). (Required)
+	Ready func(context.Context) error
+	// Metrics, when not nil, serves GET /metrics. (Optional)
+	Metrics http.Handler
+	// Token, when not empty, is the bearer token every call of the JSON API
+	// (/v1/..., /json) must carry; health and metrics stay open. (Optional)
+	Token string
+}
+
+// Handler returns the HTTP handler for the service.
+func Handler(ctx context.Context, o Options) (http.Handler, error) {
+	conn, ready, metrics := o.Conn, o.Ready, o.Metrics
 	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
@@ -35,8 +48,8 @@ func Handler(ctx context.Context, conn *grpc.ClientConn, ready func(context.Cont
 		return nil, fmt.Errorf("register grpc-gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", limitBody(gw))
-	mux.Handle("POST /json", limitBody(envoyJSON(conn)))
+	mux.Handle("/v1/", RequireToken(o.Token, limitBody(gw)))
+	mux.Handle("POST /json", RequireToken(o.Token, limitBody(envoyJSON(conn))))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -65,12 +65,25 @@ type Batcher struct {
 	wg       sync.WaitGroup
 }
 
-// call is one queued script call. done is closed by the flusher once cmd
-// holds its reply or error; until then only the flusher touches cmd.
+// call is one queued script call. The flusher sends on done (buffered, so it
+// never blocks) once cmd holds its reply or error; until then only the
+// flusher touches cmd. A call whose caller saw done is recycled; one whose
+// caller gave up first is left to the garbage collector.
 type call struct {
 	ctx  context.Context
 	cmd  *redis.Cmd
 	done chan struct{}
+}
+
+var calls = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+// finish hands c back to its caller.
+func (c *call) finish() { c.done <- struct{}{} }
+
+// recycle returns a call whose done has been received to the pool.
+func (c *call) recycle() {
+	c.ctx, c.cmd = nil, nil
+	calls.Put(c)
 }
 
 var _ redis.Scripter = (*Batcher)(nil)
@@ -167,24 +180,30 @@ func (b *Batcher) do(ctx context.Context, name, payload string, keys []string, a
 		return failed(ctx, redis.ErrClosed)
 	default:
 	}
-	c := &call{ctx: ctx, cmd: evalCmd(ctx, name, payload, keys, args), done: make(chan struct{})}
+	cmd := evalCmd(ctx, name, payload, keys, args)
+	c := calls.Get().(*call)
+	c.ctx, c.cmd = ctx, cmd
 	select {
 	case b.queue <- c:
 	case <-ctx.Done():
+		c.recycle()
 		return failed(ctx, ctx.Err())
 	case <-b.quit:
+		c.recycle()
 		return failed(ctx, redis.ErrClosed)
 	}
 	select {
 	case <-c.done:
-		return c.cmd
+		c.recycle()
+		return cmd
 	case <-ctx.Done():
 		return failed(ctx, ctx.Err())
 	case <-b.stopped:
 		// Every flusher has returned; one may have finished c just before.
 		select {
 		case <-c.done:
-			return c.cmd
+			c.recycle()
+			return cmd
 		default:
 			return failed(ctx, redis.ErrClosed)
 		}
@@ -223,7 +242,7 @@ func (b *Batcher) failQueued() {
 		select {
 		case c := <-b.queue:
 			c.cmd.SetErr(redis.ErrClosed)
-			close(c.done)
+			c.finish()
 		default:
 			return
 		}
@@ -267,6 +286,6 @@ func (b *Batcher) exec(batch []*call) {
 		_, _ = pipe.Exec(ctx)
 	}
 	for _, c := range batch {
-		close(c.done)
+		c.finish()
 	}
 }

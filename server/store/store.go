@@ -23,10 +23,9 @@ type Pipelining int
 const (
 	// PipelineBatch sends concurrent calls together through a Batcher.
 	PipelineBatch Pipelining = iota
-	// PipelineNone sends every call on its own pooled connection.
+	// PipelineNone sends every call on its own pooled connection, one
+	// round trip each (what go-redis does by itself).
 	PipelineNone
-	// PipelineAuto uses go-redis's experimental autopipeliner.
-	PipelineAuto
 )
 
 // Config tunes Open. The zero Config is the recommended one.
@@ -35,10 +34,8 @@ type Config struct {
 	Pipelining Pipelining
 	// Batch sizes the Batcher (Optional, see BatchConfig).
 	Batch BatchConfig
-	// AutoPipeline configures PipelineAuto (Optional, default go-redis's
-	// DefaultAutoPipelineOptions).
-	AutoPipeline *redis.AutoPipelineOptions
-	// Tune, if set, adjusts the go-redis client options last (Optional).
+	// Tune, if set, adjusts the go-redis client options last (Optional; for
+	// tests and benchmarks of pool settings).
 	Tune func(*redis.Options)
 }
 
@@ -85,13 +82,6 @@ func OpenConfig(url string, cfg Config) (*Store, error) {
 	switch cfg.Pipelining {
 	case PipelineNone:
 		s.Scripter = s.Client
-	case PipelineAuto:
-		a, err := newAutoScripter(s.Client, cfg.AutoPipeline)
-		if err != nil {
-			_ = s.Close()
-			return nil, fmt.Errorf("redis autopipeline: %w", err)
-		}
-		s.Scripter, s.closer = a, a
 	default:
 		b := NewBatcher(s.Client, cfg.Batch)
 		s.Scripter, s.closer = b, b

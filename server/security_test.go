@@ -1,0 +1,110 @@
+package server_test
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluice-rl/sluice/internal/redistest"
+	"github.com/sluice-rl/sluice/internal/testcerts"
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+	"github.com/sluice-rl/sluice/server"
+)
+
+// TestMutualTLSAndBearerToken serves both ports over mutual TLS with a
+// bearer token required on ReportUsage and the JSON API.
+func TestMutualTLSAndBearerToken(t *testing.T) {
+	ca := testcerts.NewCA(t, "sluice test ca")
+	dir := t.TempDir()
+	cert, key := ca.Issue(t, "sluice")
+	testcerts.WriteFiles(t, dir, map[string][]byte{"tls.crt": cert, "tls.key": key, "ca.crt": ca.PEM})
+	rs := redistest.New(t)
+	const token = "s3cret-token"
+	clientTLS := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{ca.ClientCert(t, "gateway")}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
+	t.Cleanup(client.CloseIdleConnections)
+	s := startSluiceClient(t, server.Config{
+		ConfigPath: writeConfig(t, tokenConfig), RedisURL: rs.URL(), AuthToken: token,
+		TLSCertFile: filepath.Join(dir, "tls.crt"), TLSKeyFile: filepath.Join(dir, "tls.key"), TLSClientCAFile: filepath.Join(dir, "ca.crt"),
+	}, client, "https")
+	ctx := context.Background()
+
+	t.Run("grpc with a client certificate", func(t *testing.T) {
+		conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c := sluicev1.NewRateLimitServiceClient(conn)
+		resp, err := c.ShouldRateLimit(ctx, &sluicev1.ShouldRateLimitRequest{Domain: "ai", Descriptors: aiDescriptors("tls", "production"),
+			UsageEstimate: &sluicev1.UsageEstimate{PromptTokens: 10}})
+		if err != nil || resp.OverallCode != sluicev1.Code_OK {
+			t.Fatalf("ShouldRateLimit over mTLS: %v %v", resp, err)
+		}
+		report := &sluicev1.ReportUsageRequest{ReservationId: resp.ReservationId, Usage: &sluicev1.Usage{PromptTokens: 5}}
+		if _, err := c.ReportUsage(ctx, report); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("ReportUsage without the token: %v, want Unauthenticated", err)
+		}
+		bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer wrong")
+		if _, err := c.ReportUsage(bad, report); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("ReportUsage with a wrong token: %v, want Unauthenticated", err)
+		}
+		good := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		if _, err := c.ReportUsage(good, report); err != nil {
+			t.Errorf("ReportUsage with the token: %v", err)
+		}
+	})
+
+	t.Run("grpc without a client certificate is refused", func(t *testing.T) {
+		noCert := clientTLS.Clone()
+		noCert.Certificates = nil
+		conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(noCert)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_, err = sluicev1.NewRateLimitServiceClient(conn).ShouldRateLimit(ctx, &sluicev1.ShouldRateLimitRequest{Domain: "ai", Descriptors: aiDescriptors("tls", "production")})
+		if status.Code(err) != codes.Unavailable {
+			t.Errorf("without a client certificate: %v, want the handshake to fail", err)
+		}
+	})
+
+	t.Run("http json needs the token, health does not", func(t *testing.T) {
+		body := `{"domain":"ai","descriptors":[{"entries":[{"key":"plain","value":"x"}]}]}`
+		post := func(auth string) int {
+			req, _ := http.NewRequest(http.MethodPost, "https://"+s.HTTPAddr()+"/v1/ratelimit:check", strings.NewReader(body))
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode
+		}
+		if code := post(""); code != http.StatusUnauthorized {
+			t.Errorf("without the token: %d, want 401", code)
+		}
+		if code := post("Bearer " + token); code != http.StatusOK {
+			t.Errorf("with the token: %d, want 200", code)
+		}
+		resp, err := client.Get("https://" + s.HTTPAddr() + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("healthz: %d", resp.StatusCode)
+		}
+	})
+}

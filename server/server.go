@@ -99,7 +99,13 @@ func (s *Server) listen() error {
 	rlsv3.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewEnvoy(s.limiter))
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	s.ready = newReadiness(s.store.Ping, s.health)
+	s.ready = newReadiness(func(ctx context.Context) error {
+		err := s.store.Ping(ctx)
+		if err == nil {
+			s.limiter.StoreHealthy() // the breaker need not wait out its cooldown
+		}
+		return err
+	}, s.health)
 
 	grpcLis, httpLis, err := s.bind()
 	if err != nil {

@@ -70,3 +70,14 @@ func (b *breaker) abandon() {
 	b.probing = false
 	b.mu.Unlock()
 }
+
+// healthy records that Redis answered a health probe made outside the
+// breaker: an open circuit closes at once instead of waiting out its
+// cooldown.
+func (b *breaker) healthy() {
+	b.mu.Lock()
+	if !b.openTill.IsZero() && !b.probing {
+		b.fails, b.openTill, b.cooldown = 0, time.Time{}, 0
+	}
+	b.mu.Unlock()
+}

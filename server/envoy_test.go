@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-rl/sluice/internal/redistest"
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server/limiter"
 )
 
@@ -129,5 +130,33 @@ func TestEnvoyJSONEndpoint(t *testing.T) {
 	code, _ = postJSON(t, s, "/json", `{"nonsense":`)
 	if code != http.StatusBadRequest {
 		t.Errorf("broken JSON: %d, want 400", code)
+	}
+}
+
+// TestEnvoyAllOrNothing: a request refused by one limit charges none of the
+// others, through Envoy's API on a real Redis.
+func TestEnvoyAllOrNothing(t *testing.T) {
+	rs := redistest.New(t)
+	s := startSluice(t, "testdata/envoy-ratelimit.yaml", rs.URL())
+	conn := dial(t, s)
+	client := rlsv3.NewRateLimitServiceClient(conn)
+	resp, err := client.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{
+		Domain:      "edge_proxy_per_ip",
+		Descriptors: []*ratelimitv3.RateLimitDescriptor{envoyDesc("remote_address", "10.1.1.1"), envoyDesc("remote_address", "50.0.0.5")},
+	})
+	if err != nil || resp.OverallCode != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Fatalf("a black-listed address in the call: %v %v", resp, err)
+	}
+	if resp.Statuses[0].Code != rlsv3.RateLimitResponse_OK || resp.Statuses[1].Code != rlsv3.RateLimitResponse_OVER_LIMIT {
+		t.Errorf("statuses %v, want the first OK and the second over", resp.Statuses)
+	}
+	usage, err := sluicev1.NewRateLimitServiceClient(conn).GetUsage(context.Background(), &sluicev1.GetUsageRequest{
+		Domain: "edge_proxy_per_ip", Descriptors: []*sluicev1.Descriptor{{Entries: []*sluicev1.Entry{{Key: "remote_address", Value: "10.1.1.1"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := usage.Descriptors[0].Limits[0].Used; used != 0 {
+		t.Errorf("the refused call charged 10.1.1.1 %d, want 0", used)
 	}
 }

@@ -79,7 +79,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.SetOutput(stderr)
 	var cfg server.Config
 	fs.StringVar(&cfg.ConfigPath, "config", getenv("SLUICE_CONFIG"), "limits config: a YAML file or a directory of them (env SLUICE_CONFIG)")
-	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis:// or rediss:// URL; empty runs the embedded in-memory store (env SLUICE_REDIS)")
+	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis://, rediss://, redis+sentinel://host:port[,...]/MASTER or redis+cluster://host:port[,...] (TLS: rediss+...); empty runs the embedded in-memory store (env SLUICE_REDIS)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "SLUICE_GRPC_ADDR", ":8081"), "gRPC listen address (env SLUICE_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "SLUICE_HTTP_ADDR", ":8080"), "HTTP listen address (env SLUICE_HTTP_ADDR)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", getenv("SLUICE_TLS_CERT"), "PEM certificate: serve both ports over TLS, reloaded when the file changes (env SLUICE_TLS_CERT)")

@@ -50,6 +50,8 @@ type Limiter struct {
 	breaker  *breaker
 	cache    *overLimitCache
 	now      func() time.Time // the replica's clock, for the over-limit cache
+	// cluster splits calls by hash slot (see cluster.go).
+	cluster bool
 }
 
 // DefaultOverLimitCacheSize bounds how many refusing counters a replica
@@ -58,7 +60,9 @@ const DefaultOverLimitCacheSize = 100_000
 
 // New returns a Limiter that reads the config through configs on every call
 // (so a reload takes effect at once) and keeps its counters in rdb under keys
-// starting with prefix (DefaultKeyPrefix when empty).
+// starting with prefix (DefaultKeyPrefix when empty). When rdb talks to a
+// Redis Cluster (see SetCluster) calls are split by hash slot; the prefix
+// must then contain no '{' (it would change the keys' hash tags).
 func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter {
 	if prefix == "" {
 		prefix = DefaultKeyPrefix
@@ -67,6 +71,7 @@ func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter
 		configs: configs, rdb: rdb, prefix: prefix, grace: DefaultReservationGrace,
 		window: lua.NewWindow(), report: lua.NewReport(),
 		breaker: newBreaker(), cache: newOverLimitCache(DefaultOverLimitCacheSize), now: time.Now,
+		cluster: isCluster(rdb),
 	}
 }
 
@@ -116,12 +121,7 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	var id string
 	start := l.now()
 	err := l.storeCall(ctx, p.script(), func() (err error) {
-		if p.reserves {
-			id = newReservationID()
-			res, err = l.window.Reserve(ctx, l.rdb, p.counters, l.recordKey(id), p.longest+l.grace)
-		} else {
-			res, err = l.window.Run(ctx, l.rdb, lua.Charge, p.counters)
-		}
+		res, id, err = l.decide(ctx, &p)
 		return err
 	})
 	if err != nil {
@@ -183,7 +183,7 @@ func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, e
 	}
 	var res lua.Result
 	if err := l.storeCall(ctx, "peek", func() (err error) {
-		res, err = l.window.Run(ctx, l.rdb, lua.Peek, p.counters)
+		res, err = l.runSplit(ctx, lua.Peek, p.counters)
 		return err
 	}); err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package limiter
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/sluice-rl/sluice/lua"
@@ -47,10 +49,11 @@ func (e *NotFoundError) Error() string {
 	return "reservation_id: no reservation " + e.ID + " (unknown or expired); send domain and descriptors to charge the usage directly"
 }
 
-// Report reconciles a reservation with actual usage in one script call: the
-// reservation leaves its bucket (if still in the window) and the actual usage
-// is charged now, even past the limit. A second report of the same
-// reservation changes nothing and answers as the first did.
+// Report reconciles a reservation with actual usage in one script call (on
+// Redis Cluster one per record, that is per slot the reservation touched,
+// in parallel): the reservation leaves its bucket (if still in the window)
+// and the actual usage is charged now, even past the limit. A second report
+// of the same reservation changes nothing and answers as the first did.
 func (l *Limiter) Report(ctx context.Context, req *ReportRequest) (ReportResult, error) {
 	if err := req.validate(); err != nil {
 		return ReportResult{}, err
@@ -62,7 +65,7 @@ func (l *Limiter) Report(ctx context.Context, req *ReportRequest) (ReportResult,
 		}
 		var res lua.ReportResult
 		if err := l.storeCall(ctx, "report", func() (err error) {
-			res, err = l.report.Run(ctx, l.rdb, l.recordKey(req.ReservationID), actual)
+			res, err = l.reportRecords(ctx, l.recordKeys(req.ReservationID), actual)
 			return err
 		}); err != nil {
 			return ReportResult{}, err
@@ -119,7 +122,7 @@ func (l *Limiter) chargeUsage(ctx context.Context, req *ReportRequest) (ReportRe
 	}
 	var res lua.Result
 	if err := l.storeCall(ctx, "window", func() (err error) {
-		res, err = l.window.Run(ctx, l.rdb, lua.Charge, counters)
+		res, err = l.runSplit(ctx, lua.Charge, counters)
 		return err
 	}); err != nil {
 		return ReportResult{}, err
@@ -139,7 +142,7 @@ func (r *ReportRequest) validate() error {
 		return err
 	}
 	if r.ReservationID != "" && !validReservationID(r.ReservationID) {
-		return invalid("reservation_id", "malformed: want the %d hex characters ShouldRateLimit returned", reservationIDLen)
+		return invalid("reservation_id", "malformed: want the id ShouldRateLimit returned (%d hex characters, on Redis Cluster followed by .<slot> parts; at most %d characters)", reservationIDLen, maxReservationIDLen)
 	}
 	if r.ReservationID == "" && r.Domain == "" && len(r.Descriptors) == 0 {
 		return invalid("reservation_id", "required (or domain and descriptors to charge directly)")
@@ -149,4 +152,35 @@ func (r *ReportRequest) validate() error {
 		return req.validate()
 	}
 	return nil
+}
+
+// reportRecords runs the report script on every record of a reservation, in
+// parallel when there are several, and joins their answers in record order:
+// reconciled when any record was reconciled now, repeated when every record
+// found was reported before, not found when none was found.
+func (l *Limiter) reportRecords(ctx context.Context, keys []string, actual lua.Actual) (lua.ReportResult, error) {
+	if len(keys) == 1 {
+		return l.report.Run(ctx, l.rdb, keys[0], actual)
+	}
+	results := make([]lua.ReportResult, len(keys))
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		wg.Go(func() { results[i], errs[i] = l.report.Run(ctx, l.rdb, key, actual) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return lua.ReportResult{}, err
+	}
+	out := lua.ReportResult{Status: lua.ReportNotFound}
+	for _, r := range results {
+		switch {
+		case r.Status == lua.ReportReconciled:
+			out.Status = lua.ReportReconciled
+		case r.Status == lua.ReportRepeated && out.Status == lua.ReportNotFound:
+			out.Status = lua.ReportRepeated
+		}
+		out.Counters = append(out.Counters, r.Counters...)
+	}
+	return out, nil
 }

@@ -19,6 +19,13 @@ package store
 // still be writing into. A pipeline runs under the latest deadline of its
 // calls, so a dead Redis costs it no more than its callers were prepared to
 // wait. Close stops the flushers and fails whatever is still queued.
+//
+// On a cluster client the pipeline is split by node (go-redis maps each
+// command to its slot's master and sends one sub-pipeline per node, in
+// parallel); every command still reads its own reply, a MOVED or ASK reply
+// is followed for that command alone, and a NOSCRIPT reply falls back to EVAL
+// for that caller alone, as on a single node. SCRIPT LOAD goes to every
+// master.
 
 import (
 	"context"
@@ -52,11 +59,19 @@ func (c *BatchConfig) setDefaults() {
 	}
 }
 
+// Pipeliner is the client a Batcher sends through: a *redis.Client (single
+// node or Sentinel) or a *redis.ClusterClient.
+type Pipeliner interface {
+	redis.Scripter
+	Pipeline() redis.Pipeliner
+}
+
 // Batcher is a redis.Scripter that pipelines concurrent script calls. Its
 // methods are safe for concurrent use.
 type Batcher struct {
 	pipeline func() redis.Pipeliner
 	scripts  redis.Scripter // SCRIPT LOAD / SCRIPT EXISTS go straight through
+	cluster  bool
 	maxBatch int
 	queue    chan *call
 	quit     chan struct{} // closed by Close: flushers stop taking calls
@@ -90,11 +105,13 @@ var _ redis.Scripter = (*Batcher)(nil)
 
 // NewBatcher starts a Batcher that sends its pipelines through rdb. Close it
 // to stop its goroutines; it does not close rdb.
-func NewBatcher(rdb *redis.Client, cfg BatchConfig) *Batcher {
+func NewBatcher(rdb Pipeliner, cfg BatchConfig) *Batcher {
 	cfg.setDefaults()
+	_, cluster := rdb.(*redis.ClusterClient)
 	b := &Batcher{
 		pipeline: rdb.Pipeline,
 		scripts:  rdb,
+		cluster:  cluster,
 		maxBatch: cfg.MaxBatch,
 		queue:    make(chan *call, cfg.QueueSize),
 		quit:     make(chan struct{}),
@@ -110,6 +127,10 @@ func NewBatcher(rdb *redis.Client, cfg BatchConfig) *Batcher {
 	}()
 	return b
 }
+
+// Cluster reports whether the Batcher sends to a Redis Cluster, where one
+// script call may only touch the keys of one hash slot.
+func (b *Batcher) Cluster() bool { return b.cluster }
 
 // Close stops the flushers; calls still queued, and every later call, fail
 // with redis.ErrClosed. It waits for in-flight pipelines to finish.

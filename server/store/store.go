@@ -2,9 +2,11 @@
 // URL, or — with no URL — an embedded in-process miniredis that runs the very
 // same Lua scripts, for trying Sluice out on one node.
 //
-// Script calls go through Store.Scripter, which by default pipelines
-// concurrent calls (see Batcher): one write and one read per batch of
-// decisions instead of per decision.
+// A URL names one of three topologies (see Open): a single node, a master
+// found through Sentinel, or a Redis Cluster. Script calls go through
+// Store.Scripter, which by default pipelines concurrent calls (see Batcher):
+// one write and one read per batch of decisions instead of per decision; on
+// a cluster each batch is split by node.
 package store
 
 import (
@@ -28,57 +30,109 @@ const (
 	PipelineNone
 )
 
+// Topology is how the Redis behind a Store is laid out.
+type Topology int
+
+const (
+	// Single is one Redis node (or the embedded store): redis://, rediss://.
+	Single Topology = iota
+	// Sentinel is a master found, and followed across failovers, through
+	// Redis Sentinel: redis+sentinel://, rediss+sentinel://.
+	Sentinel
+	// Cluster is a Redis Cluster: keys are spread over 16384 hash slots, and
+	// one script call may only touch keys of one slot. redis+cluster://,
+	// rediss+cluster://.
+	Cluster
+)
+
+func (t Topology) String() string {
+	switch t {
+	case Sentinel:
+		return "sentinel"
+	case Cluster:
+		return "cluster"
+	default:
+		return "single"
+	}
+}
+
 // Config tunes Open. The zero Config is the recommended one.
 type Config struct {
 	// Pipelining (Optional, default PipelineBatch).
 	Pipelining Pipelining
 	// Batch sizes the Batcher (Optional, see BatchConfig).
 	Batch BatchConfig
-	// Tune, if set, adjusts the go-redis client options last (Optional; for
-	// tests and benchmarks of pool settings).
+	// Tune, if set, adjusts the go-redis client options of a single node
+	// last (Optional; for tests and benchmarks of pool settings).
 	Tune func(*redis.Options)
+	// TuneFailover adjusts the options of a Sentinel client last (Optional).
+	TuneFailover func(*redis.FailoverOptions)
+	// TuneCluster adjusts the options of a cluster client last (Optional).
+	TuneCluster func(*redis.ClusterOptions)
 }
 
 // Store is an open counter store.
 type Store struct {
-	// Client is the go-redis client: for commands that are not scripts.
-	Client *redis.Client
+	// Client is the go-redis client, for commands that are not scripts: a
+	// *redis.Client for a single node or Sentinel, a *redis.ClusterClient
+	// for a cluster.
+	Client redis.UniversalClient
 	// Scripter runs the Lua scripts; pass it to the limiter. It pipelines
-	// concurrent calls unless Config said otherwise.
+	// concurrent calls unless Config said otherwise. On a cluster it is a
+	// *redis.ClusterClient or a Batcher whose Cluster method reports true,
+	// so that the limiter knows to split calls by hash slot.
 	Scripter redis.Scripter
+	// Topology says how the Redis is laid out.
+	Topology Topology
 	// Embedded is true for the in-process store: one node, in memory.
 	Embedded bool
 	embedded *miniredis.Miniredis
 	closer   interface{ Close() error } // the Scripter's, if it has goroutines
 }
 
-// Open connects to the Redis at url (redis:// or rediss://, as go-redis
-// parses them); an empty url starts the embedded store.
+// Open connects to the Redis at url; an empty url starts the embedded store.
+// The URL forms are:
+//
+//	redis://[user:pass@]host:port[/db]            one node (go-redis's ParseURL)
+//	rediss://...                                  the same over TLS
+//	redis+sentinel://[user:pass@]host:port[,host:port...]/<master-name>[?db=N]
+//	rediss+sentinel://...                         the same, TLS to master, replicas and Sentinels
+//	redis+cluster://[user:pass@]host:port[,host:port...]
+//	rediss+cluster://...                          the same over TLS
+//
+// For Sentinel, user:pass authenticate to the master and replicas; the
+// Sentinels themselves take sentinel_username= and sentinel_password= query
+// parameters. A cluster node list needs only some of the nodes (the rest are
+// discovered). A host without a port gets 26379 (Sentinel) or 6379. Open does
+// not dial: a Redis that does not answer yet is not an error.
 func Open(url string) (*Store, error) { return OpenConfig(url, Config{}) }
 
 // OpenConfig is Open with a Config.
 func OpenConfig(url string, cfg Config) (*Store, error) {
-	var (
-		opts *redis.Options
-		mr   *miniredis.Miniredis
-	)
-	if url == "" {
-		mr = miniredis.NewMiniRedis()
+	s := &Store{}
+	switch {
+	case url == "":
+		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded store: %w", err)
 		}
-		opts = &redis.Options{Addr: mr.Addr()}
-	} else {
-		var err error
-		if opts, err = redis.ParseURL(url); err != nil {
-			return nil, fmt.Errorf("redis url: %w", err)
+		s.Embedded, s.embedded = true, mr
+		s.Client = newSingle(&redis.Options{Addr: mr.Addr()}, cfg)
+	default:
+		t, err := parseURL(url)
+		if err != nil {
+			return nil, err
+		}
+		s.Topology = t.topology
+		switch t.topology {
+		case Sentinel:
+			s.Client = newFailover(t.failover, cfg)
+		case Cluster:
+			s.Client = newCluster(t.cluster, cfg)
+		default:
+			s.Client = newSingle(t.single, cfg)
 		}
 	}
-	clientOptions(opts)
-	if cfg.Tune != nil {
-		cfg.Tune(opts)
-	}
-	s := &Store{Client: redis.NewClient(opts), Embedded: mr != nil, embedded: mr}
 	switch cfg.Pipelining {
 	case PipelineNone:
 		s.Scripter = s.Client
@@ -89,18 +143,62 @@ func OpenConfig(url string, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// clientOptions makes every call obey its context's deadline, so a dead Redis
+// Dial timeouts: long enough for a loaded Redis, short enough that a dead
+// node costs a call its deadline (which ends it in any case) and not more.
+const (
+	dialTimeout     = time.Second
+	sentinelTimeout = 500 * time.Millisecond // asking one Sentinel for the master
+)
+
+// newSingle makes every call obey its context's deadline, so a dead Redis
 // costs a caller its deadline at most, never a hang.
-func clientOptions(o *redis.Options) {
+func newSingle(o *redis.Options, cfg Config) *redis.Client {
 	o.ContextTimeoutEnabled = true
 	if o.DialTimeout == 0 {
-		o.DialTimeout = time.Second
+		o.DialTimeout = dialTimeout
 	}
+	if cfg.Tune != nil {
+		cfg.Tune(o)
+	}
+	return redis.NewClient(o)
 }
 
-// Ping checks that the store answers.
+func newFailover(o *redis.FailoverOptions, cfg Config) *redis.Client {
+	o.ContextTimeoutEnabled = true
+	if o.DialTimeout == 0 {
+		o.DialTimeout = sentinelTimeout
+	}
+	if cfg.TuneFailover != nil {
+		cfg.TuneFailover(o)
+	}
+	return redis.NewFailoverClient(o)
+}
+
+func newCluster(o *redis.ClusterOptions, cfg Config) *redis.ClusterClient {
+	o.ContextTimeoutEnabled = true
+	if o.DialTimeout == 0 {
+		o.DialTimeout = dialTimeout
+	}
+	if cfg.TuneCluster != nil {
+		cfg.TuneCluster(o)
+	}
+	return redis.NewClusterClient(o)
+}
+
+// Ping checks that the store answers: on a cluster, every master.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.Client.Ping(ctx).Err(); err != nil {
+	var err error
+	if cc, ok := s.Client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			if err := node.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("%s: %w", node.Options().Addr, err)
+			}
+			return nil
+		})
+	} else {
+		err = s.Client.Ping(ctx).Err()
+	}
+	if err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}
 	return nil

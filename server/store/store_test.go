@@ -398,7 +398,7 @@ func TestOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := s.Client.Options(); o.TLSConfig == nil || o.DB != 2 || !o.ContextTimeoutEnabled {
+	if o := s.Client.(*redis.Client).Options(); o.TLSConfig == nil || o.DB != 2 || !o.ContextTimeoutEnabled {
 		t.Errorf("rediss options: TLS %v, DB %d, ContextTimeoutEnabled %v", o.TLSConfig != nil, o.DB, o.ContextTimeoutEnabled)
 	}
 	if err := s.Close(); err != nil {

@@ -2,6 +2,7 @@ package lua
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -154,6 +155,39 @@ func TestReserveAndReport(t *testing.T) {
 			}
 			if r := report("missing", 1); r.Status != ReportNotFound || len(r.Counters) != 0 {
 				t.Fatalf("unknown record: %+v", r)
+			}
+		})
+	}
+}
+
+// TestRefundFromTheChargedBucket undoes a charge exactly: out of the bucket
+// it went into, even after newer buckets were charged, and not at all once
+// that bucket has left the window.
+func TestRefundFromTheChargedBucket(t *testing.T) {
+	for _, date := range tokenDates {
+		t.Run(date.Format("2006-01-02"), func(t *testing.T) {
+			e := newTokenEnv(t, date)
+			c := Counter{Key: "k", Bucket: 6 * time.Second, Buckets: 10, Limit: 100, Cost: 30}
+			first := e.run(Charge, c)
+			from := ChargedBucket(first, c, first.Counters[0])
+			if want := date.UnixMicro() / c.Bucket.Microseconds(); from != want {
+				t.Fatalf("ChargedBucket = %d, want %d", from, want)
+			}
+			e.at(7 * time.Second) // the next bucket
+			c.Cost = 20
+			second := e.run(Charge, c)
+			newer := ChargedBucket(second, c, second.Counters[0])
+			r := e.run(Charge, Counter{Key: "k", Bucket: c.Bucket, Buckets: 10, Limit: 100, Cost: 30, Op: OpRefund, From: from})
+			if r.Counters[0].Amount != -30 || r.Counters[0].Used != 20 {
+				t.Fatalf("exact refund: %+v", r.Counters[0])
+			}
+			if got := e.mr.HGet("k", strconv.FormatInt(newer, 10)); newer <= from || got != "20" {
+				t.Errorf("the newer bucket holds %q, want 20 untouched", got)
+			}
+			e.at(2 * time.Minute)
+			r = e.run(Charge, Counter{Key: "k", Bucket: c.Bucket, Buckets: 10, Limit: 100, Cost: 20, Op: OpRefund, From: newer})
+			if r.Counters[0].Amount != 0 {
+				t.Errorf("refund from a bucket that left the window: %+v", r.Counters[0])
 			}
 		})
 	}

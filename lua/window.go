@@ -23,6 +23,11 @@ type Counter struct {
 	Cost    uint64
 	Shadow  bool // reported, but never refuses the call
 	Op      Op   // what Cost does; OpCheck when zero
+	// From, for OpRefund, is the bucket to give back from — the one a
+	// charge went into (see ChargedBucket) — so the refund undoes exactly
+	// that charge; nothing is given back once it has left the window. 0
+	// gives back newest buckets first.
+	From int64
 	// Kind, for token counters, is the kind code written into a
 	// reservation record (and read back by Report); 0 for none. A counter
 	// with a Kind also reports its reserved amount in Peek mode.
@@ -130,7 +135,7 @@ func (w *Window) Reserve(ctx context.Context, rdb redis.Scripter, counters []Cou
 
 func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counters []Counter, recordKey string, ttlMS int64) (Result, error) {
 	keys := make([]string, len(counters), len(counters)+1)
-	args := make([]any, 2, 2+6*len(counters))
+	args := make([]any, 2, 2+7*len(counters))
 	args[0], args[1] = int(mode), ttlMS
 	for i := range counters {
 		c := &counters[i]
@@ -146,7 +151,7 @@ func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 		if c.Kind != 0 {
 			kind = strconv.Itoa(int(c.Kind)) // small: no allocation
 		}
-		args = append(args, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, flags, kind)
+		args = append(args, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, flags, kind, c.From)
 	}
 	if recordKey != "" {
 		keys = append(keys, recordKey)
@@ -178,6 +183,8 @@ func (c *Counter) validate() error {
 		return fmt.Errorf("cost %d is above 2^53-1", c.Cost)
 	case c.Op > OpRefund:
 		return fmt.Errorf("unknown op %d", c.Op)
+	case c.From < 0:
+		return fmt.Errorf("refund bucket %d is negative", c.From)
 	}
 	return nil
 }
@@ -269,4 +276,15 @@ func SplitWindow(window time.Duration, buckets int) (width time.Duration, n int)
 // ceilDiv returns ceil(a/b) for a, b > 0.
 func ceilDiv(a, b time.Duration) time.Duration {
 	return (a + b - 1) / b
+}
+
+// ChargedBucket is the bucket a Charge call put counter c's amount into, for
+// an exact refund (Counter.From); 0 when it charged nothing. The script
+// reports ResetAfter = (k+n+1)·w − now for a charged counter, so k follows.
+func ChargedBucket(res Result, c Counter, r CounterResult) int64 {
+	if r.Amount <= 0 {
+		return 0
+	}
+	w := c.Bucket.Microseconds()
+	return (res.Now.UnixMicro()+r.ResetAfter.Microseconds())/w - int64(c.Buckets) - 1
 }

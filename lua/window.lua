@@ -12,7 +12,7 @@
 -- KEYS[nc+1]   reservation record key, only when record_ttl_ms > 0
 -- ARGV[1]      mode: 1 = charge (charge every counter if none refuses), 0 = peek (write nothing)
 -- ARGV[2]      record_ttl_ms: > 0 writes a reservation record of the op-1 counters
--- then 6 ARGV per counter i, at ARGV[3 + 6*(i-1)] ..:
+-- then 7 ARGV per counter i, at ARGV[3 + 7*(i-1)] ..:
 --   bucket_us  bucket width w, microseconds (>= 1000)
 --   n          previous buckets counted besides the current one (>= 1)
 --   limit      L, units
@@ -24,6 +24,8 @@
 --                            2 force   charge cost even past the limit; never refuses
 --                            3 refund  give cost back, newest buckets first, never below 0
 --   kind       token kind code written into the reservation record ("" for none)
+--   from       for refund: > 0 gives back from this bucket only (nothing once it has left
+--              the window) — undoing a charge exactly; 0 gives back newest buckets first
 --
 -- Reply, a flat array of integers:
 --   now_us, allowed (1/0), then per counter:
@@ -39,7 +41,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local charge = ARGV[1] == '1'
 local record_ttl = tonumber(ARGV[2])
-local nc = (#ARGV - 2) / 6
+local nc = (#ARGV - 2) / 7
 
 -- int renders an integer for redis.call: a bare Lua number would go through
 -- "%.14g" and lose digits above 10^14.
@@ -89,7 +91,7 @@ local refused = false
 local amounts, ks, stales, hs, ops = {}, {}, {}, {}, {}
 
 for i = 1, nc do
-  local a = 3 + 6 * (i - 1)
+  local a = 3 + 7 * (i - 1)
   local w = tonumber(ARGV[a])
   local n = tonumber(ARGV[a + 1])
   local limit = tonumber(ARGV[a + 2])
@@ -108,7 +110,14 @@ for i = 1, nc do
     amount = cost
     ok = used + cost <= limit
   elseif op == 3 then
-    amount = -math.min(cost, used)
+    local from = tonumber(ARGV[a + 6])
+    if from > 0 then
+      local have = 0
+      if from >= first and from <= k then have = tonumber(redis.call('HGET', KEYS[i], int(from))) or 0 end
+      amount = -math.min(cost, have)
+    else
+      amount = -math.min(cost, used)
+    end
   elseif op == 1 and cost > limit then
     ok = used < limit
     if ok then amount = limit - used end
@@ -165,7 +174,7 @@ local record = nil
 if record_ttl > 0 then record = {'m', 0} end
 
 for i = 1, nc do
-  local a = 3 + 6 * (i - 1)
+  local a = 3 + 7 * (i - 1)
   local w = tonumber(ARGV[a])
   local n = tonumber(ARGV[a + 1])
   local limit = tonumber(ARGV[a + 2])
@@ -183,6 +192,9 @@ for i = 1, nc do
     end
     redis.call('PEXPIRE', KEYS[i], int(ms))
     reply[r + 3] = (k + n + 1) * w - now
+  elseif amount < 0 and tonumber(ARGV[a + 6]) > 0 then
+    local from = int(tonumber(ARGV[a + 6]))
+    if redis.call('HINCRBY', KEYS[i], from, int(amount)) <= 0 then redis.call('HDEL', KEYS[i], from) end
   elseif amount < 0 then
     local left = -amount
     local bs = counted(hs[i], k - n, k)

@@ -14,10 +14,9 @@ package limiter
 // a shadow-only "over" charges as usual.
 //
 // Rollback of one slot is exact for reserved tokens (report.lua with no
-// usage takes each reservation out of the very bucket it went into) and
-// gives other charges back with OpRefund, newest buckets first: the bucket
-// just charged, unless the bucket rolled over between the charge and the
-// refund (a few milliseconds) and another call charged the new one. A
+// usage takes each reservation out of the very bucket it went into) and for
+// other charges (OpRefund from the bucket the charge went into, which the
+// script's answer names; nothing once that bucket has left the window). A
 // refused call's answer then comes from the refusing slot's script, the
 // rolled-back slots' scripts and a peek of those slots (for how long until
 // their counts age out), so it is what one script would have said. When a
@@ -300,6 +299,7 @@ func (l *Limiter) rollback(ctx context.Context, counters []lua.Counter, g *slotG
 		}
 	}
 	// Undo per key: one counter per key keeps the script's snapshot right.
+	// A charge is given back out of the very bucket it went into.
 	var undo []lua.Counter
 	amounts := map[string]int64{}
 	for j, c := range g.idx {
@@ -308,6 +308,7 @@ func (l *Limiter) rollback(ctx context.Context, counters []lua.Counter, g *slotG
 			continue
 		}
 		if _, ok := amounts[k.Key]; !ok {
+			k.From = lua.ChargedBucket(res, k, res.Counters[j])
 			undo = append(undo, k)
 		}
 		amounts[k.Key] += res.Counters[j].Amount
@@ -319,7 +320,7 @@ func (l *Limiter) rollback(ctx context.Context, counters []lua.Counter, g *slotG
 		case a > 0:
 			k.Op, k.Cost = lua.OpRefund, uint64(a)
 		case a < 0:
-			k.Op, k.Cost = lua.OpForce, uint64(-a)
+			k.Op, k.Cost, k.From = lua.OpForce, uint64(-a), 0
 		default:
 			continue
 		}

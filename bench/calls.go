@@ -60,6 +60,35 @@ func shouldRateLimitCalls(api, key string, n, callers int, conns []*grpc.ClientC
 	return calls
 }
 
+// reserveReportCalls returns one reserve-then-report per caller: a native
+// ShouldRateLimit with a usage estimate on three token limits (total, prompt,
+// completion), then ReportUsage of the actual usage with its reservation id.
+// Each call is two RPCs and, in Redis, two script calls.
+func reserveReportCalls(callers int, conns []*grpc.ClientConn) []callFunc {
+	req := &sluicev1.ShouldRateLimitRequest{
+		Domain:        benchDomain,
+		Descriptors:   []*sluicev1.Descriptor{{Entries: []*sluicev1.Entry{{Key: keyTokens, Value: "chat"}}}},
+		UsageEstimate: &sluicev1.UsageEstimate{PromptTokens: 100, CompletionTokens: 200},
+	}
+	usage := &sluicev1.Usage{PromptTokens: 90, CompletionTokens: 150}
+	calls := make([]callFunc, callers)
+	for i := range calls {
+		c := sluicev1.NewRateLimitServiceClient(conns[i%len(conns)])
+		calls[i] = func(ctx context.Context) (bool, error) {
+			resp, err := c.ShouldRateLimit(ctx, req)
+			if err != nil {
+				return false, err
+			}
+			if resp.GetReservationId() == "" {
+				return resp.GetOverallCode() == sluicev1.Code_OVER_LIMIT, fmt.Errorf("no reservation: %v", resp.GetOverallCode())
+			}
+			_, err = c.ReportUsage(ctx, &sluicev1.ReportUsageRequest{ReservationId: resp.GetReservationId(), Usage: usage})
+			return false, err
+		}
+	}
+	return calls
+}
+
 // healthCalls returns one grpc.health.v1 Check per caller: the cheapest call
 // the sluice process answers, so the ceiling of its gRPC stack.
 func healthCalls(callers int, conns []*grpc.ClientConn) []callFunc {

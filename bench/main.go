@@ -197,7 +197,7 @@ func describeEnv(ctx context.Context, rdb *redis.Client) (env, error) {
 	return env{redisVersion: info["Server"]["redis_version"]}, nil
 }
 
-// grpcRun runs one gRPC load (sluice, sluice-overlimit or grpc-noop) with n
+// grpcRun runs one gRPC load (sluice, sluice-overlimit, sluice-tokens or grpc-noop) with n
 // callers and measures what it cost Redis and each process.
 func grpcRun(ctx context.Context, o *options, name string, n int, sp *sluiceProc, rdb *redis.Client) (*row, error) {
 	nconns := o.connsFor(n)
@@ -212,6 +212,8 @@ func grpcRun(ctx context.Context, o *options, name string, n int, sp *sluiceProc
 		calls = shouldRateLimitCalls(o.api, keyOpen, o.descriptors, n, conns)
 	case runOverLimit:
 		calls = shouldRateLimitCalls(o.api, keyCapped, o.descriptors, n, conns)
+	case runTokens:
+		calls = reserveReportCalls(n, conns)
 	case runNoop:
 		calls = healthCalls(n, conns)
 	default:

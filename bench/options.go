@@ -33,11 +33,12 @@ type options struct {
 const (
 	runSluice    = "sluice"
 	runOverLimit = "sluice-overlimit"
+	runTokens    = "sluice-tokens"
 	runNoop      = "grpc-noop"
 	runRedis     = "redis-script"
 )
 
-var allRuns = []string{runSluice, runOverLimit, runNoop, runRedis}
+var allRuns = []string{runSluice, runOverLimit, runTokens, runNoop, runRedis}
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}

@@ -25,6 +25,7 @@ const benchDomain = "bench"
 const (
 	keyOpen   = "api"    // a limit no run reaches: every call is OK and charged
 	keyCapped = "capped" // -cap per second: most calls are OVER_LIMIT
+	keyTokens = "tokens" // token limits no run reaches: every reservation is admitted
 )
 
 // writeConfig writes the limits config of the runs into dir.
@@ -35,7 +36,9 @@ descriptors:
     rate_limit: {unit: second, requests_per_unit: 1000000000}
   - key: %s
     rate_limit: {unit: second, requests_per_unit: %d}
-`, benchDomain, keyOpen, keyCapped, capPerSecond)
+  - key: %s
+    token_limit: {unit: minute, total_tokens: 1000000000000, prompt_tokens: 1000000000000, completion_tokens: 1000000000000}
+`, benchDomain, keyOpen, keyCapped, capPerSecond, keyTokens)
 	path := filepath.Join(dir, "limits.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return "", fmt.Errorf("write config: %w", err)

@@ -348,3 +348,19 @@ func TestCounterKeysEscapeSeparators(t *testing.T) {
 		t.Errorf("key %q, want %q", a, want)
 	}
 }
+
+func TestDomainOverLimitBody(t *testing.T) {
+	l, _ := newTestLimiter(t, `
+domain: custom
+over_limit_response:
+  body: '{"error":"slow down"}'
+descriptors:
+  - key: api
+    rate_limit: {unit: minute, requests_per_unit: 1}
+`)
+	req := Request{Domain: "custom", Descriptors: []Descriptor{desc("api", "x")}}
+	check(t, l, req)
+	if dec := check(t, l, req); !dec.Over || dec.Body != `{"error":"slow down"}` {
+		t.Errorf("over limit: %+v, want the domain's own body", dec)
+	}
+}

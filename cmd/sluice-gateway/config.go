@@ -23,6 +23,9 @@ type Config struct {
 	// SluiceTLS connects to Sluice over TLS with the system roots.
 	// (Optional, default false)
 	SluiceTLS bool `yaml:"sluice_tls"`
+	// SluiceTokenFile holds the bearer token Sluice requires on
+	// ReportUsage when it runs with --auth-token-file. (Optional)
+	SluiceTokenFile string `yaml:"sluice_token_file"`
 	// Domain is the Sluice config domain of every check. (Required)
 	Domain string `yaml:"domain"`
 	// FailureMode is "open" or "closed": what happens when Sluice does not

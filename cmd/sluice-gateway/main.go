@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,6 +86,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	opts := []client.Option{client.WithTimeout(cfg.Timeout), client.WithFailureMode(mode)}
 	if cfg.SluiceTLS {
 		opts = append(opts, client.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12}))
+	}
+	if cfg.SluiceTokenFile != "" {
+		raw, err := os.ReadFile(cfg.SluiceTokenFile)
+		if err != nil {
+			return fmt.Errorf("sluice_token_file: %w", err)
+		}
+		opts = append(opts, client.WithAuthToken(strings.TrimSpace(string(raw))))
 	}
 	c, err := client.New(cfg.Sluice, opts...)
 	if err != nil {

@@ -3,10 +3,12 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -158,5 +160,34 @@ func TestEnvoyAllOrNothing(t *testing.T) {
 	}
 	if used := usage.Descriptors[0].Limits[0].Used; used != 0 {
 		t.Errorf("the refused call charged 10.1.1.1 %d, want 0", used)
+	}
+}
+
+// TestEnvoyLimitOverride: a descriptor's own limit (Envoy's RateLimitOverride)
+// replaces the config's, as in envoyproxy/ratelimit.
+func TestEnvoyLimitOverride(t *testing.T) {
+	rs := redistest.New(t)
+	s := startSluice(t, "testdata/envoy-ratelimit.yaml", rs.URL())
+	client := rlsv3.NewRateLimitServiceClient(dial(t, s))
+	call := func(unit typev3.RateLimitUnit) (*rlsv3.RateLimitResponse, error) {
+		d := envoyDesc("remote_address", "10.7.7.7") // 10/s in the config
+		d.Limit = &ratelimitv3.RateLimitDescriptor_RateLimitOverride{RequestsPerUnit: 2, Unit: unit}
+		return client.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "edge_proxy_per_ip", Descriptors: []*ratelimitv3.RateLimitDescriptor{d}})
+	}
+	for i := range 3 {
+		resp, err := call(typev3.RateLimitUnit_MINUTE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := rlsv3.RateLimitResponse_OK
+		if i == 2 {
+			want = rlsv3.RateLimitResponse_OVER_LIMIT
+		}
+		if resp.OverallCode != want || resp.Statuses[0].CurrentLimit.GetRequestsPerUnit() != 2 || resp.Statuses[0].CurrentLimit.GetUnit() != rlsv3.RateLimitResponse_RateLimit_MINUTE {
+			t.Fatalf("call %d with a 2/min override: %v", i+1, resp)
+		}
+	}
+	if _, err := call(typev3.RateLimitUnit_UNKNOWN); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "descriptors[0].limit.unit") {
+		t.Errorf("override without a unit: %v, want InvalidArgument naming descriptors[0].limit.unit", err)
 	}
 }

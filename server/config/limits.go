@@ -309,3 +309,12 @@ func formatWindow(d time.Duration) string {
 	}
 	return strconv.FormatInt(int64(d), 10) + "ns"
 }
+
+// RequestLimit is a request limit made outside a config file — Envoy's
+// per-descriptor limit override — with the default bucket count and the ID a
+// config limit of the same window would have, so both count in one counter.
+func RequestLimit(requests uint64, window time.Duration, unit string) Limit {
+	l := Limit{Kind: KindRequests, Window: window, Buckets: DefaultBuckets, Requests: requests, Unit: unit}
+	l.ID = limitID(l)
+	return l
+}

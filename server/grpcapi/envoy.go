@@ -2,11 +2,16 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -45,6 +50,13 @@ func (e *Envoy) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest)
 			req.Descriptors[i].Hits, req.Descriptors[i].HasHits = d.GetHitsAddend().GetValue(), true
 		}
 		req.Descriptors[i].Negative = d.GetIsNegativeHits()
+		if o := d.GetLimit(); o != nil {
+			lim, err := envoyOverride(o)
+			if err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "descriptors[%d].limit.%v", i, err)
+			}
+			req.Descriptors[i].Override = &lim
+		}
 	}
 	dec, err := e.lim.ShouldRateLimit(ctx, &req)
 	if err != nil {
@@ -123,6 +135,27 @@ func envoyLimit(l *config.Limit) *rlsv3.RateLimitResponse_RateLimit {
 		}
 	}
 	return out
+}
+
+// envoyOverride turns Envoy's per-descriptor limit override into a limit:
+// requests_per_unit per unit_multiplier units (1 when unset), a sliding window
+// like every other.
+func envoyOverride(o *ratelimitv3.RateLimitDescriptor_RateLimitOverride) (config.Limit, error) {
+	unit := strings.ToLower(o.GetUnit().String())
+	length, ok := config.UnitWindow(unit)
+	if !ok {
+		return config.Limit{}, fmt.Errorf("unit: unknown unit %v", o.GetUnit())
+	}
+	n := uint32(1)
+	if m := o.GetUnitMultiplier(); m != nil {
+		if n = m.GetValue(); n == 0 {
+			return config.Limit{}, fmt.Errorf("unit_multiplier: must be at least 1")
+		}
+	}
+	if n != 1 {
+		unit = ""
+	}
+	return config.RequestLimit(uint64(o.GetRequestsPerUnit()), time.Duration(n)*length, unit), nil
 }
 
 func clamp32(v uint64) uint32 { return uint32(min(v, math.MaxUint32)) }

@@ -272,6 +272,11 @@ func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
 	}
 	var replaced map[string]bool
 	for i := range req.Descriptors {
+		if o := req.Descriptors[i].Override; o != nil {
+			p.rules[i] = config.Rule{Limits: []config.Limit{*o}, Path: req.Descriptors[i].Entries}
+			p.matched[i] = true
+			continue
+		}
 		p.rules[i], p.matched[i] = dom.Match(req.Descriptors[i].Entries)
 		for _, lim := range p.rules[i].Limits {
 			for _, name := range lim.Replaces {

@@ -43,6 +43,10 @@ type Descriptor struct {
 	Hits     uint64
 	HasHits  bool
 	Negative bool
+	// Override, when set, is the descriptor's only limit, whatever the
+	// config says (Envoy's per-descriptor limit override); the domain must
+	// still be configured.
+	Override *config.Limit
 }
 
 // Usage is an amount of tokens: an estimate before the call or what it used.

@@ -314,7 +314,9 @@ func sentinelFailover(t *testing.T, failover func(*redistest.SentinelSet) (strin
 		}
 		if r.code != codes.OK {
 			failed++
-			if r.code != codes.Unavailable {
+			// Unavailable, or DeadlineExceeded on a machine too busy to
+			// deliver that answer in the last tenth of the deadline.
+			if r.code != codes.Unavailable && r.code != codes.DeadlineExceeded {
 				t.Errorf("a call failed with %v, want Unavailable", r.code)
 			}
 			if r.end.After(lastFail) {

@@ -75,9 +75,10 @@ CONF
 done
 for p in "${sentinels[@]}"; do wait_ping "$p"; done
 
-# Wait until every Sentinel sees the replica and the other Sentinels, so that a failover
+# Wait (up to 60 s: a Sentinel learns of replicas from the master's INFO, polled every
+# 10 s) until every Sentinel sees the replica and the other Sentinels, so that a failover
 # works right away.
-for ((i = 0; i < 200; i++)); do
+for ((i = 0; i < 600; i++)); do
   ready=0
   for p in "${sentinels[@]}"; do
     info=$(redis-cli -p "$p" sentinel master "$name" 2>/dev/null | tr -d '\r') || continue

@@ -72,7 +72,7 @@ func RunSentinel(name string, n int, opts ...Option) (*SentinelSet, error) {
 		}
 		set.sentinels = append(set.sentinels, sp)
 	}
-	if err := waitFor(20*time.Second, set.discovered); err != nil {
+	if err := waitFor(60*time.Second, set.discovered); err != nil {
 		set.Stop()
 		return nil, err
 	}

@@ -8,7 +8,7 @@ BUF_VERSION              := v1.75.0
 PROTOC_GEN_GO_VERSION    := v1.36.12
 PROTOC_GEN_GRPC_VERSION  := v1.6.0
 GRPC_GATEWAY_VERSION     := v2.33.0
-STATICCHECK_VERSION      := 2025.1.1
+STATICCHECK_VERSION      := v0.8.2
 BENCHSTAT_VERSION        := v0.0.0-20260908200009-22c9c6c9d4da
 
 CONFIG ?= deploy/examples/sluice.yaml
@@ -51,6 +51,13 @@ tools: ## install pinned tools into ./bin from the Go module proxy
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GRPC_VERSION)
 	GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(GRPC_GATEWAY_VERSION)
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	GOBIN=$(BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+
+lint: ## staticcheck, gofmt and buf lint (after make tools)
+	$(BIN)/staticcheck ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(BIN)/buf lint
 
 proto: ## regenerate the Go code of proto/ (offline, local plugins)
 	$(BIN)/buf lint

@@ -986,7 +986,8 @@ func checkHCM(t *testing.T, hcm *hcmv3.HttpConnectionManager, clusters map[strin
 	if !ok {
 		t.Fatalf("rate-limit service cluster %q is not defined", name)
 	}
-	h2 := c.GetHttp2ProtocolOptions() != nil //nolint:staticcheck // the deprecated form counts too
+	//lint:ignore SA1019 the deprecated form still configures HTTP/2 and counts too
+	h2 := c.GetHttp2ProtocolOptions() != nil
 	if opt, ok := c.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]; ok {
 		var po upstreamhttpv3.HttpProtocolOptions
 		unpack(opt, &po, "cluster "+name+" HttpProtocolOptions")

@@ -191,6 +191,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			first = false
 		}, func(err error) {
+			first = false
 			s.tel.ConfigReloadFailed()
 			log.Error("config reload failed; keeping the previous config", "path", s.cfg.ConfigPath, "err", err)
 		})

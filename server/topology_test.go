@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -119,58 +118,15 @@ func TestRedisCluster(t *testing.T) {
 			callers = 32
 			runFor  = 3 * time.Second
 		)
-		var (
-			mu                sync.Mutex
-			admitted          []admission
-			refused, failures int
-			firstErr          error
-			wg                sync.WaitGroup
-		)
-		stop := time.Now().Add(runFor)
-		for g := range callers {
-			client := clients[g%2]
-			wg.Go(func() {
-				for time.Now().Before(stop) {
-					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-					sent := time.Now()
-					resp, err := client.ShouldRateLimit(ctx, &sluicev1.ShouldRateLimitRequest{
-						Domain: "scale", Descriptors: []*sluicev1.Descriptor{scaleDesc(capped, "production"), scaleDesc(open, "sandbox")},
-						HitsAddend: 2, // not 1: every refusal comes from Redis, not the over-limit cache
-					})
-					received := time.Now()
-					cancel()
-					mu.Lock()
-					switch {
-					case err != nil:
-						failures++
-						firstErr = err
-					case resp.OverallCode == sluicev1.Code_OK:
-						admitted = append(admitted, admission{sent, received})
-					default:
-						refused++
-					}
-					mu.Unlock()
-				}
+		admitted, refused := hammer(t, callers, runFor, func(ctx context.Context, caller int) (bool, error) {
+			resp, err := clients[caller%2].ShouldRateLimit(ctx, &sluicev1.ShouldRateLimitRequest{
+				Domain: "scale", Descriptors: []*sluicev1.Descriptor{scaleDesc(capped, "production"), scaleDesc(open, "sandbox")},
+				HitsAddend: 2, // not 1: every refusal comes from Redis, not the over-limit cache
 			})
-		}
-		wg.Wait()
-		if failures > 0 {
-			t.Fatalf("%d calls failed, e.g. %v", failures, firstErr)
-		}
-		if refused == 0 || len(admitted) == 0 {
-			t.Fatalf("admitted %d refused %d: the load never reached the limit", len(admitted), refused)
-		}
-		sort.Slice(admitted, func(i, j int) bool { return admitted[i].sent.Before(admitted[j].sent) })
-		for i := range admitted {
-			n := 0
-			for j := i; j < len(admitted); j++ {
-				if admitted[j].received.Sub(admitted[i].sent) < window {
-					n++
-				}
-			}
-			if 2*n > limit {
-				t.Fatalf("%d calls of 2 admitted within %v of the call sent at %v; the limit is %d", n, window, admitted[i].sent, limit)
-			}
+			return err == nil && resp.OverallCode == sluicev1.Code_OK, err
+		})
+		if n, at := mostInOneWindow(admitted, window); 2*n > limit {
+			t.Fatalf("%d calls of 2 admitted within %v of the call sent at %v; the limit is %d", n, window, at, limit)
 		}
 		got := usageOf(t, c, open, "sandbox")[sluicev1.LimitKind_REQUESTS]
 		if got.used != 2*uint64(len(admitted)) {

@@ -45,30 +45,48 @@ descriptors:
 		rlsv3.NewRateLimitServiceClient(dial(t, replicas[1])),
 	}
 
+	admitted, refused := hammer(t, callers, runFor, func(ctx context.Context, caller int) (bool, error) {
+		resp, err := clients[caller%2].ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{
+			Domain: "apim", Descriptors: []*ratelimitv3.RateLimitDescriptor{envoyDesc("api", "ChatAPI:1.0.0")},
+		})
+		return err == nil && resp.OverallCode == rlsv3.RateLimitResponse_OK, err
+	})
+	if n, at := mostInOneWindow(admitted, window); n > limit {
+		t.Fatalf("%d calls admitted within %v of the call sent at %v; the limit is %d", n, window, at, limit)
+	}
+	perWindow := float64(len(admitted)) / (float64(runFor) / float64(window))
+	t.Logf("admitted %d, refused %d in %v: %.1f per %v window under %dx overload (limit %d)",
+		len(admitted), refused, runFor, perWindow, window, (len(admitted)+refused)/len(admitted), limit)
+}
+
+// hammer runs callers goroutines, each calling call again and again for
+// runFor, and returns the admitted calls sorted by when they were sent, and
+// how many were refused. A call that fails fails the test.
+func hammer(t *testing.T, callers int, runFor time.Duration, call func(ctx context.Context, caller int) (admitted bool, err error)) ([]admission, int) {
+	t.Helper()
 	var (
 		mu       sync.Mutex
 		admitted []admission
 		refused  int
 		failures int
+		firstErr error
 		wg       sync.WaitGroup
 	)
 	stop := time.Now().Add(runFor)
 	for c := range callers {
-		client := clients[c%2]
 		wg.Go(func() {
 			for time.Now().Before(stop) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				sent := time.Now()
-				resp, err := client.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{
-					Domain: "apim", Descriptors: []*ratelimitv3.RateLimitDescriptor{envoyDesc("api", "ChatAPI:1.0.0")},
-				})
+				ok, err := call(ctx, c)
 				received := time.Now()
 				cancel()
 				mu.Lock()
 				switch {
 				case err != nil:
 					failures++
-				case resp.OverallCode == rlsv3.RateLimitResponse_OK:
+					firstErr = err
+				case ok:
 					admitted = append(admitted, admission{sent, received})
 				default:
 					refused++
@@ -79,14 +97,20 @@ descriptors:
 	}
 	wg.Wait()
 	if failures > 0 {
-		t.Fatalf("%d calls failed", failures)
+		t.Fatalf("%d calls failed, e.g. %v", failures, firstErr)
 	}
 	if refused == 0 || len(admitted) == 0 {
 		t.Fatalf("admitted %d refused %d: the load never reached the limit", len(admitted), refused)
 	}
 	sort.Slice(admitted, func(i, j int) bool { return admitted[i].sent.Before(admitted[j].sent) })
-	// A set of calls certainly fell within one window when the last one's
-	// answer came back less than W after the first one was sent.
+	return admitted, refused
+}
+
+// mostInOneWindow is the largest number of admitted calls (sorted by sent)
+// that certainly fell within one window, and when the first of them was
+// sent. A set of calls certainly fell within one window when the last one's
+// answer came back less than window after the first one was sent.
+func mostInOneWindow(admitted []admission, window time.Duration) (most int, at time.Time) {
 	for i := range admitted {
 		n := 0
 		for j := i; j < len(admitted); j++ {
@@ -94,11 +118,9 @@ descriptors:
 				n++
 			}
 		}
-		if n > limit {
-			t.Fatalf("%d calls admitted within %v of the call sent at %v; the limit is %d", n, window, admitted[i].sent, limit)
+		if n > most {
+			most, at = n, admitted[i].sent
 		}
 	}
-	perWindow := float64(len(admitted)) / (float64(runFor) / float64(window))
-	t.Logf("admitted %d, refused %d in %v: %.1f per %v window under %dx overload (limit %d)",
-		len(admitted), refused, runFor, perWindow, window, (len(admitted)+refused)/len(admitted), limit)
+	return most, at
 }

@@ -182,16 +182,11 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ready.probe(ctx, s.cfg.ReadinessInterval)
 	wg.Go(func() { s.ready.run(bg, s.cfg.ReadinessInterval) })
 	wg.Go(func() {
-		first := true // Watch starts by loading what New loaded already
-		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, func(set *config.Set) {
+		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, s.configs.Load(), func(set *config.Set) {
 			s.configs.Store(set)
-			if !first {
-				s.tel.ConfigReloaded()
-				log.Info("config reloaded", "path", s.cfg.ConfigPath, "domains", set.Domains())
-			}
-			first = false
+			s.tel.ConfigReloaded()
+			log.Info("config reloaded", "path", s.cfg.ConfigPath, "domains", set.Domains())
 		}, func(err error) {
-			first = false
 			s.tel.ConfigReloadFailed()
 			log.Error("config reload failed; keeping the previous config", "path", s.cfg.ConfigPath, "err", err)
 		})

@@ -25,7 +25,12 @@ func Load(path string) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	return build(srcs)
+	set, err := build(srcs)
+	if err != nil {
+		return nil, err
+	}
+	set.loaded = fingerprint(srcs, nil)
+	return set, nil
 }
 
 // readSources reads the files Load would load, in name order.

@@ -37,6 +37,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"time"
@@ -160,6 +161,9 @@ type Domain struct {
 type Set struct {
 	domains map[string]*Domain
 	names   []string
+	// loaded is the fingerprint of the files Load read the set from, so
+	// Watch can start from it; zero for a set made by NewSet.
+	loaded [sha256.Size]byte
 }
 
 // Domain returns the domain of that name.

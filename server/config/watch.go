@@ -10,7 +10,8 @@ import (
 // DefaultWatchInterval is how often Watch polls when given no interval.
 const DefaultWatchInterval = time.Second
 
-// Watch keeps the config at path current. It loads path at once and then every interval
+// Watch keeps the config at path current. It starts from current, the Set the caller
+// loaded from path (nil: it loads path at once), then looks every interval
 // (DefaultWatchInterval when interval <= 0), and whenever the files' names or contents
 // differ from the last look it loads them: apply gets the new Set, or report gets the error
 // while the caller keeps its old Set (apply is not called). Because it compares contents,
@@ -20,12 +21,15 @@ const DefaultWatchInterval = time.Second
 // not reported at all.
 // Watch returns when ctx is done; it calls apply and report from its own goroutine, one at
 // a time.
-func Watch(ctx context.Context, path string, interval time.Duration, apply func(*Set), report func(error)) {
+func Watch(ctx context.Context, path string, interval time.Duration, current *Set, apply func(*Set), report func(error)) {
 	if interval <= 0 {
 		interval = DefaultWatchInterval
 	}
 	var last, broken [sha256.Size]byte
 	first, seenBroken := true, false
+	if current != nil && current.loaded != ([sha256.Size]byte{}) {
+		first, last = false, current.loaded
+	}
 	check := func() {
 		srcs, err := readSources(path)
 		sum := fingerprint(srcs, err)

@@ -25,13 +25,19 @@ type watcher struct {
 
 func startWatch(t *testing.T, path string) *watcher {
 	t.Helper()
+	return startWatchFrom(t, path, nil)
+}
+
+// startWatchFrom watches path starting from current, a set loaded from it.
+func startWatchFrom(t *testing.T, path string, current *Set) *watcher {
+	t.Helper()
 	w := &watcher{applied: make(chan *Set, 100), reports: make(chan error, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		Watch(ctx, path, 20*time.Millisecond, func(s *Set) { w.applied <- s }, func(err error) { w.reports <- err })
+		Watch(ctx, path, 20*time.Millisecond, current, func(s *Set) { w.applied <- s }, func(err error) { w.reports <- err })
 	}()
 	w.stop = func() { cancel(); wg.Wait() }
 	t.Cleanup(w.stop)
@@ -156,12 +162,30 @@ func TestWatchStops(t *testing.T) {
 	cancel()
 	done := make(chan struct{})
 	go func() {
-		Watch(ctx, t.TempDir(), 0, func(*Set) {}, func(error) {})
+		Watch(ctx, t.TempDir(), 0, nil, func(*Set) {}, func(error) {})
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Watch did not return after its context ended")
+	}
+}
+
+// TestWatchStartsFromTheLoadedSet: a set the caller loaded is not applied
+// again; the first change is.
+func TestWatchStartsFromTheLoadedSet(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a.yaml")
+	write(t, file, limitConfig("a", 1))
+	loaded, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := startWatchFrom(t, dir, loaded)
+	w.quiet(t)
+	write(t, file, limitConfig("a", 2))
+	if got := requestsOf(w.nextSet(t), "a"); got != 2 {
+		t.Fatalf("after write = %d", got)
 	}
 }

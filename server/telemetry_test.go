@@ -10,7 +10,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +29,8 @@ import (
 	"github.com/sluice-rl/sluice/internal/redistest"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server"
+
+	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
 // telemetryConfig has a cap to reach, a shadow-mode cap, a token limit, and
@@ -285,29 +286,11 @@ func assertSeries(t *testing.T, got, want map[string]float64) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the server's logger and the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestTraceHasTheRedisScriptSpanInsideTheCallSpanAndLogsCarryTheTraceID(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cfg := server.Config{
 		ConfigPath: writeConfig(t, apimConfig), TracerProvider: tp,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

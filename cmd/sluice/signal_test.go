@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
 // TestSIGTERMDrainsAndExitsZero builds the real binary, runs it on the
@@ -22,7 +24,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	}
 	httpAddr := freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t))
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
 // SentinelSet is one master, one replica and some Sentinels watching them,
@@ -110,7 +112,7 @@ sentinel parallel-syncs %s 1
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("redistest: %w", err)
 		}
-		p := &process{cmd: exec.Command(bin, conf, "--sentinel"), dir: dir, out: &lockedBuffer{}, done: make(chan struct{})}
+		p := &process{cmd: exec.Command(bin, conf, "--sentinel"), dir: dir, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 		p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 		if err := p.cmd.Start(); err != nil {
 			os.RemoveAll(dir)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
 // Server is a redis-server process started by Run. Its methods are safe for
@@ -33,7 +35,7 @@ type Server struct {
 type process struct {
 	cmd  *exec.Cmd
 	dir  string
-	out  *lockedBuffer
+	out  *syncbuf.Buffer
 	done chan struct{} // closed when the process has exited
 	err  error         // result of Wait, readable after done
 }
@@ -168,7 +170,7 @@ func (s *Server) start() (*process, error) {
 	p := &process{
 		cmd:  exec.Command(s.cfg.binary, args...),
 		dir:  dir,
-		out:  &lockedBuffer{},
+		out:  &syncbuf.Buffer{},
 		done: make(chan struct{}),
 	}
 	p.cmd.Stdout = p.out
@@ -293,22 +295,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
-}
-
-// lockedBuffer collects the process output; written by exec's copier goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

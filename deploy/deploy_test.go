@@ -1149,7 +1149,13 @@ func freePorts(t *testing.T, n, busOffset int) []int {
 	}
 	var ports []int
 	for tries := 0; len(ports) < n && tries < 1000; tries++ {
-		p := 20000 + rand.IntN(25000)
+		// Below Linux's ephemeral range (32768 and up), so no outgoing
+		// connection of a test running alongside takes the port meanwhile;
+		// cluster ports lower still, so their bus ports (+offset) are too.
+		p := 20000 + rand.IntN(12000)
+		if busOffset > 0 {
+			p = 12000 + rand.IntN(8000)
+		}
 		if slices.Contains(ports, p) || !free(p) || (busOffset > 0 && !free(p+busOffset)) {
 			continue
 		}

@@ -13,19 +13,7 @@ import (
 	"github.com/sluice-rl/sluice/server/config"
 )
 
-func TestCRC16AndHashSlot(t *testing.T) {
-	if got := crc16("123456789"); got != 0x31C3 {
-		t.Fatalf("crc16(123456789) = %#x, want 0x31c3 (CRC16/XMODEM)", got)
-	}
-	for key, want := range map[string]int{
-		"foo": 12182, "bar": 5061, "hello": 866,
-		"{user1000}.following": hashSlot("user1000"), "foo{}{bar}": int(crc16("foo{}{bar}") % numSlots),
-		"foo{{bar}}zap": hashSlot("{bar"), "foo{bar}{zap}": hashSlot("bar"), "{": int(crc16("{") % numSlots),
-	} {
-		if got := hashSlot(key); got != want {
-			t.Errorf("hashSlot(%q) = %d, want %d", key, got, want)
-		}
-	}
+func TestSlotTags(t *testing.T) {
 	tags := slotTags()
 	for s, tag := range tags {
 		if hashSlot("x{"+tag+"}y") != s || len(tag) > 8 {

@@ -135,8 +135,8 @@ func (w *Window) Reserve(ctx context.Context, rdb redis.Scripter, counters []Cou
 
 func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counters []Counter, recordKey string, ttlMS int64) (Result, error) {
 	keys := make([]string, len(counters), len(counters)+1)
-	args := make([]any, 2, 2+7*len(counters))
-	args[0], args[1] = int(mode), ttlMS
+	args := make([]any, 4, 4+7*len(counters))
+	args[0], args[1], args[2], args[3] = 1, int(mode), ttlMS, len(counters) // one call
 	for i := range counters {
 		c := &counters[i]
 		if err := c.validate(); err != nil {
@@ -161,7 +161,14 @@ func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 	if err != nil {
 		return Result{}, fmt.Errorf("window script: %w", err)
 	}
-	return parseWindowReply(reply, len(counters))
+	calls, ok := reply.([]any)
+	if !ok || len(calls) != 1 {
+		return Result{}, fmt.Errorf("window script: reply is %T of %d, want an array of one call's reply", reply, len(calls))
+	}
+	if err, ok := calls[0].(error); ok {
+		return Result{}, fmt.Errorf("window script: %w", err)
+	}
+	return parseWindowReply(calls[0], len(counters))
 }
 
 // validate checks what the script relies on.

@@ -1,5 +1,6 @@
 -- window.lua: bucketed sliding-window counters, checked and charged all-or-nothing,
--- with token reservations.
+-- with token reservations — for one decision, or for a batch of decisions in one
+-- script call.
 --
 -- A limit L per window W is split into buckets of width w microseconds. At time
 -- now the current bucket is k = floor(now / w); a counter counts buckets
@@ -8,11 +9,17 @@
 -- A token counter keeps what is reserved and not yet reported in a second hash,
 -- <key>:rsv, laid out the same way (the reserved amounts are also in the counter).
 --
--- KEYS[i]      hash key of counter i, i = 1 .. nc
--- KEYS[nc+1]   reservation record key, only when record_ttl_ms > 0
--- ARGV[1]      mode: 1 = charge (charge every counter if none refuses), 0 = peek (write nothing)
--- ARGV[2]      record_ttl_ms: > 0 writes a reservation record of the op-1 counters
--- then 7 ARGV per counter i, at ARGV[3 + 7*(i-1)] ..:
+-- One script call carries m calls, each one decision, run one after another
+-- exactly as m script calls made at the same Redis TIME would run. The hashes
+-- they read are read once per script call and written back once at its end, so
+-- a batch of decisions on one busy counter costs Redis one read and one write
+-- of it, not one of each per decision.
+--
+-- ARGV[1]      m, the number of calls; then, for each call in order:
+--   mode           1 = charge (charge every counter if none refuses), 0 = peek (write nothing)
+--   record_ttl_ms  > 0 writes a reservation record of the op-1 counters
+--   nc             counters in the call
+--   then 7 ARGV per counter i:
 --   bucket_us  bucket width w, microseconds (>= 1000)
 --   n          previous buckets counted besides the current one (>= 1)
 --   limit      L, units
@@ -26,8 +33,12 @@
 --   kind       token kind code written into the reservation record ("" for none)
 --   from       for refund: > 0 gives back from this bucket only (nothing once it has left
 --              the window) — undoing a charge exactly; 0 gives back newest buckets first
+-- KEYS         for each call in order: the hash key of each of its nc counters,
+--              then its reservation record key when record_ttl_ms > 0
 --
--- Reply, a flat array of integers:
+-- Reply: an array of m replies, one per call, in order. A call that fails (say,
+-- a key holding another type) gets an error reply; the other calls are not
+-- affected. Otherwise its reply is a flat array of integers:
 --   now_us, allowed (1/0), then per counter:
 --   code (1 = ok, 2 = over), used (after charging, units), remaining (units),
 --   reset_us (until everything counted has aged out), retry_us (0 when ok),
@@ -39,9 +50,6 @@
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local charge = ARGV[1] == '1'
-local record_ttl = tonumber(ARGV[2])
-local nc = (#ARGV - 2) / 7
 
 -- int renders an integer for redis.call: a bare Lua number would go through
 -- "%.14g" and lose digits above 10^14.
@@ -54,185 +62,294 @@ local function bucket(w)
   return k
 end
 
--- sum of a hash's fields in buckets first .. k; also the stale fields and the
--- newest nonzero bucket
-local function count(h, first, k)
+-- The write-back cache: cached[key] is hash key as read on first use, then as
+-- the calls so far changed it, in parallel arrays over its fields 1 .. e.n:
+-- e.f field, e.b bucket number (false for a field that is not one), e.c count
+-- (nil once deleted), e.d true where changed; e.ttl is the expiry in ms to set
+-- at write-back, or nil. A key that is not cached (a reservation's
+-- <key>:rsv, a record) is written straight through.
+local cached, order = {}, {}
+
+local function hash(key)
+  local e = cached[key]
+  if e == nil then
+    local raw = redis.call('HGETALL', key)
+    local f, b, c = {}, {}, {}
+    for j = 1, #raw, 2 do
+      local i = (j + 1) / 2
+      f[i], b[i], c[i] = raw[j], tonumber(raw[j]) or false, tonumber(raw[j + 1]) or 0
+    end
+    e = {f = f, b = b, c = c, d = {}, n = #raw / 2}
+    cached[key] = e
+    order[#order + 1] = key
+  end
+  return e
+end
+
+-- find returns the index of field f in cached hash e, or nil
+local function find(e, f)
+  for i = 1, e.n do
+    if e.f[i] == f then return i end
+  end
+  return nil
+end
+
+-- incr adds delta to field f (bucket b) of cached hash e; returns the new count
+local function incr(e, f, b, delta)
+  local i = find(e, f)
+  if i == nil then
+    i = e.n + 1
+    e.n, e.f[i], e.b[i] = i, f, b
+  end
+  e.c[i], e.d[i] = (e.c[i] or 0) + delta, true
+  return e.c[i]
+end
+
+-- del deletes the field at index i of cached hash e
+local function del(e, i)
+  e.c[i], e.d[i] = nil, true
+end
+
+-- writeBack writes every changed hash: changed fields, deleted fields, expiry
+local function writeBack()
+  for _, key in ipairs(order) do
+    local e = cached[key]
+    local sets, dels = {}, {}
+    for i = 1, e.n do
+      if e.d[i] then
+        if e.c[i] == nil then
+          dels[#dels + 1] = e.f[i]
+        else
+          sets[#sets + 1] = e.f[i]
+          sets[#sets + 1] = int(e.c[i])
+        end
+      end
+    end
+    for j = 1, #sets, 2000 do
+      redis.call('HSET', key, unpack(sets, j, math.min(j + 1999, #sets)))
+    end
+    for j = 1, #dels, 1000 do
+      redis.call('HDEL', key, unpack(dels, j, math.min(j + 999, #dels)))
+    end
+    if e.ttl ~= nil then redis.call('PEXPIRE', key, int(e.ttl)) end
+  end
+end
+
+-- sum of hash e's counts in buckets first .. k; also the indexes of its stale
+-- fields and the newest nonzero bucket
+local function count(e, first, k)
   local used, newest, stale = 0, nil, nil
-  for j = 1, #h, 2 do
-    local b = tonumber(h[j])
-    if b == nil or b < first then
-      if stale == nil then stale = {} end
-      stale[#stale + 1] = h[j]
-    elseif b <= k then
-      local c = tonumber(h[j + 1]) or 0
-      used = used + c
-      if c ~= 0 and (newest == nil or b > newest) then newest = b end
+  for i = 1, e.n do
+    local c = e.c[i]
+    if c ~= nil then
+      local b = e.b[i]
+      if not b or b < first then
+        if stale == nil then stale = {} end
+        stale[#stale + 1] = i
+      elseif b <= k then
+        used = used + c
+        if c ~= 0 and (newest == nil or b > newest) then newest = b end
+      end
     end
   end
   return used, newest, stale
 end
 
--- counted buckets of h, sorted oldest first: {bucket, count} pairs
-local function counted(h, first, k)
+-- counted buckets of hash e, sorted oldest first: {bucket, count, index}
+local function counted(e, first, k)
   local out = {}
-  for j = 1, #h, 2 do
-    local b = tonumber(h[j])
-    if b ~= nil and b >= first and b <= k then
-      out[#out + 1] = {b, tonumber(h[j + 1]) or 0}
-    end
+  for i = 1, e.n do
+    local b, c = e.b[i], e.c[i]
+    if c ~= nil and b and b >= first and b <= k then out[#out + 1] = {b, c, i} end
   end
   table.sort(out, function(x, y) return x[1] < y[1] end)
   return out
 end
 
-local reply = {now, 1}
-local refused = false
--- per counter: amount to charge, current bucket, stale fields, hash, op
-local amounts, ks, stales, hs, ops = {}, {}, {}, {}, {}
+-- decide runs one call: its keys follow KEYS[ko], its arguments start at ARGV[ao]
+local function decide(ko, ao)
+  local charge = ARGV[ao] == '1'
+  local record_ttl = tonumber(ARGV[ao + 1])
+  local nc = tonumber(ARGV[ao + 2])
+  local reply = {now, 1}
+  local refused = false
+  -- per counter: amount to charge, current bucket, stale fields, op
+  local amounts, ks, stales, ops = {}, {}, {}, {}
 
-for i = 1, nc do
-  local a = 3 + 7 * (i - 1)
-  local w = tonumber(ARGV[a])
-  local n = tonumber(ARGV[a + 1])
-  local limit = tonumber(ARGV[a + 2])
-  local cost = tonumber(ARGV[a + 3])
-  local flags = tonumber(ARGV[a + 4])
-  local shadow = flags % 2 == 1
-  local op = math.floor(flags / 2)
-  local k = bucket(w)
-  local first = k - n
+  for i = 1, nc do
+    local a = ao + 3 + 7 * (i - 1)
+    local w = tonumber(ARGV[a])
+    local n = tonumber(ARGV[a + 1])
+    local limit = tonumber(ARGV[a + 2])
+    local cost = tonumber(ARGV[a + 3])
+    local flags = tonumber(ARGV[a + 4])
+    local shadow = flags % 2 == 1
+    local op = math.floor(flags / 2)
+    local k = bucket(w)
+    local first = k - n
 
-  local h = redis.call('HGETALL', KEYS[i])
-  local used, newest, stale = count(h, first, k)
+    local e = hash(KEYS[ko + i])
+    local used, newest, stale = count(e, first, k)
 
-  local ok, amount = true, 0
-  if op == 2 then
-    amount = cost
-    ok = used + cost <= limit
-  elseif op == 3 then
-    local from = tonumber(ARGV[a + 6])
-    if from > 0 then
-      local have = 0
-      if from >= first and from <= k then have = tonumber(redis.call('HGET', KEYS[i], int(from))) or 0 end
-      amount = -math.min(cost, have)
+    local ok, amount = true, 0
+    if op == 2 then
+      amount = cost
+      ok = used + cost <= limit
+    elseif op == 3 then
+      local from = tonumber(ARGV[a + 6])
+      if from > 0 then
+        local have = 0
+        if from >= first and from <= k then
+          local j = find(e, int(from))
+          if j ~= nil then have = e.c[j] or 0 end
+        end
+        amount = -math.min(cost, have)
+      else
+        amount = -math.min(cost, used)
+      end
+    elseif op == 1 and cost > limit then
+      ok = used < limit
+      if ok then amount = limit - used end
     else
-      amount = -math.min(cost, used)
+      if cost > 0 then ok = used + cost <= limit else ok = used < limit end
+      if ok then amount = cost end
     end
-  elseif op == 1 and cost > limit then
-    ok = used < limit
-    if ok then amount = limit - used end
-  else
-    if cost > 0 then ok = used + cost <= limit else ok = used < limit end
-    if ok then amount = cost end
-  end
-  if not ok and op < 2 then
-    amount = 0
-    if not shadow then refused = true end
-  end
+    if not ok and op < 2 then
+      amount = 0
+      if not shadow then refused = true end
+    end
 
-  local reset = 0
-  if newest ~= nil then reset = (newest + n + 1) * w - now end
-  local retry = 0
-  if not ok and op < 2 then
-    -- walk the counted buckets oldest first until enough has aged out
-    retry = reset
-    local freed = 0
-    for _, bc in ipairs(counted(h, first, k)) do
-      freed = freed + bc[2]
-      local left = used - freed
-      if (cost > 0 and left + cost <= limit) or (cost == 0 and left < limit) or (op == 1 and cost > limit and left < limit) then
-        retry = (bc[1] + n + 1) * w - now
-        break
+    local reset = 0
+    if newest ~= nil then reset = (newest + n + 1) * w - now end
+    local retry = 0
+    if not ok and op < 2 then
+      -- walk the counted buckets oldest first until enough has aged out
+      retry = reset
+      local freed = 0
+      for _, bc in ipairs(counted(e, first, k)) do
+        freed = freed + bc[2]
+        local left = used - freed
+        if (cost > 0 and left + cost <= limit) or (cost == 0 and left < limit) or (op == 1 and cost > limit and left < limit) then
+          retry = (bc[1] + n + 1) * w - now
+          break
+        end
       end
     end
-  end
 
-  local shown = 0
-  if not charge and ARGV[a + 5] ~= '' then
-    shown = count(redis.call('HGETALL', KEYS[i] .. ':rsv'), first, k)
-  end
-
-  amounts[i], ks[i], stales[i], hs[i], ops[i] = amount, k, stale, h, op
-  local r = 3 + 6 * (i - 1)
-  reply[r] = ok and 1 or 2
-  reply[r + 1] = used
-  reply[r + 2] = math.max(limit - used, 0)
-  reply[r + 3] = reset
-  reply[r + 4] = retry
-  reply[r + 5] = shown
-end
-
-if refused then
-  reply[2] = 0
-  return reply
-end
-if not charge then
-  return reply
-end
-
-local record = nil
-if record_ttl > 0 then record = {'m', 0} end
-
-for i = 1, nc do
-  local a = 3 + 7 * (i - 1)
-  local w = tonumber(ARGV[a])
-  local n = tonumber(ARGV[a + 1])
-  local limit = tonumber(ARGV[a + 2])
-  local k = ks[i]
-  local amount = amounts[i]
-  local r = 3 + 6 * (i - 1)
-  local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
-  if amount > 0 then
-    redis.call('HINCRBY', KEYS[i], int(k), int(amount))
-    local stale = stales[i]
-    if stale ~= nil then
-      for j = 1, #stale, 1000 do
-        redis.call('HDEL', KEYS[i], unpack(stale, j, math.min(j + 999, #stale)))
-      end
+    local shown = 0
+    if not charge and ARGV[a + 5] ~= '' then
+      shown = count(hash(KEYS[ko + i] .. ':rsv'), first, k)
     end
-    redis.call('PEXPIRE', KEYS[i], int(ms))
-    reply[r + 3] = (k + n + 1) * w - now
-  elseif amount < 0 and tonumber(ARGV[a + 6]) > 0 then
-    local from = int(tonumber(ARGV[a + 6]))
-    if redis.call('HINCRBY', KEYS[i], from, int(amount)) <= 0 then redis.call('HDEL', KEYS[i], from) end
-  elseif amount < 0 then
-    local left = -amount
-    local bs = counted(hs[i], k - n, k)
-    for j = #bs, 1, -1 do
-      if left == 0 then break end
-      local take = math.min(bs[j][2], left)
-      if take == bs[j][2] then
-        redis.call('HDEL', KEYS[i], int(bs[j][1]))
-      elseif take > 0 then
-        redis.call('HINCRBY', KEYS[i], int(bs[j][1]), int(-take))
-      end
-      left = left - take
-    end
+
+    amounts[i], ks[i], stales[i], ops[i] = amount, k, stale, op
+    local r = 3 + 6 * (i - 1)
+    reply[r] = ok and 1 or 2
+    reply[r + 1] = used
+    reply[r + 2] = math.max(limit - used, 0)
+    reply[r + 3] = reset
+    reply[r + 4] = retry
+    reply[r + 5] = shown
   end
-  local used = reply[r + 1] + amount
-  reply[r + 1] = used
-  reply[r + 2] = math.max(limit - used, 0)
-  reply[r + 5] = amount
-  if ops[i] == 1 and record ~= nil then
+
+  if refused then
+    reply[2] = 0
+    return reply
+  end
+  if not charge then
+    return reply
+  end
+
+  local record = nil
+  if record_ttl > 0 then record = {'m', 0} end
+
+  for i = 1, nc do
+    local a = ao + 3 + 7 * (i - 1)
+    local key = KEYS[ko + i]
+    local e = cached[key]
+    local w = tonumber(ARGV[a])
+    local n = tonumber(ARGV[a + 1])
+    local limit = tonumber(ARGV[a + 2])
+    local k = ks[i]
+    local amount = amounts[i]
+    local r = 3 + 6 * (i - 1)
+    local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
     if amount > 0 then
-      redis.call('HINCRBY', KEYS[i] .. ':rsv', int(k), int(amount))
-      redis.call('PEXPIRE', KEYS[i] .. ':rsv', int(ms))
+      incr(e, int(k), k, amount)
+      local stale = stales[i]
+      if stale ~= nil then
+        for _, j in ipairs(stale) do del(e, j) end
+      end
+      e.ttl = ms
+      reply[r + 3] = (k + n + 1) * w - now
+    elseif amount < 0 and tonumber(ARGV[a + 6]) > 0 then
+      local from = tonumber(ARGV[a + 6])
+      local f = int(from)
+      if incr(e, f, from, amount) <= 0 then del(e, find(e, f)) end
+    elseif amount < 0 then
+      local left = -amount
+      local bs = counted(e, k - n, k)
+      for j = #bs, 1, -1 do
+        if left == 0 then break end
+        local take = math.min(bs[j][2], left)
+        if take == bs[j][2] then
+          del(e, bs[j][3])
+        elseif take > 0 then
+          incr(e, int(bs[j][1]), bs[j][1], -take)
+        end
+        left = left - take
+      end
     end
-    local m = record[2] + 1
-    record[2] = m
-    local e = #record
-    record[e + 1], record[e + 2] = 'k' .. m, KEYS[i]
-    record[e + 3], record[e + 4] = 'w' .. m, ARGV[a]
-    record[e + 5], record[e + 6] = 'n' .. m, ARGV[a + 1]
-    record[e + 7], record[e + 8] = 'l' .. m, ARGV[a + 2]
-    record[e + 9], record[e + 10] = 'b' .. m, int(k)
-    record[e + 11], record[e + 12] = 'a' .. m, int(amount)
-    record[e + 13], record[e + 14] = 'u' .. m, ARGV[a + 5]
+    local used = reply[r + 1] + amount
+    reply[r + 1] = used
+    reply[r + 2] = math.max(limit - used, 0)
+    reply[r + 5] = amount
+    if ops[i] == 1 and record ~= nil then
+      if amount > 0 then
+        local rsv = key .. ':rsv'
+        local re = cached[rsv]
+        if re ~= nil then
+          incr(re, int(k), k, amount)
+          re.ttl = ms
+        else
+          redis.call('HINCRBY', rsv, int(k), int(amount))
+          redis.call('PEXPIRE', rsv, int(ms))
+        end
+      end
+      local m = record[2] + 1
+      record[2] = m
+      local x = #record
+      record[x + 1], record[x + 2] = 'k' .. m, key
+      record[x + 3], record[x + 4] = 'w' .. m, ARGV[a]
+      record[x + 5], record[x + 6] = 'n' .. m, ARGV[a + 1]
+      record[x + 7], record[x + 8] = 'l' .. m, ARGV[a + 2]
+      record[x + 9], record[x + 10] = 'b' .. m, int(k)
+      record[x + 11], record[x + 12] = 'a' .. m, int(amount)
+      record[x + 13], record[x + 14] = 'u' .. m, ARGV[a + 5]
+    end
   end
+  if record ~= nil then
+    record[2] = int(record[2])
+    redis.call('HSET', KEYS[ko + nc + 1], unpack(record))
+    redis.call('PEXPIRE', KEYS[ko + nc + 1], int(record_ttl))
+  end
+  return reply
 end
-if record ~= nil then
-  record[2] = int(record[2])
-  redis.call('HSET', KEYS[nc + 1], unpack(record))
-  redis.call('PEXPIRE', KEYS[nc + 1], int(record_ttl))
+
+local out = {}
+local ko, ao = 0, 2
+for call = 1, tonumber(ARGV[1]) do
+  local nc = tonumber(ARGV[ao + 2])
+  local ok, r = pcall(decide, ko, ao)
+  if ok then
+    out[call] = r
+  elseif type(r) == 'table' and r.err ~= nil then
+    out[call] = r
+  else
+    out[call] = redis.error_reply(tostring(r))
+  end
+  ko = ko + nc
+  if tonumber(ARGV[ao + 1]) > 0 then ko = ko + 1 end
+  ao = ao + 3 + 7 * nc
 end
-return reply
+writeBack()
+return out

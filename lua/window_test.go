@@ -17,7 +17,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestWindowSourceHeader(t *testing.T) {
-	for _, want := range []string{"KEYS[i]", "ARGV[1]", "bucket_us", "Reply", "TIME"} {
+	for _, want := range []string{"KEYS", "ARGV[1]", "m, the number of calls", "bucket_us", "Reply", "TIME"} {
 		if !strings.Contains(windowSource[:strings.Index(windowSource, "local t =")], want) {
 			t.Errorf("window.lua header does not mention %q", want)
 		}

@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/sluice-rl/sluice/lua"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/grpcapi"
@@ -62,7 +63,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", cfg.ConfigPath, err)
 	}
-	st, err := store.Open(cfg.RedisURL)
+	// Decisions sent together become one window-script call (lua.WindowMerger).
+	st, err := store.OpenConfig(cfg.RedisURL, store.Config{
+		Batch: store.BatchConfig{Mergers: []store.Merger{lua.NewWindowMerger()}},
+	})
 	if err != nil {
 		return nil, err
 	}

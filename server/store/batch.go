@@ -20,6 +20,11 @@ package store
 // calls, so a dead Redis costs it no more than its callers were prepared to
 // wait. Close stops the flushers and fails whatever is still queued.
 //
+// A Merger goes one step further for the scripts it knows: the calls of a
+// batch that it can merge become one script call doing the work of all of
+// them (on a cluster, one per hash slot), and each caller still gets its own
+// reply or error from it. See lua.WindowMerger.
+//
 // On a cluster client the pipeline is split by node (go-redis maps each
 // command to its slot's master and sends one sub-pipeline per node, in
 // parallel); every command still reads its own reply, a MOVED or ASK reply
@@ -45,6 +50,23 @@ type BatchConfig struct {
 	// QueueSize bounds the calls waiting for a flusher; a caller finding the
 	// queue full waits for room or for its context (Optional, default 4096).
 	QueueSize int
+	// Mergers fold calls of a batch into fewer script calls (Optional).
+	Mergers []Merger
+}
+
+// A Merger folds several calls of one script, sent together, into one script
+// call that does the work of all of them in order, and hands each call its
+// own part of the reply.
+type Merger interface {
+	// Mergeable reports whether Merge can fold cmd.
+	Mergeable(cmd *redis.Cmd) bool
+	// Merge returns one command doing the work of cmds, in order. The
+	// Batcher passes commands that are all Mergeable, of one command name
+	// (EVAL or EVALSHA) and, on a cluster, of one hash slot.
+	Merge(cmds []*redis.Cmd) *redis.Cmd
+	// Split sets the reply or error of each of cmds from merged, once merged
+	// has run.
+	Split(merged *redis.Cmd, cmds []*redis.Cmd)
 }
 
 func (c *BatchConfig) setDefaults() {
@@ -73,6 +95,7 @@ type Batcher struct {
 	scripts  redis.Scripter // SCRIPT LOAD / SCRIPT EXISTS go straight through
 	cluster  bool
 	maxBatch int
+	mergers  []Merger
 	queue    chan *call
 	quit     chan struct{} // closed by Close: flushers stop taking calls
 	stopped  chan struct{} // closed once every flusher has returned
@@ -113,6 +136,7 @@ func NewBatcher(rdb Pipeliner, cfg BatchConfig) *Batcher {
 		scripts:  rdb,
 		cluster:  cluster,
 		maxBatch: cfg.MaxBatch,
+		mergers:  cfg.Mergers,
 		queue:    make(chan *call, cfg.QueueSize),
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -235,6 +259,7 @@ func (b *Batcher) do(ctx context.Context, name, payload string, keys []string, a
 func (b *Batcher) flusher() {
 	defer b.wg.Done()
 	batch := make([]*call, 0, b.maxBatch)
+	var groups mergeGroups
 	for {
 		select {
 		case c := <-b.queue:
@@ -252,7 +277,7 @@ func (b *Batcher) flusher() {
 				break fill
 			}
 		}
-		b.exec(batch)
+		b.exec(batch, &groups)
 		clear(batch) // drop references to finished calls
 	}
 }
@@ -271,13 +296,15 @@ func (b *Batcher) failQueued() {
 }
 
 // exec sends the live calls of batch as one pipeline and completes them all.
-func (b *Batcher) exec(batch []*call) {
+// Calls a Merger can fold go out as one merged command per group.
+func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
 	var (
 		latest   time.Time
 		noLimit  bool
 		pipe     redis.Pipeliner
 		pipeSize int
 	)
+	groups.reset()
 	for _, c := range batch {
 		if err := c.ctx.Err(); err != nil {
 			// Its caller has given up (or is about to): do not spend Redis on it.
@@ -289,10 +316,20 @@ func (b *Batcher) exec(batch []*call) {
 		} else if d.After(latest) {
 			latest = d
 		}
+		if groups.add(b.mergers, b.cluster, c.cmd) {
+			continue
+		}
 		if pipe == nil {
 			pipe = b.pipeline()
 		}
 		_ = pipe.Process(context.Background(), c.cmd) // queues only
+		pipeSize++
+	}
+	for _, g := range groups.list {
+		if pipe == nil {
+			pipe = b.pipeline()
+		}
+		_ = pipe.Process(context.Background(), g.command())
 		pipeSize++
 	}
 	if pipeSize > 0 {
@@ -306,6 +343,7 @@ func (b *Batcher) exec(batch []*call) {
 		// returns is only the first of those.
 		_, _ = pipe.Exec(ctx)
 	}
+	groups.split()
 	for _, c := range batch {
 		c.finish()
 	}

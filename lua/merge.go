@@ -1,0 +1,106 @@
+package lua
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// WindowMerger folds window-script calls that are sent together into one
+// script call: window.lua runs a batch of calls one after another, exactly as
+// separate calls at the same Redis TIME would run, reading each counter once
+// and writing it once for the whole batch. A pipelining client (the store's
+// Batcher) hands it the calls it is about to send.
+//
+// Every call Window sends is a batch of one — EVALSHA or EVAL of window.lua
+// with the argument count 1 first — so Merge can concatenate their keys and
+// their per-call arguments, and Split can give each its own element of the
+// merged reply, in the one-call shape Window parses.
+type WindowMerger struct {
+	sha, src string
+}
+
+// NewWindowMerger returns the merger of window.lua calls.
+func NewWindowMerger() *WindowMerger {
+	return &WindowMerger{sha: redis.NewScript(windowSource).Hash(), src: windowSource}
+}
+
+// Mergeable reports whether cmd is one window.lua call: EVALSHA of its hash or
+// EVAL of its source, with one call's arguments.
+func (m *WindowMerger) Mergeable(cmd *redis.Cmd) bool {
+	a := cmd.Args()
+	if len(a) < 4 {
+		return false
+	}
+	switch a[0] {
+	case "evalsha":
+		if a[1] != any(m.sha) {
+			return false
+		}
+	case "eval":
+		if a[1] != any(m.src) {
+			return false
+		}
+	default:
+		return false
+	}
+	nkeys, ok := a[2].(int)
+	return ok && nkeys >= 0 && len(a) > 3+nkeys && a[3+nkeys] == any(1)
+}
+
+// Merge returns one command that runs every call of cmds, in order. The
+// commands must all be Mergeable and of one name (all EVALSHA or all EVAL).
+func (m *WindowMerger) Merge(cmds []*redis.Cmd) *redis.Cmd {
+	nkeys, nargs := 0, 0
+	for _, c := range cmds {
+		a := c.Args()
+		k := a[2].(int)
+		nkeys += k
+		nargs += len(a) - 4 - k
+	}
+	first := cmds[0].Args()
+	args := make([]any, 3, 4+nkeys+nargs)
+	args[0], args[1], args[2] = first[0], first[1], nkeys
+	for _, c := range cmds {
+		a := c.Args()
+		args = append(args, a[3:3+a[2].(int)]...)
+	}
+	args = append(args, len(cmds))
+	for _, c := range cmds {
+		a := c.Args()
+		args = append(args, a[4+a[2].(int):]...)
+	}
+	merged := redis.NewCmd(context.Background(), args...)
+	if nkeys > 0 {
+		merged.SetFirstKeyPos(3)
+	}
+	return merged
+}
+
+// Split gives each of cmds its part of merged's reply: its own one-call
+// reply, or its own error; an error of the whole merged call (a network
+// error, NOSCRIPT) goes to every one of them.
+func (m *WindowMerger) Split(merged *redis.Cmd, cmds []*redis.Cmd) {
+	fail := func(err error) {
+		for _, c := range cmds {
+			c.SetErr(err)
+		}
+	}
+	if err := merged.Err(); err != nil {
+		fail(err)
+		return
+	}
+	vals, ok := merged.Val().([]any)
+	if !ok || len(vals) != len(cmds) {
+		fail(fmt.Errorf("window script: merged reply is %T, want an array of %d replies", merged.Val(), len(cmds)))
+		return
+	}
+	for i, c := range cmds {
+		if err, ok := vals[i].(error); ok {
+			c.SetErr(err)
+			continue
+		}
+		c.SetVal([]any{vals[i]})
+	}
+}

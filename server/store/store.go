@@ -6,7 +6,8 @@
 // found through Sentinel, or a Redis Cluster. Script calls go through
 // Store.Scripter, which by default pipelines concurrent calls (see Batcher):
 // one write and one read per batch of decisions instead of per decision; on
-// a cluster each batch is split by node.
+// a cluster each batch is split by node. With a Merger, the calls of a batch
+// that one script can run together become one script call.
 package store
 
 import (

@@ -25,6 +25,7 @@ type loadResult struct {
 	name     string
 	callers  int
 	conns    int
+	offered  float64       // calls per second scheduled; 0 = closed loop
 	elapsed  time.Duration // the measured window
 	hist     histogram     // latency of every call that completed in the window
 	over     uint64        // OVER_LIMIT answers in the window
@@ -84,68 +85,96 @@ type caller struct {
 	calls uint64
 }
 
-// runLoad runs one goroutine per entry of calls, each calling back to back: for warmup
-// unmeasured, then for duration measured. A call counts in the window when it
-// ends inside it. Every call has its own timeout, and the whole run ends by
-// ctx, so it never outlasts warmup+duration+callTimeout.
-func runLoad(ctx context.Context, name string, conns int, warmup, duration time.Duration, calls []callFunc) (*loadResult, error) {
+// window is the measured part of a run: a call counts in it when it ends
+// inside [start, end).
+type window struct{ start, end time.Time }
+
+// runLoad runs one goroutine per entry of calls: for warmup unmeasured, then
+// for duration measured. With rate 0 each caller calls back to back (closed
+// loop); otherwise the callers share a schedule of rate calls per second from
+// the start of the warm-up (open loop, see openLoop). Every call has its own
+// timeout, and the whole run ends by ctx, so it never outlasts
+// warmup+duration+callTimeout.
+func runLoad(ctx context.Context, name string, conns int, rate float64, warmup, duration time.Duration, calls []callFunc) (*loadResult, error) {
 	start := time.Now()
-	mStart := start.Add(warmup)
-	mEnd := mStart.Add(duration)
-	ctx, cancel := context.WithDeadline(ctx, mEnd.Add(callTimeout))
+	w := window{start: start.Add(warmup)}
+	w.end = w.start.Add(duration)
+	ctx, cancel := context.WithDeadline(ctx, w.end.Add(callTimeout))
 	defer cancel()
 
+	pace, stopPacing := startPacer(ctx, rate, start, w.end)
 	cs := make([]caller, len(calls))
 	var wg sync.WaitGroup
 	for i := range cs {
 		c, call := &cs[i], calls[i]
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				cctx, ccancel := context.WithTimeout(ctx, callTimeout)
-				t0 := time.Now()
-				over, err := call(cctx)
-				t1 := time.Now()
-				ccancel()
-				c.calls++
-				if t1.Before(mStart) {
-					continue
-				}
-				if !t1.Before(mEnd) {
-					return
-				}
-				c.hist.Record(t1.Sub(t0))
-				switch {
-				case err != nil:
-					if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-						return
-					}
-					if s, ok := status.FromError(err); ok && int(s.Code()) < notStatus {
-						c.errs[s.Code()]++
-					} else {
-						c.errs[notStatus]++
-					}
-				case over:
-					c.over++
-				}
-			}
-		})
+		wg.Go(func() { c.loop(ctx, call, pace, w) })
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil && time.Now().Before(mEnd) {
+	stopPacing()
+	if err := ctx.Err(); err != nil && time.Now().Before(w.end) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 
-	r := &loadResult{name: name, callers: len(calls), conns: conns, elapsed: duration}
+	r := &loadResult{name: name, callers: len(calls), conns: conns, offered: rate, elapsed: duration}
 	for i := range cs {
-		c := &cs[i]
-		r.hist.Merge(&c.hist)
-		r.over += c.over
-		r.allCalls += c.calls
-		for j, n := range c.errs {
-			r.errs[j] += n
-		}
+		r.add(&cs[i])
 	}
 	return r, nil
+}
+
+// loop makes the calls of one caller, each as soon as pace says it is due,
+// until a call ends after the window, the schedule ends, or ctx ends. A call's
+// latency is the time from when it was due to when it returned.
+func (c *caller) loop(ctx context.Context, call callFunc, pace pacer, w window) {
+	for ctx.Err() == nil {
+		due, ok := pace.next()
+		if !ok || !due.Before(w.end) {
+			return
+		}
+		cctx, ccancel := context.WithTimeout(ctx, callTimeout)
+		over, err := call(cctx)
+		end := time.Now()
+		ccancel()
+		c.calls++
+		if end.Before(w.start) {
+			continue
+		}
+		if !end.Before(w.end) || aborted(ctx, err) {
+			return
+		}
+		c.record(end.Sub(due), over, err)
+	}
+}
+
+// aborted reports whether err is the run's own context ending rather than
+// the call failing.
+func aborted(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
+}
+
+// record counts one call that ended in the window.
+func (c *caller) record(latency time.Duration, over bool, err error) {
+	c.hist.Record(latency)
+	switch {
+	case err != nil:
+		if s, ok := status.FromError(err); ok && int(s.Code()) < notStatus {
+			c.errs[s.Code()]++
+		} else {
+			c.errs[notStatus]++
+		}
+	case over:
+		c.over++
+	}
+}
+
+// add merges what caller c measured into r.
+func (r *loadResult) add(c *caller) {
+	r.hist.Merge(&c.hist)
+	r.over += c.over
+	r.allCalls += c.calls
+	for j, n := range c.errs {
+		r.errs[j] += n
+	}
 }
 
 // dialConns opens n gRPC connections to addr (loopback, plaintext) and

@@ -5,13 +5,16 @@
 // How it works: it starts a private redis-server (internal/redistest), builds
 // ./cmd/sluice into a temporary directory and runs it as a separate process
 // against that Redis with a generated config, waits for /readyz, then for each
-// -callers count runs the gRPC loads (warm-up, then -duration measured), and
-// finally runs redis-benchmark. Every call's latency is recorded client-side in
-// a per-caller log-linear histogram; Redis work per decision comes from INFO
-// commandstats before and after each run. Everything it starts is stopped on
-// return, on error and on Ctrl-C, and the whole program is bounded by -timeout.
+// -callers count and -rate runs the gRPC loads (warm-up, then -duration
+// measured), and finally runs redis-benchmark. Every call's latency is recorded
+// client-side in a per-caller log-linear histogram; with a -rate the callers
+// follow a fixed schedule (open loop) and latency counts from each call's
+// scheduled send time. Redis work per decision comes from INFO commandstats
+// before and after each run. Everything it starts is stopped on return, on
+// error and on Ctrl-C, and the whole program is bounded by -timeout.
 //
 //	go run ./bench -duration 5s -callers 1,16,64
+//	go run ./bench -duration 5s -rate 2000,5000,10000 -runs sluice,grpc-noop
 //	make bench BENCH_ARGS='-api sluice -descriptors 3'
 package main
 
@@ -123,24 +126,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}()
 
 	fmt.Fprintf(stdout, "sluice bench  %s  go %s  %d CPUs  redis %s\n", time.Now().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.NumCPU(), env.redisVersion)
-	fmt.Fprintf(stdout, "api %s, %d descriptor(s) per call, warm-up %v, measured %v per run, sluice pid %d, redis %s\n\n",
+	fmt.Fprintf(stdout, "api %s, %d descriptor(s) per call, warm-up %v, measured %v per run, sluice pid %d, redis %s\n",
 		o.api, o.descriptors, o.warmup, o.duration, sp.pid(), rs.Addr())
+	fmt.Fprintf(stdout, "load: %s\n\n", o.loadDescription())
 
 	fmt.Fprintf(stdout, "load average before: %s\n", loadAverage())
 	rep := newReport(stdout, o)
 	rep.header()
 	for _, n := range o.callers {
-		for _, name := range o.runs {
-			if name == runRedis {
-				continue
-			}
-			row, err := grpcRun(ctx, o, name, n, sp, rdb)
-			if err != nil {
-				return err
-			}
-			rep.add(row)
-			if !sp.alive() {
-				return sp.stop()
+		for _, rate := range o.rates {
+			for _, name := range o.runs {
+				if name == runRedis {
+					continue
+				}
+				row, err := grpcRun(ctx, o, name, n, rate, sp, rdb)
+				if err != nil {
+					return err
+				}
+				rep.add(row)
+				if !sp.alive() {
+					return sp.stop()
+				}
 			}
 		}
 	}
@@ -198,8 +204,9 @@ func describeEnv(ctx context.Context, rdb *redis.Client) (env, error) {
 }
 
 // grpcRun runs one gRPC load (sluice, sluice-overlimit, sluice-tokens or grpc-noop) with n
-// callers and measures what it cost Redis and each process.
-func grpcRun(ctx context.Context, o *options, name string, n int, sp *sluiceProc, rdb *redis.Client) (*row, error) {
+// callers at rate calls per second (0: closed loop) and measures what it cost
+// Redis and each process.
+func grpcRun(ctx context.Context, o *options, name string, n int, rate float64, sp *sluiceProc, rdb *redis.Client) (*row, error) {
 	nconns := o.connsFor(n)
 	conns, closeConns, err := dialConns(sp.grpcAddr, nconns)
 	if err != nil {
@@ -224,7 +231,7 @@ func grpcRun(ctx context.Context, o *options, name string, n int, sp *sluiceProc
 	if err != nil {
 		return nil, err
 	}
-	res, err := runLoad(ctx, name, nconns, o.warmup, o.duration, calls)
+	res, err := runLoad(ctx, name, nconns, rate, o.warmup, o.duration, calls)
 	if err != nil {
 		return nil, err
 	}

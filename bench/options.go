@@ -16,6 +16,7 @@ type options struct {
 	duration     time.Duration // measured time of each run
 	warmup       time.Duration // unmeasured time before each run
 	callers      []int         // one set of gRPC runs per entry
+	rates        []float64     // offered calls per second; one set of gRPC runs per entry, 0 = closed loop
 	conns        int           // gRPC connections; 0 = one per 16 callers
 	api          string        // "envoy" or "sluice"
 	descriptors  int           // descriptors per ShouldRateLimit call
@@ -51,6 +52,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		fs.PrintDefaults()
 	}
 	callers := fs.String("callers", "64", "concurrent callers; a comma-separated list runs each")
+	rates := fs.String("rate", "0", "calls per second offered to the callers (open loop; latency counts from each call's scheduled time), 0: closed loop; a comma-separated list runs each")
 	runs := fs.String("runs", strings.Join(allRuns, ","), "runs to do, comma-separated, from: "+strings.Join(allRuns, ", "))
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
@@ -74,6 +76,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	var err error
 	if o.callers, err = parseIntList(*callers); err != nil {
 		return nil, fmt.Errorf("-callers: %w", err)
+	}
+	if o.rates, err = parseRateList(*rates); err != nil {
+		return nil, fmt.Errorf("-rate: %w", err)
 	}
 	for _, r := range splitList(*runs) {
 		if !slices.Contains(allRuns, r) {
@@ -131,7 +136,7 @@ func (o *options) derivedTimeout() time.Duration {
 			planned += 3 * o.duration // calibration + unpipelined + pipelined
 			continue
 		}
-		planned += time.Duration(len(o.callers)) * per
+		planned += time.Duration(len(o.callers)*len(o.rates)) * per
 	}
 	return 3*time.Minute + 2*planned
 }
@@ -169,4 +174,45 @@ func parseIntList(s string) ([]int, error) {
 		return nil, errors.New("none given")
 	}
 	return out, nil
+}
+
+// maxRate bounds -rate: far above what one machine's loopback gRPC can do.
+const maxRate = 10_000_000
+
+func parseRateList(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range splitList(s) {
+		r, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(r >= 0 && r <= maxRate) { // also rejects NaN
+			return nil, fmt.Errorf("%q is not a rate between 0 and %d calls per second", f, maxRate)
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("none given")
+	}
+	return out, nil
+}
+
+// loadDescription says how the gRPC runs pace their calls, for the report's
+// header.
+func (o *options) loadDescription() string {
+	var open []string
+	closed := false
+	for _, r := range o.rates {
+		if r == 0 {
+			closed = true
+			continue
+		}
+		open = append(open, fmtOffered(r))
+	}
+	var parts []string
+	if closed {
+		parts = append(parts, "closed loop (each caller calls again as soon as its call returns)")
+	}
+	if len(open) > 0 {
+		parts = append(parts, fmt.Sprintf("open loop at %s calls/s offered, spread over the callers; latency counted from each call's scheduled send time",
+			strings.Join(open, ", ")))
+	}
+	return strings.Join(parts, "; ")
 }

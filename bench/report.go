@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -12,6 +13,7 @@ type row struct {
 	name        string
 	callers     int
 	conns       int
+	offered     float64 // calls per second scheduled; 0 = closed loop
 	rate        float64 // decisions (calls) per second, errors excluded
 	p50         time.Duration
 	p99         time.Duration
@@ -24,8 +26,11 @@ type row struct {
 	cpuSluice   float64 // cores busy over the run; -1 when unknown
 	cpuRedis    float64
 	cpuBench    float64
+	cpuPerCall  float64 // µs of sluice CPU per call made; -1 when unknown
 }
 
+// newRow summarises run r; before and after are the snapshots that bracket
+// it (warm-up included).
 func newRow(r *loadResult, before, after usage) *row {
 	wall := after.at.Sub(before.at).Seconds()
 	cores := func(a, b time.Duration) float64 {
@@ -39,6 +44,7 @@ func newRow(r *loadResult, before, after usage) *row {
 		name:        r.name,
 		callers:     r.callers,
 		conns:       r.conns,
+		offered:     r.offered,
 		rate:        r.Rate(),
 		p50:         r.hist.Quantile(0.50),
 		p99:         r.hist.Quantile(0.99),
@@ -51,6 +57,7 @@ func newRow(r *loadResult, before, after usage) *row {
 		cpuSluice:   cores(before.sluiceCPU, after.sluiceCPU),
 		cpuBench:    cores(before.benchCPU, after.benchCPU),
 		cpuRedis:    -1,
+		cpuPerCall:  cpuPerCall(before.sluiceCPU, after.sluiceCPU, r.allCalls),
 	}
 	if wall > 0 {
 		w.cpuRedis = rs.cpu / wall
@@ -68,6 +75,15 @@ func newRow(r *loadResult, before, after usage) *row {
 	return w
 }
 
+// cpuPerCall returns the microseconds of CPU a process used between two
+// readings per call made in between, or -1 when unknown.
+func cpuPerCall(before, after time.Duration, calls uint64) float64 {
+	if before < 0 || after < 0 || calls == 0 {
+		return -1
+	}
+	return float64(after-before) / float64(time.Microsecond) / float64(calls)
+}
+
 // report prints rows as they come, then the ratios.
 type report struct {
 	w     io.Writer
@@ -78,11 +94,11 @@ type report struct {
 
 func newReport(w io.Writer, o *options) *report { return &report{w: w, o: o} }
 
-const rowFormat = "%-22s %7s %5s %12s %9s %9s %9s %9s %6s %9s %8s %8s  %s\n"
+const rowFormat = "%-22s %7s %5s %7s %12s %9s %9s %9s %9s %6s %9s %8s %14s %8s  %s\n"
 
 func (r *report) header() {
-	fmt.Fprintf(r.w, rowFormat, "run", "callers", "conns", "decisions/s", "p50", "p99", "p99.9", "max",
-		"over%", "scripts/d", "cmds/d", "CPU s/r/b", "errors")
+	fmt.Fprintf(r.w, rowFormat, "run", "callers", "conns", "rate", "decisions/s", "p50", "p99", "p99.9", "max",
+		"over%", "scripts/d", "cmds/d", "CPU s/r/b", "cpu µs/d", "errors")
 }
 
 func (r *report) add(w *row) {
@@ -91,9 +107,10 @@ func (r *report) add(w *row) {
 	if w.cpuSluice >= 0 && w.cpuRedis >= 0 && w.cpuBench >= 0 {
 		cpu = fmt.Sprintf("%.2f/%.2f/%.2f", w.cpuSluice, w.cpuRedis, w.cpuBench)
 	}
-	fmt.Fprintf(r.w, rowFormat, w.name, fmt.Sprint(w.callers), fmt.Sprint(w.conns), fmtRate(w.rate),
+	fmt.Fprintf(r.w, rowFormat, w.name, fmt.Sprint(w.callers), fmt.Sprint(w.conns), fmtOffered(w.offered), fmtRate(w.rate),
 		fmtDur(w.p50), fmtDur(w.p99), fmtDur(w.p999), fmtDur(w.max),
-		fmtOpt(w.overPct, "%.1f"), fmtOpt(w.scriptsPer, "%.3f"), fmtOpt(w.commandsPer, "%.3f"), cpu, w.errors)
+		fmtOpt(w.overPct, "%.1f"), fmtOpt(w.scriptsPer, "%.3f"), fmtOpt(w.commandsPer, "%.3f"), cpu,
+		fmtOpt(w.cpuPerCall, "%.1f"), w.errors)
 }
 
 // addRedis prints a redis-benchmark row; before and after bracket its run.
@@ -114,15 +131,16 @@ func (r *report) addRedis(b *redisBenchResult, before, after usage) {
 		cpu = fmt.Sprintf("%.2f/%.2f/%.2f", (after.sluiceCPU-before.sluiceCPU).Seconds()/wall,
 			rs.cpu/wall, (after.childCPU-before.childCPU).Seconds()/wall)
 	}
-	fmt.Fprintf(r.w, rowFormat, name, fmt.Sprint(b.clients), "-", fmtRate(b.rps),
-		fmtDur(b.p50), fmtDur(b.p99), "-", fmtDur(b.max), "-", scripts, cmds, cpu, "-")
+	fmt.Fprintf(r.w, rowFormat, name, fmt.Sprint(b.clients), "-", "-", fmtRate(b.rps),
+		fmtDur(b.p50), fmtDur(b.p99), "-", fmtDur(b.max), "-", scripts, cmds, cpu, "-", "-")
 }
 
-// ratios prints, per caller count, sluice's rate against its ceilings.
+// ratios prints, per caller count and offered rate, sluice's rate against
+// its ceilings.
 func (r *report) ratios() {
-	find := func(name string, callers int) *row {
+	find := func(name string, callers int, offered float64) *row {
 		for _, w := range r.rows {
-			if w.name == name && w.callers == callers {
+			if w.name == name && w.callers == callers && w.offered == offered {
 				return w
 			}
 		}
@@ -137,7 +155,7 @@ func (r *report) ratios() {
 		}
 	}
 	fmt.Fprintf(r.w, "\nratios of decisions/s (redis-script: %d clients, %d counter(s) per script call)\n", r.o.redisClients, r.o.descriptors)
-	fmt.Fprintf(r.w, "%-8s", "callers")
+	fmt.Fprintf(r.w, "%-8s %7s", "callers", "rate")
 	for _, c := range cols {
 		fmt.Fprintf(r.w, " %20s", c)
 	}
@@ -155,16 +173,18 @@ func (r *report) ratios() {
 		return w.rate
 	}
 	for _, n := range r.o.callers {
-		s, ol, noop := find(runSluice, n), find(runOverLimit, n), find(runNoop, n)
-		cells := []string{ratio(s, rate(noop)), ratio(ol, rate(noop))}
-		for _, b := range r.redis {
-			cells = append(cells, ratio(s, b.rps))
+		for _, offered := range r.o.rates {
+			s, ol, noop := find(runSluice, n, offered), find(runOverLimit, n, offered), find(runNoop, n, offered)
+			cells := []string{ratio(s, rate(noop)), ratio(ol, rate(noop))}
+			for _, b := range r.redis {
+				cells = append(cells, ratio(s, b.rps))
+			}
+			fmt.Fprintf(r.w, "%-8d %7s", n, fmtOffered(offered))
+			for _, c := range cells {
+				fmt.Fprintf(r.w, " %20s", c)
+			}
+			fmt.Fprintln(r.w)
 		}
-		fmt.Fprintf(r.w, "%-8d", n)
-		for _, c := range cells {
-			fmt.Fprintf(r.w, " %20s", c)
-		}
-		fmt.Fprintln(r.w)
 	}
 	if r.o.descriptors > 1 {
 		fmt.Fprintf(r.w, "(each decision checks %d descriptors: descriptor checks/s = %d × decisions/s)\n", r.o.descriptors, r.o.descriptors)
@@ -172,6 +192,15 @@ func (r *report) ratios() {
 }
 
 func fmtRate(f float64) string { return fmt.Sprintf("%.0f", f) }
+
+// fmtOffered prints an offered rate as given ("2000", "0.5"), or "-" for a
+// closed loop.
+func fmtOffered(f float64) string {
+	if f <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
 
 func fmtOpt(f float64, format string) string {
 	if f < 0 {

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseRateList(t *testing.T) {
+	got, err := parseRateList("2000, 5000,0,0.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{2000, 5000, 0, 0.5}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "-1", "fast", "NaN", "1e12"} {
+		if _, err := parseRateList(bad); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
+
+func TestRateFlag(t *testing.T) {
+	o, err := parseOptions(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(o.rates, []float64{0}) || !strings.HasPrefix(o.loadDescription(), "closed loop") {
+		t.Errorf("default: rates %v, %q; want a closed loop", o.rates, o.loadDescription())
+	}
+	o, err = parseOptions([]string{"-rate", "2000,10000"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := o.loadDescription(); !strings.HasPrefix(d, "open loop at 2000, 10000 calls/s") {
+		t.Errorf("description %q", d)
+	}
+	if _, err := parseOptions([]string{"-rate", "-5"}, io.Discard); err == nil {
+		t.Error("-rate -5: want an error")
+	}
+}

@@ -304,7 +304,6 @@ func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
 		pipe     redis.Pipeliner
 		pipeSize int
 	)
-	groups.reset()
 	for _, c := range batch {
 		if err := c.ctx.Err(); err != nil {
 			// Its caller has given up (or is about to): do not spend Redis on it.
@@ -344,6 +343,7 @@ func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
 		_, _ = pipe.Exec(ctx)
 	}
 	groups.split()
+	groups.reset() // drop references to the finished commands
 	for _, c := range batch {
 		c.finish()
 	}

@@ -22,7 +22,7 @@ type mergeGroup struct {
 	merged *redis.Cmd // set by command once the group has more than one call
 }
 
-// reset empties the groups for the next batch.
+// reset empties the groups for the next batch, keeping their storage.
 func (gs *mergeGroups) reset() {
 	for _, g := range gs.list {
 		clear(g.cmds)

@@ -63,89 +63,98 @@ local function bucket(w)
 end
 
 -- The write-back cache: cached[key] is hash key as read on first use, then as
--- the calls so far changed it, in parallel arrays over its fields 1 .. e.n:
--- e.f field, e.b bucket number (false for a field that is not one), e.c count
--- (nil once deleted), e.d true where changed; e.ttl is the expiry in ms to set
--- at write-back, or nil. A key that is not cached (a reservation's
--- <key>:rsv, a record) is written straight through.
+-- the calls so far changed it. It keeps its fields in one array, four slots
+-- per field i at x = 4*(i-1): e[x+1] the field, e[x+2] its bucket number (false
+-- for a field that is not one), e[x+3] its count (false once deleted), e[x+4]
+-- true once changed; e.n is the number of fields, e.ttl the expiry in ms to
+-- set at write-back (or nil). One table per hash keeps the garbage, and so
+-- Redis's Lua GC, small. A key that is not cached (a reservation's <key>:rsv,
+-- a record) is written straight through.
 local cached, order = {}, {}
 
 local function hash(key)
   local e = cached[key]
   if e == nil then
     local raw = redis.call('HGETALL', key)
-    local f, b, c = {}, {}, {}
+    e = {n = #raw / 2}
     for j = 1, #raw, 2 do
-      local i = (j + 1) / 2
-      f[i], b[i], c[i] = raw[j], tonumber(raw[j]) or false, tonumber(raw[j + 1]) or 0
+      local x = 2 * (j - 1)
+      e[x + 1], e[x + 2], e[x + 3], e[x + 4] = raw[j], tonumber(raw[j]) or false, tonumber(raw[j + 1]) or 0, false
     end
-    e = {f = f, b = b, c = c, d = {}, n = #raw / 2}
     cached[key] = e
     order[#order + 1] = key
   end
   return e
 end
 
--- find returns the index of field f in cached hash e, or nil
+-- find returns the slot offset x of field f in cached hash e, or nil
 local function find(e, f)
-  for i = 1, e.n do
-    if e.f[i] == f then return i end
+  for x = 0, 4 * (e.n - 1), 4 do
+    if e[x + 1] == f then return x end
   end
   return nil
 end
 
 -- incr adds delta to field f (bucket b) of cached hash e; returns the new count
 local function incr(e, f, b, delta)
-  local i = find(e, f)
-  if i == nil then
-    i = e.n + 1
-    e.n, e.f[i], e.b[i] = i, f, b
+  local x = find(e, f)
+  if x == nil then
+    x = 4 * e.n
+    e.n = e.n + 1
+    e[x + 1], e[x + 2], e[x + 3] = f, b, 0
   end
-  e.c[i], e.d[i] = (e.c[i] or 0) + delta, true
-  return e.c[i]
+  local v = (e[x + 3] or 0) + delta
+  e[x + 3], e[x + 4] = v, true
+  return v
 end
 
--- del deletes the field at index i of cached hash e
-local function del(e, i)
-  e.c[i], e.d[i] = nil, true
+-- del deletes the field at slot offset x of cached hash e
+local function del(e, x)
+  e[x + 3], e[x + 4] = false, true
 end
 
 -- writeBack writes every changed hash: changed fields, deleted fields, expiry
 local function writeBack()
   for _, key in ipairs(order) do
     local e = cached[key]
-    local sets, dels = {}, {}
-    for i = 1, e.n do
-      if e.d[i] then
-        if e.c[i] == nil then
-          dels[#dels + 1] = e.f[i]
+    local sets, dels = nil, nil
+    for x = 0, 4 * (e.n - 1), 4 do
+      if e[x + 4] then
+        if e[x + 3] == false then
+          if dels == nil then dels = {} end
+          dels[#dels + 1] = e[x + 1]
         else
-          sets[#sets + 1] = e.f[i]
-          sets[#sets + 1] = int(e.c[i])
+          if sets == nil then sets = {} end
+          sets[#sets + 1] = e[x + 1]
+          sets[#sets + 1] = int(e[x + 3])
         end
       end
     end
-    for j = 1, #sets, 2000 do
-      redis.call('HSET', key, unpack(sets, j, math.min(j + 1999, #sets)))
+    if sets ~= nil then
+      for j = 1, #sets, 2000 do
+        redis.call('HSET', key, unpack(sets, j, math.min(j + 1999, #sets)))
+      end
     end
-    for j = 1, #dels, 1000 do
-      redis.call('HDEL', key, unpack(dels, j, math.min(j + 999, #dels)))
+    if dels ~= nil then
+      for j = 1, #dels, 1000 do
+        redis.call('HDEL', key, unpack(dels, j, math.min(j + 999, #dels)))
+      end
     end
     if e.ttl ~= nil then redis.call('PEXPIRE', key, int(e.ttl)) end
   end
 end
 
--- sum of hash e's counts in buckets first .. k; also the indexes of its stale
--- fields and the newest nonzero bucket
+-- sum of hash e's counts in buckets first .. k; also the slot offsets of its
+-- stale fields and the newest nonzero bucket
 local function count(e, first, k)
   local used, newest, stale = 0, nil, nil
-  for i = 1, e.n do
-    local c = e.c[i]
-    if c ~= nil then
-      local b = e.b[i]
+  for x = 0, 4 * (e.n - 1), 4 do
+    local c = e[x + 3]
+    if c then
+      local b = e[x + 2]
       if not b or b < first then
         if stale == nil then stale = {} end
-        stale[#stale + 1] = i
+        stale[#stale + 1] = x
       elseif b <= k then
         used = used + c
         if c ~= 0 and (newest == nil or b > newest) then newest = b end
@@ -155,14 +164,14 @@ local function count(e, first, k)
   return used, newest, stale
 end
 
--- counted buckets of hash e, sorted oldest first: {bucket, count, index}
+-- counted buckets of hash e, sorted oldest first: {bucket, count, slot offset}
 local function counted(e, first, k)
   local out = {}
-  for i = 1, e.n do
-    local b, c = e.b[i], e.c[i]
-    if c ~= nil and b and b >= first and b <= k then out[#out + 1] = {b, c, i} end
+  for x = 0, 4 * (e.n - 1), 4 do
+    local b, c = e[x + 2], e[x + 3]
+    if c and b and b >= first and b <= k then out[#out + 1] = {b, c, x} end
   end
-  table.sort(out, function(x, y) return x[1] < y[1] end)
+  table.sort(out, function(p, q) return p[1] < q[1] end)
   return out
 end
 
@@ -200,8 +209,8 @@ local function decide(ko, ao)
       if from > 0 then
         local have = 0
         if from >= first and from <= k then
-          local j = find(e, int(from))
-          if j ~= nil then have = e.c[j] or 0 end
+          local x = find(e, int(from))
+          if x ~= nil then have = e[x + 3] or 0 end
         end
         amount = -math.min(cost, have)
       else

@@ -24,6 +24,11 @@ type Config struct {
 	// HTTPAddr is where HTTP/JSON and health are served. (Optional, default
 	// ":8080")
 	HTTPAddr string
+	// HealthAddr, when set, serves GET /healthz, /readyz and /metrics on a
+	// port of their own, always plain HTTP and without the JSON API: for
+	// Kubernetes probes and Prometheus when the service ports use mutual TLS,
+	// which the kubelet cannot pass. (Optional, default: none)
+	HealthAddr string
 	// ReloadInterval is how often the config is checked for changes.
 	// (Optional, default 1s)
 	ReloadInterval time.Duration

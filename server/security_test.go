@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,7 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 	s := startSluiceClient(t, server.Config{
 		ConfigPath: writeConfig(t, tokenConfig), RedisURL: rs.URL(), AuthToken: token,
 		TLSCertFile: filepath.Join(dir, "tls.crt"), TLSKeyFile: filepath.Join(dir, "tls.key"), TLSClientCAFile: filepath.Join(dir, "ca.crt"),
+		HealthAddr: "127.0.0.1:0",
 	}, client, "https")
 	ctx := context.Background()
 
@@ -105,6 +107,44 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("healthz: %d", resp.StatusCode)
+		}
+	})
+
+	t.Run("health port: plain HTTP, probes and metrics only", func(t *testing.T) {
+		plain := &http.Client{}
+		defer plain.CloseIdleConnections()
+		get := func(path string) (int, string) {
+			resp, err := plain.Get("http://" + s.HealthAddr() + path)
+			if err != nil {
+				t.Fatalf("GET %s on the health port: %v", path, err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		for _, path := range []string{"/healthz", "/readyz"} {
+			if code, body := get(path); code != http.StatusOK || body != "ok\n" {
+				t.Errorf("GET %s: %d %q, want 200 ok", path, code, body)
+			}
+		}
+		if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "sluice_") {
+			t.Errorf("GET /metrics: %d, sluice metrics there: %v", code, strings.Contains(body, "sluice_"))
+		}
+		resp, err := plain.Post("http://"+s.HealthAddr()+"/v1/ratelimit:check", "application/json",
+			strings.NewReader(`{"domain":"ai","descriptors":[{"entries":[{"key":"plain","value":"x"}]}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("JSON API on the health port: %d, want 404 (not served there)", resp.StatusCode)
+		}
+		// The service port itself still wants TLS.
+		if resp, err := plain.Get("http://" + s.HTTPAddr() + "/healthz"); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Errorf("the service HTTP port answered plain HTTP")
+			}
 		}
 	})
 }

@@ -45,6 +45,8 @@ type Server struct {
 	grpcLis   net.Listener
 	selfLis   *bufconn.Listener // in-process gRPC for the HTTP side: no TLS, no port
 	httpLis   net.Listener
+	opsLis    net.Listener // HealthAddr's, or nil
+	ops       *http.Server // serves opsLis, or nil
 	http      *http.Server
 	selfConn  *grpc.ClientConn
 	tel       *telemetry.Telemetry
@@ -135,6 +137,19 @@ func (s *Server) listen() error {
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug), // e.g. failed TLS handshakes
 	}
+	if s.cfg.HealthAddr != "" {
+		if s.opsLis, err = net.Listen("tcp", s.cfg.HealthAddr); err != nil {
+			_ = s.grpcLis.Close()
+			_ = s.httpLis.Close()
+			_ = s.selfLis.Close()
+			_ = s.selfConn.Close()
+			return fmt.Errorf("health listen %s: %w", s.cfg.HealthAddr, err)
+		}
+		s.ops = &http.Server{
+			Handler: httpapi.OpsHandler(s.ready.ready, s.tel.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
+		}
+	}
 	return nil
 }
 
@@ -167,6 +182,15 @@ func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
 // HTTPAddr is the bound HTTP address (useful with port 0).
 func (s *Server) HTTPAddr() string { return s.httpLis.Addr().String() }
 
+// HealthAddr is the bound address of the plain-HTTP health port, or "" when
+// Config.HealthAddr is not set.
+func (s *Server) HealthAddr() string {
+	if s.opsLis == nil {
+		return ""
+	}
+	return s.opsLis.Addr().String()
+}
+
 // Embedded reports whether the counters live in the in-process store.
 func (s *Server) Embedded() bool { return s.store.Embedded }
 
@@ -196,11 +220,14 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	})
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.grpc.Serve(s.grpcLis) }()
 	go func() { _ = s.grpc.Serve(s.selfLis) }() // ends with the server's GracefulStop
 	go func() { errc <- s.http.Serve(s.httpLis) }()
-	log.Info("sluice serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "config", s.cfg.ConfigPath)
+	if s.ops != nil {
+		go func() { errc <- s.ops.Serve(s.opsLis) }()
+	}
+	log.Info("sluice serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "health", s.HealthAddr(), "config", s.cfg.ConfigPath)
 
 	var serveErr error
 	select {
@@ -223,6 +250,9 @@ func (s *Server) drain() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
 	httpErr := s.http.Shutdown(ctx)
+	if s.ops != nil {
+		defer func() { _ = s.ops.Close() }() // probes get answers until the drain ends
+	}
 	stopped := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(stopped) }()
 	select {
@@ -241,6 +271,9 @@ func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		_ = s.grpcLis.Close()
 		_ = s.httpLis.Close()
+		if s.opsLis != nil {
+			_ = s.opsLis.Close()
+		}
 		_ = s.selfLis.Close()
 		err = errors.Join(s.selfConn.Close(), s.store.Close(), s.tel.Shutdown(context.Background()))
 	})

@@ -1,12 +1,12 @@
 // Command sluice is the Sluice rate-limit decision service.
 //
-//	sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR]
+//	sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
 //	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	sluice check-config PATH
 //
 // Each serve flag may also come from the environment: SLUICE_CONFIG,
-// SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_TLS_CERT,
+// SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_HEALTH_ADDR, SLUICE_TLS_CERT,
 // SLUICE_TLS_KEY, SLUICE_TLS_CLIENT_CA, SLUICE_AUTH_TOKEN_FILE (or the token
 // itself in SLUICE_AUTH_TOKEN), SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL; a flag
 // wins over its variable. Traces are exported over
@@ -47,7 +47,7 @@ func main() {
 var errUsage = errors.New("usage")
 
 const usage = `usage:
-  sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR]
+  sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
                [--log-format text|json] [--log-level debug|info|warn|error]
   sluice check-config PATH
@@ -82,6 +82,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis://, rediss://, redis+sentinel://host:port[,...]/MASTER or redis+cluster://host:port[,...] (TLS: rediss+...); empty runs the embedded in-memory store (env SLUICE_REDIS)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "SLUICE_GRPC_ADDR", ":8081"), "gRPC listen address (env SLUICE_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "SLUICE_HTTP_ADDR", ":8080"), "HTTP listen address (env SLUICE_HTTP_ADDR)")
+	fs.StringVar(&cfg.HealthAddr, "health-addr", getenv("SLUICE_HEALTH_ADDR"), "also serve /healthz, /readyz and /metrics here, always plain HTTP (for probes when the ports use mutual TLS); empty: off (env SLUICE_HEALTH_ADDR)")
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", getenv("SLUICE_TLS_CERT"), "PEM certificate: serve both ports over TLS, reloaded when the file changes (env SLUICE_TLS_CERT)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", getenv("SLUICE_TLS_KEY"), "PEM key of --tls-cert (env SLUICE_TLS_KEY)")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", getenv("SLUICE_TLS_CLIENT_CA"), "PEM CAs: require client certificates signed by them, mutual TLS (env SLUICE_TLS_CLIENT_CA)")

@@ -81,11 +81,12 @@ func freeAddr(t *testing.T) string {
 // SLUICE_* variables on the embedded store, asks it over HTTP, and stops it
 // the way SIGTERM does (the context main derives from the signal).
 func TestServeFromEnvironmentThenStop(t *testing.T) {
-	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
+	httpAddr, grpcAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	env := map[string]string{
-		"SLUICE_CONFIG":    "../../deploy/examples/sluice.yaml",
-		"SLUICE_HTTP_ADDR": httpAddr,
-		"SLUICE_GRPC_ADDR": grpcAddr,
+		"SLUICE_CONFIG":      "../../deploy/examples/sluice.yaml",
+		"SLUICE_HTTP_ADDR":   httpAddr,
+		"SLUICE_GRPC_ADDR":   grpcAddr,
+		"SLUICE_HEALTH_ADDR": healthAddr,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncbuf.Buffer
@@ -111,6 +112,14 @@ func TestServeFromEnvironmentThenStop(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "embedded") {
 		t.Errorf("start-up does not say it runs on the embedded store:\n%s", logs.String())
+	}
+	if resp, err := http.Get("http://" + healthAddr + "/readyz"); err != nil {
+		t.Errorf("SLUICE_HEALTH_ADDR: %v", err)
+	} else {
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("readyz on SLUICE_HEALTH_ADDR: %d", resp.StatusCode)
+		}
 	}
 	cancel()
 	select {

@@ -1,6 +1,7 @@
 // Package httpapi serves the HTTP side of Sluice: sluice.v1 as JSON through
 // grpc-gateway, Envoy ratelimit's POST /json, the health endpoints and
-// GET /metrics.
+// GET /metrics — and, for an optional plain-HTTP ops port, the health
+// endpoints and metrics alone.
 //
 // Every API call goes through the service's own gRPC endpoint, so HTTP and
 // gRPC callers pass the same interceptors (deadline, errors, metrics).
@@ -50,6 +51,21 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", RequireToken(o.Token, limitBody(gw)))
 	mux.Handle("POST /json", RequireToken(o.Token, limitBody(envoyJSON(conn))))
+	addOps(mux, ready, metrics)
+	return mux, nil
+}
+
+// OpsHandler serves only what probes and scrapers need — GET /healthz,
+// GET /readyz and, when metrics is not nil, GET /metrics — for a port of its
+// own that stays plain HTTP when the service port needs (mutual) TLS.
+func OpsHandler(ready func(context.Context) error, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	addOps(mux, ready, metrics)
+	return mux
+}
+
+// addOps adds the health endpoints and metrics to mux.
+func addOps(mux *http.ServeMux, ready func(context.Context) error, metrics http.Handler) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -66,7 +82,6 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
-	return mux, nil
 }
 
 // traceHeaders passes the W3C trace context of an HTTP caller on to the gRPC

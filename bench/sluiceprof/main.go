@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -48,6 +49,9 @@ func run(ctx context.Context, args []string) (err error) {
 		return errors.New("--cpuprofile is required")
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400) // as cmd/sluice does (cmd/sluice/gc.go), so the profile matches it
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err

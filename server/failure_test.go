@@ -100,7 +100,7 @@ func TestShutdownDrainsCallsInFlight(t *testing.T) {
 		answered <- err
 	}()
 	time.Sleep(50 * time.Millisecond)
-	if err := s.stop(); err != nil {
+	if err := s.Stop(); err != nil {
 		t.Errorf("Run after drain: %v, want nil", err)
 	}
 	if err := <-answered; err != nil {

@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/sluice-rl/sluice/internal/sluicetest"
 	"github.com/sluice-rl/sluice/server"
 )
 
@@ -38,8 +37,7 @@ descriptors:
 
 // sluice is one running server under test.
 type sluice struct {
-	*server.Server
-	stop   func() error
+	*sluicetest.Server
 	client *http.Client // for the HTTP port
 	scheme string       // of the HTTP port
 }
@@ -73,30 +71,7 @@ func startSluiceClient(t *testing.T, cfg server.Config, client *http.Client, sch
 	t.Helper()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ReloadInterval, cfg.ReadinessInterval = 50*time.Millisecond, 50*time.Millisecond
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	s := &sluice{Server: srv, client: client, scheme: scheme}
-	var stopped bool
-	var stopErr error
-	s.stop = func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			stopErr = <-done
-		}
-		return stopErr
-	}
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	s := &sluice{Server: sluicetest.Start(t, cfg), client: client, scheme: scheme}
 	waitReady(t, s, true)
 	return s
 }
@@ -104,20 +79,7 @@ func startSluiceClient(t *testing.T, cfg server.Config, client *http.Client, sch
 // waitReady polls /readyz until it answers as wanted.
 func waitReady(t *testing.T, s *sluice, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := s.client.Get(s.scheme + "://" + s.HTTPAddr() + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if (resp.StatusCode == http.StatusOK) == want {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz never became %v (last: %v)", want, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sluicetest.WaitReady(t, s.client, s.scheme+"://"+s.HTTPAddr()+"/readyz", want)
 }
 
 // dial opens a gRPC connection to the server.

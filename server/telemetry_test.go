@@ -27,10 +27,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluice-rl/sluice/internal/redistest"
+	"github.com/sluice-rl/sluice/internal/sluicetest"
+	"github.com/sluice-rl/sluice/internal/syncbuf"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server"
-
-	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
 // telemetryConfig has a cap to reach, a shadow-mode cap, a token limit, and
@@ -295,20 +295,7 @@ func TestTraceHasTheRedisScriptSpanInsideTheCallSpanAndLogsCarryTheTraceID(t *te
 		ConfigPath: writeConfig(t, apimConfig), TracerProvider: tp,
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
-	srv, err := server.New(cfg) // the embedded store runs the same scripts
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	srv := sluicetest.Start(t, cfg) // the embedded store runs the same scripts
 
 	// The caller traces too: its span context reaches the server as a W3C
 	// traceparent.

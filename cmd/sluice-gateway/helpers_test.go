@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/sluice-rl/sluice/client/llm/llmtest"
 	"github.com/sluice-rl/sluice/internal/redistest"
+	"github.com/sluice-rl/sluice/internal/sluicetest"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server"
 )
@@ -54,8 +54,8 @@ const faultBody = `{"fault":{"code":900801,"message":"API Limit Reached","descri
 
 // sluice is one running Sluice service on its own redis-server.
 type sluice struct {
-	srv  *server.Server
-	stop func()
+	srv  *sluicetest.Server
+	stop func() // stops it now; the test's end reports how Run returned
 }
 
 // startSluice runs Sluice with limits on a fresh redis-server until the test
@@ -67,48 +67,14 @@ func startSluice(t *testing.T) *sluice {
 	if err := os.WriteFile(path, []byte(limits), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{
+	srv := sluicetest.Start(t, server.Config{
 		ConfigPath:        path,
 		RedisURL:          rs.URL(),
-		GRPCAddr:          "127.0.0.1:0",
-		HTTPAddr:          "127.0.0.1:0",
 		ReadinessInterval: 50 * time.Millisecond,
 		DrainTimeout:      time.Second,
-		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	stopped := false
-	s := &sluice{srv: srv}
-	s.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("sluice Run: %v", err)
-		}
-	}
-	t.Cleanup(s.stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + srv.HTTPAddr() + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sluice never ready: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sluicetest.WaitReady(t, http.DefaultClient, "http://"+srv.HTTPAddr()+"/readyz", true)
+	return &sluice{srv: srv, stop: func() { _ = srv.Stop() }}
 }
 
 // api is a raw gRPC client of s, for looking at usage the way an operator

@@ -29,6 +29,11 @@ type Config struct {
 	// Kubernetes probes and Prometheus when the service ports use mutual TLS,
 	// which the kubelet cannot pass. (Optional, default: none)
 	HealthAddr string
+	// MergeDomainConfig lets several files of ConfigPath define one domain,
+	// as envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG=true does
+	// (config.LoadOptions.MergeDomains). (Optional, default false: a domain
+	// defined twice is an error)
+	MergeDomainConfig bool
 	// ReloadInterval is how often the config is checked for changes.
 	// (Optional, default 1s)
 	ReloadInterval time.Duration

@@ -3,6 +3,8 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/sluice-rl/sluice/internal/redistest"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/limiter"
 )
 
@@ -189,5 +192,39 @@ func TestEnvoyLimitOverride(t *testing.T) {
 	}
 	if _, err := call(typev3.RateLimitUnit_UNKNOWN); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "descriptors[0].limit.unit") {
 		t.Errorf("override without a unit: %v, want InvalidArgument naming descriptors[0].limit.unit", err)
+	}
+}
+
+// TestEnvoyMergedDomainConfig serves one domain split over two files, the
+// way envoyproxy/ratelimit does with MERGE_DOMAIN_CONFIG=true: both halves
+// limit, and each keeps its own counter.
+func TestEnvoyMergedDomainConfig(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"a.yaml": "domain: split\ndescriptors:\n  - {key: api, value: a, rate_limit: {unit: minute, requests_per_unit: 2}}\n",
+		"b.yaml": "domain: split\ndescriptors:\n  - {key: api, value: b, rate_limit: {unit: minute, requests_per_unit: 3}}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startSluiceWith(t, server.Config{ConfigPath: dir, RedisURL: redistest.New(t).URL(), MergeDomainConfig: true})
+	client := rlsv3.NewRateLimitServiceClient(dial(t, s))
+	admitted := func(value string) int {
+		n := 0
+		for range 5 {
+			r, err := client.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "split",
+				Descriptors: []*ratelimitv3.RateLimitDescriptor{envoyDesc("api", value)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OverallCode == rlsv3.RateLimitResponse_OK {
+				n++
+			}
+		}
+		return n
+	}
+	if a, b := admitted("a"), admitted("b"); a != 2 || b != 3 {
+		t.Errorf("admitted a=%d (limit 2 in a.yaml), b=%d (limit 3 in b.yaml)", a, b)
 	}
 }

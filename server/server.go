@@ -61,7 +61,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	set, err := config.Load(cfg.ConfigPath)
+	set, err := config.LoadWith(cfg.ConfigPath, config.LoadOptions{MergeDomains: cfg.MergeDomainConfig})
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", cfg.ConfigPath, err)
 	}

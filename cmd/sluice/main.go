@@ -1,14 +1,15 @@
 // Command sluice is the Sluice rate-limit decision service.
 //
-//	sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
+//	sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
 //	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
-//	sluice check-config PATH
+//	sluice check-config [--merge-domain-config] PATH
 //
 // Each serve flag may also come from the environment: SLUICE_CONFIG,
 // SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_HEALTH_ADDR, SLUICE_TLS_CERT,
 // SLUICE_TLS_KEY, SLUICE_TLS_CLIENT_CA, SLUICE_AUTH_TOKEN_FILE (or the token
-// itself in SLUICE_AUTH_TOKEN), SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL; a flag
+// itself in SLUICE_AUTH_TOKEN), SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL,
+// SLUICE_MERGE_DOMAIN_CONFIG (or envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG); a flag
 // wins over its variable. Unless GOGC is set, the garbage collector runs at
 // GOGC=400 (see gc.go). Traces are exported over
 // OTLP/gRPC when the standard OTEL_* variables ask for it (see
@@ -24,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,10 +51,10 @@ func main() {
 var errUsage = errors.New("usage")
 
 const usage = `usage:
-  sluice serve [--config PATH] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
+  sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
                [--log-format text|json] [--log-level debug|info|warn|error]
-  sluice check-config PATH
+  sluice check-config [--merge-domain-config] PATH
 `
 
 // run is main without the process: testable with its own arguments,
@@ -66,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
 	case "check-config":
-		return checkConfig(args[1:], stdout, stderr)
+		return checkConfig(args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -81,6 +83,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.SetOutput(stderr)
 	var cfg server.Config
 	fs.StringVar(&cfg.ConfigPath, "config", getenv("SLUICE_CONFIG"), "limits config: a YAML file or a directory of them (env SLUICE_CONFIG)")
+	fs.BoolVar(&cfg.MergeDomainConfig, "merge-domain-config", mergeDomainsFromEnv(getenv), mergeDomainsUsage)
 	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis://, rediss://, redis+sentinel://host:port[,...]/MASTER or redis+cluster://host:port[,...] (TLS: rediss+...); empty runs the embedded in-memory store (env SLUICE_REDIS)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "SLUICE_GRPC_ADDR", ":8081"), "gRPC listen address (env SLUICE_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "SLUICE_HTTP_ADDR", ":8080"), "HTTP listen address (env SLUICE_HTTP_ADDR)")
@@ -155,12 +158,16 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
-func checkConfig(args []string, stdout, stderr io.Writer) error {
-	if len(args) != 1 {
-		fmt.Fprint(stderr, "usage: sluice check-config PATH\n")
+func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	merge := fs.Bool("merge-domain-config", mergeDomainsFromEnv(getenv), mergeDomainsUsage)
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprint(stderr, "usage: sluice check-config [--merge-domain-config] PATH\n")
 		return errUsage
 	}
-	set, err := config.Load(args[0])
+	args = fs.Args()
+	set, err := config.LoadWith(args[0], config.LoadOptions{MergeDomains: *merge})
 	if err != nil {
 		var problems config.Problems
 		if errors.As(err, &problems) {
@@ -173,6 +180,20 @@ func checkConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "%s: ok (domains: %v)\n", args[0], set.Domains())
 	return nil
+}
+
+const mergeDomainsUsage = "let several files define one domain, merging their descriptors, as envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG=true does (env SLUICE_MERGE_DOMAIN_CONFIG, or MERGE_DOMAIN_CONFIG)"
+
+// mergeDomainsFromEnv reads SLUICE_MERGE_DOMAIN_CONFIG, else envoyproxy/ratelimit's own
+// MERGE_DOMAIN_CONFIG, so that a deployment moved over from it keeps working unchanged.
+func mergeDomainsFromEnv(getenv func(string) string) bool {
+	for _, key := range []string{"SLUICE_MERGE_DOMAIN_CONFIG", "MERGE_DOMAIN_CONFIG"} {
+		if v := getenv(key); v != "" {
+			b, err := strconv.ParseBool(v)
+			return err == nil && b
+		}
+	}
+	return false
 }
 
 func envOr(getenv func(string) string, key, def string) string {

@@ -55,6 +55,43 @@ func TestCheckConfigNamesFileLineAndField(t *testing.T) {
 	}
 }
 
+// TestCheckConfigMergeDomains checks a domain split over two files: refused
+// by default, accepted with --merge-domain-config or with either variable.
+func TestCheckConfigMergeDomains(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"pizza.yaml": "domain: apim\ndescriptors:\n  - {key: api, value: PizzaShackAPI, rate_limit: {unit: second, requests_per_unit: 5}}\n",
+		"chat.yaml":  "domain: apim\ndescriptors:\n  - {key: api, value: ChatAPI, rate_limit: {unit: second, requests_per_unit: 7}}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		ok   bool
+	}{
+		{"default", []string{"check-config", dir}, nil, false},
+		{"flag", []string{"check-config", "--merge-domain-config", dir}, nil, true},
+		{"sluice variable", []string{"check-config", dir}, map[string]string{"SLUICE_MERGE_DOMAIN_CONFIG": "true"}, true},
+		{"envoy's variable", []string{"check-config", dir}, map[string]string{"MERGE_DOMAIN_CONFIG": "true"}, true},
+		{"flag off over the variable", []string{"check-config", "--merge-domain-config=false", dir}, map[string]string{"MERGE_DOMAIN_CONFIG": "true"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, &out, &errOut)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v, want ok=%v\n%s", err, tc.ok, errOut.String())
+			}
+			if !tc.ok && !strings.Contains(errOut.String(), `duplicate domain "apim"`) {
+				t.Errorf("output lacks the duplicate domain:\n%s", errOut.String())
+			}
+		})
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{nil, {"frobnicate"}, {"serve"}, {"check-config"}, {"serve", "--no-such-flag"}} {
 		var out, errOut bytes.Buffer

@@ -19,13 +19,26 @@ type source struct {
 // *.yml file directly inside, following symlinks and skipping names that start with "." (so
 // a Kubernetes ConfigMap volume's ..data and ..2025_* entries are ignored). A directory
 // without config files is an error. The problems of every file come back together as
-// Problems.
-func Load(path string) (*Set, error) {
+// Problems. A domain may be defined in one file only (see LoadWith).
+func Load(path string) (*Set, error) { return LoadWith(path, LoadOptions{}) }
+
+// LoadOptions changes how LoadWith reads a config.
+type LoadOptions struct {
+	// MergeDomains lets several files define one domain, as envoyproxy/ratelimit does
+	// with MERGE_DOMAIN_CONFIG=true: the domain gets the top-level descriptors of every
+	// file. A descriptor (key and value) defined by two files is an error, and so are
+	// files of one domain that disagree on failure_mode or over_limit_response.
+	MergeDomains bool
+}
+
+// LoadWith is Load with options; the Set remembers them, so that Watch reloads it the
+// same way.
+func LoadWith(path string, o LoadOptions) (*Set, error) {
 	srcs, err := readSources(path)
 	if err != nil {
 		return nil, err
 	}
-	set, err := build(srcs)
+	set, err := build(srcs, o)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +96,9 @@ func readSources(path string) ([]source, error) {
 	return srcs, nil
 }
 
-// build parses the sources into a Set; a domain may appear in one file only.
-func build(srcs []source) (*Set, error) {
+// build parses the sources into a Set; a domain may appear in one file only, unless
+// o.MergeDomains.
+func build(srcs []source, o LoadOptions) (*Set, error) {
 	var (
 		problems Problems
 		domains  []*Domain
@@ -101,8 +115,12 @@ func build(srcs []source) (*Set, error) {
 			continue
 		}
 		if first, dup := byName[d.Name]; dup {
+			if o.MergeDomains {
+				problems = append(problems, first.merge(d)...)
+				continue
+			}
 			problems = append(problems, Problem{File: d.File, Line: d.Line, Field: "domain",
-				Msg: fmt.Sprintf("duplicate domain %q (also in %s:%d)", d.Name, first.File, first.Line)})
+				Msg: fmt.Sprintf("duplicate domain %q (also in %s:%d; to merge files of one domain, as MERGE_DOMAIN_CONFIG=true does in envoyproxy/ratelimit, use --merge-domain-config)", d.Name, first.File, first.Line)})
 			continue
 		}
 		byName[d.Name] = d
@@ -111,5 +129,7 @@ func build(srcs []source) (*Set, error) {
 	if err := problems.err(); err != nil {
 		return nil, err
 	}
-	return newSet(domains), nil
+	set := newSet(domains)
+	set.options = o
+	return set, nil
 }

@@ -125,7 +125,7 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	want := []string{
-		filepath.Join(dir, "b.yaml") + `:2: domain: duplicate domain "same" (also in ` + filepath.Join(dir, "a.yaml") + ":1)",
+		filepath.Join(dir, "b.yaml") + `:2: domain: duplicate domain "same" (also in ` + filepath.Join(dir, "a.yaml") + ":1; to merge files of one domain, as MERGE_DOMAIN_CONFIG=true does in envoyproxy/ratelimit, use --merge-domain-config)",
 		filepath.Join(dir, "c.yaml") + `:2: bogus: unknown key`,
 		filepath.Join(dir, "d.yaml") + `: empty file: a config needs at least a domain`,
 	}

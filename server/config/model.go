@@ -164,6 +164,8 @@ type Set struct {
 	// loaded is the fingerprint of the files Load read the set from, so
 	// Watch can start from it; zero for a set made by NewSet.
 	loaded [sha256.Size]byte
+	// options are those it was loaded with, for Watch to reload it the same way.
+	options LoadOptions
 }
 
 // Domain returns the domain of that name.

@@ -11,7 +11,8 @@ import (
 const DefaultWatchInterval = time.Second
 
 // Watch keeps the config at path current. It starts from current, the Set the caller
-// loaded from path (nil: it loads path at once), then looks every interval
+// loaded from path (nil: it loads path at once), and loads with current's LoadOptions;
+// then it looks every interval
 // (DefaultWatchInterval when interval <= 0), and whenever the files' names or contents
 // differ from the last look it loads them: apply gets the new Set, or report gets the error
 // while the caller keeps its old Set (apply is not called). Because it compares contents,
@@ -27,8 +28,12 @@ func Watch(ctx context.Context, path string, interval time.Duration, current *Se
 	}
 	var last, broken [sha256.Size]byte
 	first, seenBroken := true, false
-	if current != nil && current.loaded != ([sha256.Size]byte{}) {
-		first, last = false, current.loaded
+	var opts LoadOptions
+	if current != nil {
+		opts = current.options
+		if current.loaded != ([sha256.Size]byte{}) {
+			first, last = false, current.loaded
+		}
 	}
 	check := func() {
 		srcs, err := readSources(path)
@@ -38,7 +43,7 @@ func Watch(ctx context.Context, path string, interval time.Duration, current *Se
 		}
 		if err == nil {
 			var s *Set
-			if s, err = build(srcs); err == nil {
+			if s, err = build(srcs, opts); err == nil {
 				first, last, seenBroken = false, sum, false
 				apply(s)
 				return

@@ -1,0 +1,60 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// merge adds the top-level descriptors of o, another file's part of the same domain, to
+// d (LoadOptions.MergeDomains). d must be freshly parsed: it is changed in place. It
+// returns what o defines that d already has, and a disagreement on the domain's own
+// settings.
+func (d *Domain) merge(o *Domain) Problems {
+	var ps Problems
+	problem := func(field, msg string, args ...any) {
+		ps = append(ps, Problem{File: o.File, Line: o.Line, Field: field, Msg: fmt.Sprintf(msg, args...)})
+	}
+	if d.FailOpen != o.FailOpen || d.OverLimitBody != o.OverLimitBody || !slices.Equal(d.OverLimitHeaders, o.OverLimitHeaders) {
+		problem("domain", "merged domain %q: failure_mode and over_limit_response must be the same in every file of the domain (first file %s:%d)", d.Name, d.File, d.Line)
+	}
+	for _, key := range sortedKeys(o.root.keys) {
+		theirs := o.root.keys[key]
+		mine := d.root.keys[key]
+		if theirs.any != nil {
+			if mine != nil && mine.any != nil {
+				problem("descriptors", "merged domain %q: descriptor with key %s and no value is defined by another file too", d.Name, strconv.Quote(key))
+			} else {
+				d.root.add(Entry{Key: key}, false, theirs.any)
+			}
+		}
+		for _, w := range theirs.wild {
+			if mine != nil && slices.ContainsFunc(mine.wild, func(m wildNode) bool { return m.prefix == w.prefix }) {
+				problem("descriptors", "merged domain %q: descriptor with key %s and value %s is defined by another file too", d.Name, strconv.Quote(key), strconv.Quote(w.prefix+"*"))
+				continue
+			}
+			d.root.add(Entry{Key: key, Value: w.prefix + "*"}, true, w.n)
+			mine = d.root.keys[key]
+		}
+		for _, value := range sortedKeys(theirs.exact) {
+			if mine != nil && mine.exact[value] != nil {
+				problem("descriptors", "merged domain %q: descriptor with key %s and value %s is defined by another file too", d.Name, strconv.Quote(key), strconv.Quote(value))
+				continue
+			}
+			d.root.add(Entry{Key: key, Value: value}, false, theirs.exact[value])
+			mine = d.root.keys[key]
+		}
+	}
+	d.Warnings = append(d.Warnings, o.Warnings...)
+	return ps
+}
+
+// sortedKeys returns m's keys in order, so that problems come out in a stable order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -246,11 +246,15 @@ func (l *Limiter) fromCache(p plan, now time.Time) (blocked map[int]time.Duratio
 
 // remember puts the counters that refused at cost 1 into the over-limit
 // cache until they could admit again, measured from before the call (so
-// the entry never outlives the refusal).
+// the entry never outlives the refusal), and forgets the counters the call
+// gave hits back to.
 func (l *Limiter) remember(p plan, res lua.Result, start time.Time) {
 	for i, c := range res.Counters {
-		if c.Over && c.RetryAfter > 0 && cacheable(&p.counters[i]) {
+		switch {
+		case c.Over && c.RetryAfter > 0 && cacheable(&p.counters[i]):
 			l.cache.block(p.counters[i].Key, p.counters[i].Limit, start.Add(c.RetryAfter), start)
+		case c.Amount < 0 && p.counters[i].Kind == 0:
+			l.cache.forget(p.counters[i].Key)
 		}
 	}
 }

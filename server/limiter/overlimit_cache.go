@@ -14,8 +14,9 @@ import (
 // can lower at any time), and only when the refused cost was 1: a later call
 // of any cost cannot fit before a cost-1 call could. A config change of the
 // limit makes an entry void. Envoy's is_negative_hits on a request limit can
-// reopen a counter early; such a counter may keep refusing from memory until
-// its entry expires.
+// reopen a counter early: the replica that gives the hits back forgets the
+// counter's entry at once; other replicas may keep refusing it from memory
+// until their entries expire (at most the refusal's retry_after).
 type overLimitCache struct {
 	maxEntries int
 
@@ -60,4 +61,12 @@ func (c *overLimitCache) block(key string, limit uint64, until, now time.Time) {
 		}
 	}
 	c.entries[key] = blocked{until: until, limit: limit}
+}
+
+// forget drops what the cache knows of the counter under key: its count went
+// down (a refund), so it may admit before the entry would expire.
+func (c *overLimitCache) forget(key string) {
+	c.mu.Lock()
+	delete(c.entries, key)
+	c.mu.Unlock()
 }

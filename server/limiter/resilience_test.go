@@ -38,6 +38,31 @@ func TestOverLimitCacheAnswersWithoutRedisUntilReopen(t *testing.T) {
 	}
 }
 
+// TestOverLimitCacheForgetsRefundedCounters: Envoy's negative hits give a
+// refused counter room again, and the replica that took them back asks
+// Redis at once instead of refusing from memory.
+func TestOverLimitCacheForgetsRefundedCounters(t *testing.T) {
+	l, _ := newTestLimiter(t, testConfig)
+	req := Request{Domain: "apim", Descriptors: []Descriptor{sandbox()}}
+	for range 3 {
+		check(t, l, req)
+	}
+	if dec := check(t, l, req); !dec.Over {
+		t.Fatalf("4th call on 3: %+v", dec)
+	}
+	if dec := check(t, l, req); !dec.Over || !dec.Cached {
+		t.Fatalf("the refusal is not cached: %+v", dec)
+	}
+	back := sandbox()
+	back.Negative, back.Hits = true, 1
+	if dec := check(t, l, Request{Domain: "apim", Descriptors: []Descriptor{back}}); dec.Over || dec.Statuses[0].Limits[0].Charged != -1 {
+		t.Fatalf("giving one hit back: %+v", dec)
+	}
+	if dec := check(t, l, req); dec.Over || dec.Cached {
+		t.Fatalf("after a hit was given back: %+v, want admitted by Redis", dec)
+	}
+}
+
 func TestOverLimitCacheSkipsCostsAboveOneAndTokens(t *testing.T) {
 	l, mr := newTestLimiter(t, testConfig)
 	big := Request{Domain: "apim", Descriptors: []Descriptor{sandbox()}, Hits: 3}

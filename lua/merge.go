@@ -7,42 +7,40 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// WindowMerger folds window-script calls that are sent together into one
-// script call: window.lua runs a batch of calls one after another, exactly as
-// separate calls at the same Redis TIME would run, reading each counter once
-// and writing it once for the whole batch. A pipelining client (the store's
-// Batcher) hands it the calls it is about to send.
+// Merger folds calls of Sluice's scripts that are sent together into one
+// script call per script: window.lua and report.lua each run a batch of calls
+// one after another, exactly as separate calls at the same Redis TIME would
+// run, reading each counter once and writing it once for the whole batch. A
+// pipelining client (the store's Batcher) hands it the calls it is about to
+// send.
 //
-// Every call Window sends is a batch of one — EVALSHA or EVAL of window.lua
-// with the argument count 1 first — so Merge can concatenate their keys and
-// their per-call arguments, and Split can give each its own element of the
-// merged reply, in the one-call shape Window parses.
-type WindowMerger struct {
-	sha, src string
+// Every call Window and Report send is a batch of one — EVALSHA or EVAL of
+// the script with the call count 1 as the first argument — so Merge can
+// concatenate their keys and their per-call arguments, and Split can give
+// each its own element of the merged reply, in the one-call shape the
+// wrappers parse. Only calls of the same script may be merged together.
+type Merger struct {
+	scripts map[string]bool // the hash and the source of every batch-capable script
 }
 
-// NewWindowMerger returns the merger of window.lua calls.
-func NewWindowMerger() *WindowMerger {
-	return &WindowMerger{sha: redis.NewScript(windowSource).Hash(), src: windowSource}
+// NewMerger returns the merger of window.lua and report.lua calls.
+func NewMerger() *Merger {
+	m := &Merger{scripts: map[string]bool{}}
+	for _, src := range []string{windowSource, reportSource} {
+		m.scripts[src] = true
+		m.scripts[redis.NewScript(src).Hash()] = true
+	}
+	return m
 }
 
-// Mergeable reports whether cmd is one window.lua call: EVALSHA of its hash or
-// EVAL of its source, with one call's arguments.
-func (m *WindowMerger) Mergeable(cmd *redis.Cmd) bool {
+// Mergeable reports whether cmd is one call of a batch-capable script:
+// EVALSHA of its hash or EVAL of its source, with one call's arguments.
+func (m *Merger) Mergeable(cmd *redis.Cmd) bool {
 	a := cmd.Args()
-	if len(a) < 4 {
+	if len(a) < 4 || (a[0] != "evalsha" && a[0] != "eval") {
 		return false
 	}
-	switch a[0] {
-	case "evalsha":
-		if a[1] != any(m.sha) {
-			return false
-		}
-	case "eval":
-		if a[1] != any(m.src) {
-			return false
-		}
-	default:
+	if payload, ok := a[1].(string); !ok || !m.scripts[payload] {
 		return false
 	}
 	nkeys, ok := a[2].(int)
@@ -50,8 +48,9 @@ func (m *WindowMerger) Mergeable(cmd *redis.Cmd) bool {
 }
 
 // Merge returns one command that runs every call of cmds, in order. The
-// commands must all be Mergeable and of one name (all EVALSHA or all EVAL).
-func (m *WindowMerger) Merge(cmds []*redis.Cmd) *redis.Cmd {
+// commands must all be Mergeable, of one name (all EVALSHA or all EVAL) and
+// of one script.
+func (m *Merger) Merge(cmds []*redis.Cmd) *redis.Cmd {
 	nkeys, nargs := 0, 0
 	for _, c := range cmds {
 		a := c.Args()
@@ -81,7 +80,7 @@ func (m *WindowMerger) Merge(cmds []*redis.Cmd) *redis.Cmd {
 // Split gives each of cmds its part of merged's reply: its own one-call
 // reply, or its own error; an error of the whole merged call (a network
 // error, NOSCRIPT) goes to every one of them.
-func (m *WindowMerger) Split(merged *redis.Cmd, cmds []*redis.Cmd) {
+func (m *Merger) Split(merged *redis.Cmd, cmds []*redis.Cmd) {
 	fail := func(err error) {
 		for _, c := range cmds {
 			c.SetErr(err)
@@ -93,7 +92,7 @@ func (m *WindowMerger) Split(merged *redis.Cmd, cmds []*redis.Cmd) {
 	}
 	vals, ok := merged.Val().([]any)
 	if !ok || len(vals) != len(cmds) {
-		fail(fmt.Errorf("window script: merged reply is %T, want an array of %d replies", merged.Val(), len(cmds)))
+		fail(fmt.Errorf("lua: merged reply is %T, want an array of %d replies", merged.Val(), len(cmds)))
 		return
 	}
 	for i, c := range cmds {

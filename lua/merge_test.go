@@ -16,11 +16,11 @@ import (
 	"github.com/sluice-rl/sluice/internal/redistest"
 )
 
-// The merge tests run random batches of window calls twice on one Redis:
-// once merged into one script call by WindowMerger, once call by call, on
-// keys under another prefix. Every call must get the same answer both ways
-// and the keys must end up holding the same thing: a merged batch is exactly
-// its calls run one after another.
+// The merge tests run random batches of window calls, then of reports on the
+// reservations they made, twice on one Redis: once merged into one script
+// call by Merger, once call by call, on keys under another prefix. Every call
+// must get the same answer both ways and the keys must end up holding the
+// same thing: a merged batch is exactly its calls run one after another.
 
 // mergeCall is one Window call of a test batch, on keys without a prefix.
 type mergeCall struct {
@@ -106,29 +106,77 @@ type mergeOutcome struct {
 // merges their commands in call order into one and runs it on rdb.
 func runMerged(t *testing.T, rdb *redis.Client, win *Window, calls []mergeCall, prefix string) []mergeOutcome {
 	t.Helper()
-	ctx := context.Background()
-	b := &mergeBatch{cmds: make([]*redis.Cmd, len(calls)), ran: make(chan struct{})}
-	b.in.Add(len(calls))
 	out := make([]mergeOutcome, len(calls))
-	var wg sync.WaitGroup
+	fns := make([]func(redis.Scripter), len(calls))
 	for i, c := range calls {
-		wg.Go(func() {
-			out[i].res, out[i].err = c.run(ctx, win, callScripter{b, i}, prefix)
-		})
+		fns[i] = func(sc redis.Scripter) { out[i].res, out[i].err = c.run(context.Background(), win, sc, prefix) }
+	}
+	runMergedFuncs(t, rdb, fns)
+	return out
+}
+
+// runMergedFuncs runs fns concurrently, each with its own callScripter
+// through which it makes exactly one script call, merges those calls in
+// order into one command and runs it on rdb.
+func runMergedFuncs(t *testing.T, rdb *redis.Client, fns []func(redis.Scripter)) {
+	t.Helper()
+	b := &mergeBatch{cmds: make([]*redis.Cmd, len(fns)), ran: make(chan struct{})}
+	b.in.Add(len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Go(func() { fn(callScripter{b, i}) })
 	}
 	b.in.Wait()
-	m := NewWindowMerger()
+	m := NewMerger()
 	for i, cmd := range b.cmds {
 		if !m.Mergeable(cmd) {
 			t.Fatalf("call %d is not mergeable: %v", i, cmd.Args()[:4])
 		}
 	}
 	merged := m.Merge(b.cmds)
-	_ = rdb.Process(ctx, merged)
+	_ = rdb.Process(context.Background(), merged)
 	m.Split(merged, b.cmds)
 	close(b.ran)
 	wg.Wait()
-	return out
+}
+
+// reportOutcome is what one Report call answered.
+type reportOutcome struct {
+	res ReportResult
+	err error
+}
+
+// runReports reports on random records of recs (some twice, and one that
+// does not exist), merged under "merged:" and one by one under "single:",
+// and compares the answers.
+func runReports(t *testing.T, rng *rand.Rand, rdb *redis.Client, recs []string, round int) {
+	t.Helper()
+	ctx := context.Background()
+	rep := NewReport()
+	type report struct {
+		key    string
+		actual Actual
+	}
+	reports := []report{{key: fmt.Sprintf("{t}rec:none:%d", round), actual: Actual{0, 1, 1, 1}}}
+	for range 1 + rng.IntN(12) {
+		if len(recs) == 0 {
+			break
+		}
+		reports = append(reports, report{key: recs[rng.IntN(len(recs))],
+			actual: Actual{0, uint64(rng.IntN(9)), uint64(rng.IntN(9)), uint64(rng.IntN(9))}})
+	}
+	merged := make([]reportOutcome, len(reports))
+	fns := make([]func(redis.Scripter), len(reports))
+	for i, r := range reports {
+		fns[i] = func(sc redis.Scripter) { merged[i].res, merged[i].err = rep.Run(ctx, sc, "merged:"+r.key, r.actual) }
+	}
+	runMergedFuncs(t, rdb, fns)
+	for i, r := range reports {
+		res, err := rep.Run(ctx, rdb, "single:"+r.key, r.actual)
+		if fmt.Sprint(merged[i].res, merged[i].err) != fmt.Sprint(res, err) {
+			t.Fatalf("round %d report %d (%s): merged %+v %v, single %+v %v", round, i, r.key, merged[i].res, merged[i].err, res, err)
+		}
+	}
 }
 
 // randomMergeBatch makes n calls on a few shared keys: every op, shadow
@@ -186,7 +234,11 @@ func testMergedEqualsSequential(t *testing.T, env mergeEnv) {
 	if err := env.rdb.Set(ctx, "single:{t}str", "x", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
+	if err := NewReport().Load(ctx, env.rdb); err != nil {
+		t.Fatal(err)
+	}
 	rng := rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano())))
+	var records []string // reservations made (and allowed) so far, without the prefix
 	for round := range 40 {
 		bucketNow := redisNow(t, env.rdb) / time.Hour.Microseconds()
 		n := 1 + rng.IntN(24)
@@ -198,7 +250,12 @@ func testMergedEqualsSequential(t *testing.T, env mergeEnv) {
 		for i, c := range calls {
 			res, err := c.run(ctx, win, env.rdb, "single:")
 			compareOutcome(t, fmt.Sprintf("round %d call %d", round, i), merged[i], mergeOutcome{res, err}, env.slack)
+			if c.recordKey != "" && err == nil && res.Allowed {
+				records = append(records, c.recordKey)
+			}
 		}
+		compareKeys(t, env.rdb, round)
+		runReports(t, rng, env.rdb, records, round)
 		compareKeys(t, env.rdb, round)
 	}
 }
@@ -293,7 +350,7 @@ func TestMergedEqualsSequentialRedis(t *testing.T) {
 
 // TestMergeRejectsOtherCommands checks what Mergeable lets through.
 func TestMergeRejectsOtherCommands(t *testing.T) {
-	m := NewWindowMerger()
+	m := NewMerger()
 	one := func(name, payload string, rest ...any) *redis.Cmd {
 		return redis.NewCmd(context.Background(), append([]any{name, payload}, rest...)...)
 	}
@@ -320,7 +377,7 @@ func TestMergeRejectsOtherCommands(t *testing.T) {
 // TestSplitHandsOutWholeCallErrors checks that an error of the merged call
 // reaches every call, and that a malformed reply is an error, not a panic.
 func TestSplitHandsOutWholeCallErrors(t *testing.T) {
-	m := NewWindowMerger()
+	m := NewMerger()
 	cmds := []*redis.Cmd{redis.NewCmd(context.Background()), redis.NewCmd(context.Background())}
 	merged := redis.NewCmd(context.Background())
 	merged.SetErr(errors.New("NOSCRIPT No matching script"))

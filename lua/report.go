@@ -2,16 +2,12 @@ package lua
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
-
-//go:embed report.lua
-var reportSource string
 
 // ReportStatus says what a Report call found.
 type ReportStatus int
@@ -73,11 +69,18 @@ func (r *Report) Run(ctx context.Context, rdb redis.Scripter, recordKey string, 
 			return ReportResult{}, fmt.Errorf("report: kind %d amount %d is above 2^53-1", k, v)
 		}
 	}
-	reply, err := r.script.Run(ctx, rdb, []string{recordKey}, actual[1], actual[2], actual[3]).Result()
+	reply, err := r.script.Run(ctx, rdb, []string{recordKey}, 1, actual[1], actual[2], actual[3]).Result() // one report
 	if err != nil {
 		return ReportResult{}, fmt.Errorf("report script: %w", err)
 	}
-	return parseReportReply(reply)
+	calls, ok := reply.([]any)
+	if !ok || len(calls) != 1 {
+		return ReportResult{}, fmt.Errorf("report script: reply is %T of %d, want an array of one report's reply", reply, len(calls))
+	}
+	if err, ok := calls[0].(error); ok {
+		return ReportResult{}, fmt.Errorf("report script: %w", err)
+	}
+	return parseReportReply(calls[0])
 }
 
 // parseReportReply checks the reply's shape: {status, m, then 5 integers per counter}.

@@ -1,4 +1,5 @@
--- report.lua: reconcile a token reservation with what the call really used.
+-- report.lua: reconcile token reservations with what the calls really used —
+-- one reservation, or a batch of them in one script call.
 --
 -- The record (written by window.lua) lists each reserved counter: key k<j>,
 -- bucket width w<j> (µs), previous buckets n<j>, limit l<j>, the bucket b<j>
@@ -9,71 +10,94 @@
 -- the limit. The answer is stored in the record, so a second report changes
 -- nothing and gets the first answer again.
 --
--- KEYS[1]   reservation record key (the counter keys come from the record)
--- ARGV[1]   actual usage of kind 1, units (total tokens)
--- ARGV[2]   actual usage of kind 2, units (prompt tokens)
--- ARGV[3]   actual usage of kind 3, units (completion tokens)
+-- One script call carries m reports, run one after another exactly as m
+-- script calls at the same Redis TIME would run; the counter hashes they touch
+-- are read and written once (counters.lua).
 --
--- Reply, a flat array of integers:
+-- KEYS[i]      reservation record key of report i (the counter keys come from the record)
+-- ARGV[1]      m, the number of reports; then 3 per report i, at ARGV[2 + 3*(i-1)] ..:
+--   actual usage of kind 1 (total tokens), kind 2 (prompt), kind 3 (completion), units
+--
+-- Reply: an array of m replies, one per report, in order; a report that fails
+-- gets an error reply, the others are not affected. Otherwise a flat array of
+-- integers:
 --   status (0 = no such reservation, 1 = reconciled now, 2 = reported before),
 --   m (counters), then per counter: kind, limit, window_us, used, remaining.
 --
--- Time is Redis TIME in integer microseconds; values stay below 2^53.
+-- It runs after counters.lua (now, int, bucket, hash, incr, del, find, count).
 
-local function int(x) return string.format('%d', x) end
+-- reconcile runs report i
+local function reconcile(i)
+  local recKey = KEYS[i]
+  local rec = redis.call('HGETALL', recKey)
+  if #rec == 0 then return {0, 0} end
+  local f = {}
+  for j = 1, #rec, 2 do f[rec[j]] = rec[j + 1] end
+  local m = tonumber(f['m']) or 0
 
-local rec = redis.call('HGETALL', KEYS[1])
-if #rec == 0 then return {0, 0} end
-local f = {}
-for j = 1, #rec, 2 do f[rec[j]] = rec[j + 1] end
-local m = tonumber(f['m']) or 0
+  if f['done'] == '1' then
+    local out = {2, m}
+    for v in string.gmatch(f['ans'] or '', '[^,]+') do out[#out + 1] = tonumber(v) end
+    return out
+  end
 
-if f['done'] == '1' then
-  local out = {2, m}
-  for v in string.gmatch(f['ans'] or '', '[^,]+') do out[#out + 1] = tonumber(v) end
+  local out = {1, m}
+  for j = 1, m do
+    local key = f['k' .. j]
+    local w = tonumber(f['w' .. j])
+    local n = tonumber(f['n' .. j])
+    local limit = tonumber(f['l' .. j])
+    local b = tonumber(f['b' .. j])
+    local a = tonumber(f['a' .. j])
+    local kind = tonumber(f['u' .. j]) or 0
+    local k = bucket(w)
+    local first = k - n
+    local e = hash(key)
+
+    if a > 0 and b >= first then
+      local v = incr(e, int(b), b, -a)
+      if v < 0 then incr(e, int(b), b, -v) end
+      local rsv = key .. ':rsv'
+      local re = cached[rsv]
+      if re ~= nil then
+        if incr(re, int(b), b, -a) <= 0 then del(re, find(re, int(b))) end
+      elseif redis.call('HINCRBY', rsv, int(b), int(-a)) <= 0 then
+        redis.call('HDEL', rsv, int(b))
+      end
+    end
+    local actual = 0
+    if kind >= 1 and kind <= 3 then actual = tonumber(ARGV[1 + 3 * (i - 1) + kind]) or 0 end
+    if actual > 0 then
+      incr(e, int(k), k, actual)
+      -- keep the key at least until this charge leaves the window
+      local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
+      local ttl = e.ttl
+      if ttl == nil then ttl = redis.call('PTTL', key) end
+      if ttl < ms then e.ttl = ms end
+    end
+
+    local used = count(e, first, k)
+    local x = #out
+    out[x + 1], out[x + 2], out[x + 3] = kind, limit, n * w
+    out[x + 4], out[x + 5] = used, math.max(limit - used, 0)
+  end
+
+  local ans = {}
+  for j = 3, #out do ans[#ans + 1] = int(out[j]) end
+  redis.call('HSET', recKey, 'done', '1', 'ans', table.concat(ans, ','))
   return out
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local out = {1, m}
-for j = 1, m do
-  local key = f['k' .. j]
-  local w = tonumber(f['w' .. j])
-  local n = tonumber(f['n' .. j])
-  local limit = tonumber(f['l' .. j])
-  local b = tonumber(f['b' .. j])
-  local a = tonumber(f['a' .. j])
-  local kind = tonumber(f['u' .. j]) or 0
-  local k = math.floor(now / w)
-  if k * w > now then k = k - 1 elseif (k + 1) * w <= now then k = k + 1 end
-  local first = k - n
-
-  if a > 0 and b >= first then
-    local v = redis.call('HINCRBY', key, int(b), int(-a))
-    if v < 0 then redis.call('HINCRBY', key, int(b), int(-v)) end
-    local rv = redis.call('HINCRBY', key .. ':rsv', int(b), int(-a))
-    if rv <= 0 then redis.call('HDEL', key .. ':rsv', int(b)) end
+local out = {}
+for i = 1, tonumber(ARGV[1]) do
+  local ok, r = pcall(reconcile, i)
+  if ok then
+    out[i] = r
+  elseif type(r) == 'table' and r.err ~= nil then
+    out[i] = r
+  else
+    out[i] = redis.error_reply(tostring(r))
   end
-  local actual = tonumber(ARGV[kind]) or 0
-  if actual > 0 then
-    redis.call('HINCRBY', key, int(k), int(actual))
-    local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
-    if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, int(ms)) end
-  end
-
-  local h = redis.call('HGETALL', key)
-  local used = 0
-  for i = 1, #h, 2 do
-    local bi = tonumber(h[i])
-    if bi ~= nil and bi >= first and bi <= k then used = used + (tonumber(h[i + 1]) or 0) end
-  end
-  local e = #out
-  out[e + 1], out[e + 2], out[e + 3] = kind, limit, n * w
-  out[e + 4], out[e + 5] = used, math.max(limit - used, 0)
 end
-
-local ans = {}
-for i = 3, #out do ans[#ans + 1] = int(out[i]) end
-redis.call('HSET', KEYS[1], 'done', '1', 'ans', table.concat(ans, ','))
+writeBack()
 return out

@@ -2,7 +2,6 @@ package lua
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,9 +9,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
-
-//go:embed window.lua
-var windowSource string
 
 // Counter is one sliding-window counter checked (and maybe charged) by a Window call.
 type Counter struct {

@@ -65,9 +65,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", cfg.ConfigPath, err)
 	}
-	// Decisions sent together become one window-script call (lua.WindowMerger).
+	// Decisions sent together become one window-script call (lua.Merger).
 	st, err := store.OpenConfig(cfg.RedisURL, store.Config{
-		Batch: store.BatchConfig{Mergers: []store.Merger{lua.NewWindowMerger()}},
+		Batch: store.BatchConfig{Mergers: []store.Merger{lua.NewMerger()}},
 	})
 	if err != nil {
 		return nil, err

@@ -23,7 +23,7 @@ package store
 // A Merger goes one step further for the scripts it knows: the calls of a
 // batch that it can merge become one script call doing the work of all of
 // them (on a cluster, one per hash slot), and each caller still gets its own
-// reply or error from it. See lua.WindowMerger.
+// reply or error from it. See lua.Merger.
 //
 // On a cluster client the pipeline is split by node (go-redis maps each
 // command to its slot's master and sends one sub-pipeline per node, in

@@ -7,26 +7,28 @@ import (
 )
 
 // mergeGroups sorts the calls of one batch that a Merger can fold into
-// groups that can share one merged command: same Merger, same command name
-// and, on a cluster, same hash slot. A flusher keeps one and reuses it.
+// groups that can share one merged command: same Merger, same command name,
+// same script and, on a cluster, same hash slot. A flusher keeps one and
+// reuses it.
 type mergeGroups struct {
 	list []*mergeGroup
 	free []*mergeGroup // emptied groups, for reuse
 }
 
 type mergeGroup struct {
-	merger Merger
-	name   any
-	slot   int
-	cmds   []*redis.Cmd
-	merged *redis.Cmd // set by command once the group has more than one call
+	merger  Merger
+	name    any // EVAL or EVALSHA
+	payload any // the script's source or hash
+	slot    int
+	cmds    []*redis.Cmd
+	merged  *redis.Cmd // set by command once the group has more than one call
 }
 
 // reset empties the groups for the next batch, keeping their storage.
 func (gs *mergeGroups) reset() {
 	for _, g := range gs.list {
 		clear(g.cmds)
-		g.cmds, g.merged, g.merger, g.name = g.cmds[:0], nil, nil, nil
+		g.cmds, g.merged, g.merger, g.name, g.payload = g.cmds[:0], nil, nil, nil, nil
 		gs.free = append(gs.free, g)
 	}
 	clear(gs.list)
@@ -40,12 +42,13 @@ func (gs *mergeGroups) add(mergers []Merger, cluster bool, cmd *redis.Cmd) bool 
 		if !m.Mergeable(cmd) {
 			continue
 		}
-		name, slot := cmd.Args()[0], 0
+		args := cmd.Args()
+		name, payload, slot := args[0], args[1], 0
 		if cluster {
 			slot = firstKeySlot(cmd)
 		}
 		for _, g := range gs.list {
-			if g.merger == m && g.name == name && g.slot == slot {
+			if g.merger == m && g.name == name && g.payload == payload && g.slot == slot {
 				g.cmds = append(g.cmds, cmd)
 				return true
 			}
@@ -56,7 +59,7 @@ func (gs *mergeGroups) add(mergers []Merger, cluster bool, cmd *redis.Cmd) bool 
 		} else {
 			g = &mergeGroup{}
 		}
-		g.merger, g.name, g.slot = m, name, slot
+		g.merger, g.name, g.payload, g.slot = m, name, payload, slot
 		g.cmds = append(g.cmds, cmd)
 		gs.list = append(gs.list, g)
 		return true

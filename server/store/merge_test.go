@@ -16,14 +16,14 @@ import (
 )
 
 // TestMergedWindowCalls sends concurrent window-script calls through a
-// Batcher with lua.WindowMerger, on a real redis-server, miniredis and a
+// Batcher with lua.Merger, on a real redis-server, miniredis and a
 // Redis Cluster: every counter admits exactly its limit, a call on a key of
 // another type fails alone, calls are merged (fewer script calls than
 // decisions), and after SCRIPT FLUSH the calls fall back to EVAL and go on.
 func TestMergedWindowCalls(t *testing.T) {
 	// countScripts: the server reports INFO commandstats (miniredis does not).
 	run := func(t *testing.T, url string, countScripts bool) {
-		s := openStore(t, url, Config{Batch: BatchConfig{Mergers: []Merger{lua.NewWindowMerger()}}})
+		s := openStore(t, url, Config{Batch: BatchConfig{Mergers: []Merger{lua.NewMerger()}}})
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		win := lua.NewWindow()
@@ -133,4 +133,4 @@ func scriptCalls(t *testing.T, s *Store) int {
 	return n
 }
 
-var _ Merger = (*lua.WindowMerger)(nil)
+var _ Merger = (*lua.Merger)(nil)

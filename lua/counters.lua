@@ -1,0 +1,136 @@
+-- counters.lua: what window.lua and report.lua share, put in front of each of
+-- them when they are loaded (lua/scripts.go): Redis TIME as now, integer
+-- rendering, bucket arithmetic, and the write-back cache of counter hashes that
+-- lets one script call run a batch of calls and read and write each counter
+-- hash once.
+--
+-- A counter is a hash: field = bucket index (decimal), value = count. Time is
+-- Redis TIME in integer microseconds. Lua numbers are doubles: every value here
+-- is an integer below 2^53, so arithmetic is exact.
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+
+-- int renders an integer for redis.call: a bare Lua number would go through
+-- "%.14g" and lose digits above 10^14.
+local function int(x) return string.format('%d', x) end
+
+-- current bucket of width w, exact even where now / w rounds
+local function bucket(w)
+  local k = math.floor(now / w)
+  if k * w > now then k = k - 1 elseif (k + 1) * w <= now then k = k + 1 end
+  return k
+end
+
+-- The write-back cache: cached[key] is hash key as read on first use, then as
+-- the calls so far changed it. It keeps its fields in one array, four slots
+-- per field i at x = 4*(i-1): e[x+1] the field, e[x+2] its bucket number (false
+-- for a field that is not one), e[x+3] its count (false once deleted), e[x+4]
+-- true once changed; e.n is the number of fields, e.ttl the expiry in ms to
+-- set at write-back (or nil). One table per hash keeps the garbage, and so
+-- Redis's Lua GC, small. A key that is not cached (a reservation's <key>:rsv,
+-- a record) is written straight through.
+local cached, order = {}, {}
+
+local function hash(key)
+  local e = cached[key]
+  if e == nil then
+    local raw = redis.call('HGETALL', key)
+    e = {n = #raw / 2}
+    for j = 1, #raw, 2 do
+      local x = 2 * (j - 1)
+      e[x + 1], e[x + 2], e[x + 3], e[x + 4] = raw[j], tonumber(raw[j]) or false, tonumber(raw[j + 1]) or 0, false
+    end
+    cached[key] = e
+    order[#order + 1] = key
+  end
+  return e
+end
+
+-- find returns the slot offset x of field f in cached hash e, or nil
+local function find(e, f)
+  for x = 0, 4 * (e.n - 1), 4 do
+    if e[x + 1] == f then return x end
+  end
+  return nil
+end
+
+-- incr adds delta to field f (bucket b) of cached hash e; returns the new count
+local function incr(e, f, b, delta)
+  local x = find(e, f)
+  if x == nil then
+    x = 4 * e.n
+    e.n = e.n + 1
+    e[x + 1], e[x + 2], e[x + 3] = f, b, 0
+  end
+  local v = (e[x + 3] or 0) + delta
+  e[x + 3], e[x + 4] = v, true
+  return v
+end
+
+-- del deletes the field at slot offset x of cached hash e
+local function del(e, x)
+  e[x + 3], e[x + 4] = false, true
+end
+
+-- writeBack writes every changed hash: changed fields, deleted fields, expiry
+local function writeBack()
+  for _, key in ipairs(order) do
+    local e = cached[key]
+    local sets, dels = nil, nil
+    for x = 0, 4 * (e.n - 1), 4 do
+      if e[x + 4] then
+        if e[x + 3] == false then
+          if dels == nil then dels = {} end
+          dels[#dels + 1] = e[x + 1]
+        else
+          if sets == nil then sets = {} end
+          sets[#sets + 1] = e[x + 1]
+          sets[#sets + 1] = int(e[x + 3])
+        end
+      end
+    end
+    if sets ~= nil then
+      for j = 1, #sets, 2000 do
+        redis.call('HSET', key, unpack(sets, j, math.min(j + 1999, #sets)))
+      end
+    end
+    if dels ~= nil then
+      for j = 1, #dels, 1000 do
+        redis.call('HDEL', key, unpack(dels, j, math.min(j + 999, #dels)))
+      end
+    end
+    if e.ttl ~= nil then redis.call('PEXPIRE', key, int(e.ttl)) end
+  end
+end
+
+-- sum of hash e's counts in buckets first .. k; also the slot offsets of its
+-- stale fields and the newest nonzero bucket
+local function count(e, first, k)
+  local used, newest, stale = 0, nil, nil
+  for x = 0, 4 * (e.n - 1), 4 do
+    local c = e[x + 3]
+    if c then
+      local b = e[x + 2]
+      if not b or b < first then
+        if stale == nil then stale = {} end
+        stale[#stale + 1] = x
+      elseif b <= k then
+        used = used + c
+        if c ~= 0 and (newest == nil or b > newest) then newest = b end
+      end
+    end
+  end
+  return used, newest, stale
+end
+
+-- counted buckets of hash e, sorted oldest first: {bucket, count, slot offset}
+local function counted(e, first, k)
+  local out = {}
+  for x = 0, 4 * (e.n - 1), 4 do
+    local b, c = e[x + 2], e[x + 3]
+    if c and b and b >= first and b <= k then out[#out + 1] = {b, c, x} end
+  end
+  table.sort(out, function(p, q) return p[1] < q[1] end)
+  return out
+end

@@ -134,3 +134,11 @@ local function counted(e, first, k)
   table.sort(out, function(p, q) return p[1] < q[1] end)
   return out
 end
+
+-- replyOf turns what pcall returned for one call of a batch into that call's
+-- element of the reply: its own reply, or its error as an error reply.
+local function replyOf(ok, r)
+  if ok then return r end
+  if type(r) == 'table' and r.err ~= nil then return r end
+  return redis.error_reply(tostring(r))
+end

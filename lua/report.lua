@@ -24,7 +24,8 @@
 --   status (0 = no such reservation, 1 = reconciled now, 2 = reported before),
 --   m (counters), then per counter: kind, limit, window_us, used, remaining.
 --
--- It runs after counters.lua (now, int, bucket, hash, incr, del, find, count).
+-- It runs after counters.lua (now, int, bucket, hash, incr, del, find, count,
+-- writeBack, replyOf).
 
 -- reconcile runs report i
 local function reconcile(i)
@@ -90,14 +91,7 @@ end
 
 local out = {}
 for i = 1, tonumber(ARGV[1]) do
-  local ok, r = pcall(reconcile, i)
-  if ok then
-    out[i] = r
-  elseif type(r) == 'table' and r.err ~= nil then
-    out[i] = r
-  else
-    out[i] = redis.error_reply(tostring(r))
-  end
+  out[i] = replyOf(pcall(reconcile, i))
 end
 writeBack()
 return out

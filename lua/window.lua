@@ -49,7 +49,7 @@
 -- value here is an integer below 2^53, so arithmetic is exact.
 --
 -- It runs after counters.lua (now, int, bucket, hash, incr, del, count,
--- counted, writeBack).
+-- counted, writeBack, replyOf).
 
 -- decide runs one call: its keys follow KEYS[ko], its arguments start at ARGV[ao]
 local function decide(ko, ao)
@@ -224,14 +224,7 @@ local out = {}
 local ko, ao = 0, 2
 for call = 1, tonumber(ARGV[1]) do
   local nc = tonumber(ARGV[ao + 2])
-  local ok, r = pcall(decide, ko, ao)
-  if ok then
-    out[call] = r
-  elseif type(r) == 'table' and r.err ~= nil then
-    out[call] = r
-  else
-    out[call] = redis.error_reply(tostring(r))
-  end
+  out[call] = replyOf(pcall(decide, ko, ao))
   ko = ko + nc
   if tonumber(ARGV[ao + 1]) > 0 then ko = ko + 1 end
   ao = ao + 3 + 7 * nc

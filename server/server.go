@@ -227,7 +227,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.ops != nil {
 		go func() { errc <- s.ops.Serve(s.opsLis) }()
 	}
-	log.Info("sluice serving", "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "health", s.HealthAddr(), "config", s.cfg.ConfigPath)
+	attrs := []any{"grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "config", s.cfg.ConfigPath}
+	if s.ops != nil {
+		attrs = append(attrs, "health", s.HealthAddr())
+	}
+	log.Info("sluice serving", attrs...)
 
 	var serveErr error
 	select {

@@ -91,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) listen() error {
+func (s *Server) listen() (err error) {
 	interceptors := []grpc.UnaryServerInterceptor{s.tel.UnaryServerInterceptor, grpcapi.DeadlineInterceptor}
 	if s.cfg.AuthToken != "" {
 		interceptors = append(interceptors, grpcapi.TokenInterceptor(s.cfg.AuthToken, grpcapi.ReportUsageMethod))
@@ -113,18 +113,22 @@ func (s *Server) listen() error {
 		return err
 	}, s.health)
 
-	grpcLis, httpLis, err := s.bind()
-	if err != nil {
+	if err := s.bind(); err != nil {
 		return err
 	}
-	s.grpcLis, s.httpLis = grpcLis, httpLis
+	defer func() {
+		if err != nil {
+			s.closeListeners()
+			if s.selfConn != nil {
+				_ = s.selfConn.Close()
+			}
+		}
+	}()
 	s.selfLis = bufconn.Listen(1 << 20)
 	s.selfConn, err = grpc.NewClient("passthrough:///sluice",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.selfLis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		_ = s.grpcLis.Close()
-		_ = s.httpLis.Close()
 		return fmt.Errorf("grpc self connection: %w", err)
 	}
 	handler, err := httpapi.Handler(context.Background(), httpapi.Options{
@@ -137,14 +141,7 @@ func (s *Server) listen() error {
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug), // e.g. failed TLS handshakes
 	}
-	if s.cfg.HealthAddr != "" {
-		if s.opsLis, err = net.Listen("tcp", s.cfg.HealthAddr); err != nil {
-			_ = s.grpcLis.Close()
-			_ = s.httpLis.Close()
-			_ = s.selfLis.Close()
-			_ = s.selfConn.Close()
-			return fmt.Errorf("health listen %s: %w", s.cfg.HealthAddr, err)
-		}
+	if s.opsLis != nil {
 		s.ops = &http.Server{
 			Handler: httpapi.OpsHandler(s.ready.ready, s.tel.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second,
 			ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
@@ -153,27 +150,50 @@ func (s *Server) listen() error {
 	return nil
 }
 
-// bind opens both ports, over TLS when a certificate is configured.
-func (s *Server) bind() (grpcLis, httpLis net.Listener, err error) {
+// bind opens the ports: gRPC and HTTP, over TLS when a certificate is
+// configured, and the health port, when there is one, always plain. On failure
+// it closes what it had opened.
+func (s *Server) bind() (err error) {
 	var certs *tlsconf.Reloader
 	if s.cfg.TLSCertFile != "" {
 		certs, err = tlsconf.New(tlsconf.Files{Cert: s.cfg.TLSCertFile, Key: s.cfg.TLSKeyFile, ClientCA: s.cfg.TLSClientCAFile})
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
-	if grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
-		return nil, nil, fmt.Errorf("grpc listen %s: %w", s.cfg.GRPCAddr, err)
+	defer func() {
+		if err != nil {
+			s.closeListeners()
+		}
+	}()
+	if s.grpcLis, err = net.Listen("tcp", s.cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("grpc listen %s: %w", s.cfg.GRPCAddr, err)
 	}
-	if httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
-		_ = grpcLis.Close()
-		return nil, nil, fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
+	if s.httpLis, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPAddr, err)
+	}
+	if s.cfg.HealthAddr != "" {
+		if s.opsLis, err = net.Listen("tcp", s.cfg.HealthAddr); err != nil {
+			return fmt.Errorf("health listen %s: %w", s.cfg.HealthAddr, err)
+		}
 	}
 	if certs != nil {
-		grpcLis = tls.NewListener(grpcLis, certs.ServerConfig("h2"))
-		httpLis = tls.NewListener(httpLis, certs.ServerConfig("http/1.1"))
+		s.grpcLis = tls.NewListener(s.grpcLis, certs.ServerConfig("h2"))
+		s.httpLis = tls.NewListener(s.httpLis, certs.ServerConfig("http/1.1"))
 	}
-	return grpcLis, httpLis, nil
+	return nil
+}
+
+// closeListeners closes every listener opened so far.
+func (s *Server) closeListeners() {
+	for _, l := range []net.Listener{s.grpcLis, s.httpLis, s.opsLis} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	if s.selfLis != nil {
+		_ = s.selfLis.Close()
+	}
 }
 
 // GRPCAddr is the bound gRPC address (useful with port 0).
@@ -273,12 +293,7 @@ func (s *Server) drain() error {
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		_ = s.grpcLis.Close()
-		_ = s.httpLis.Close()
-		if s.opsLis != nil {
-			_ = s.opsLis.Close()
-		}
-		_ = s.selfLis.Close()
+		s.closeListeners()
 		err = errors.Join(s.selfConn.Close(), s.store.Close(), s.tel.Shutdown(context.Background()))
 	})
 	return err

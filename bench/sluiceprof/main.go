@@ -13,10 +13,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
+	"github.com/sluice-rl/sluice/internal/gctune"
 	"github.com/sluice-rl/sluice/server"
 )
 
@@ -49,9 +49,7 @@ func run(ctx context.Context, args []string) (err error) {
 		return errors.New("--cpuprofile is required")
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400) // as cmd/sluice does (cmd/sluice/gc.go), so the profile matches it
-	}
+	gctune.Tune(os.Getenv) // as cmd/sluice does, so that the profile matches it
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err

@@ -11,7 +11,7 @@
 // itself in SLUICE_AUTH_TOKEN), SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL,
 // SLUICE_MERGE_DOMAIN_CONFIG (or envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG); a flag
 // wins over its variable. Unless GOGC is set, the garbage collector runs at
-// GOGC=400 (see gc.go). Traces are exported over
+// GOGC=400 (internal/gctune). Traces are exported over
 // OTLP/gRPC when the standard OTEL_* variables ask for it (see
 // telemetry.TracerProviderFromEnv); with none set, nothing is exported.
 package main
@@ -30,13 +30,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-rl/sluice/internal/gctune"
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/telemetry"
 )
 
 func main() {
-	tuneGC(os.Getenv)
+	gctune.Tune(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {

@@ -69,7 +69,6 @@ func startSluiceWith(t *testing.T, cfg server.Config) *sluice {
 // reached with client over scheme (https with TLS).
 func startSluiceClient(t *testing.T, cfg server.Config, client *http.Client, scheme string) *sluice {
 	t.Helper()
-	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.ReloadInterval, cfg.ReadinessInterval = 50*time.Millisecond, 50*time.Millisecond
 	s := &sluice{Server: sluicetest.Start(t, cfg), client: client, scheme: scheme}
 	waitReady(t, s, true)

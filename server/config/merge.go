@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 )
@@ -18,7 +19,7 @@ func (d *Domain) merge(o *Domain) Problems {
 	if d.FailOpen != o.FailOpen || d.OverLimitBody != o.OverLimitBody || !slices.Equal(d.OverLimitHeaders, o.OverLimitHeaders) {
 		problem("domain", "merged domain %q: failure_mode and over_limit_response must be the same in every file of the domain (first file %s:%d)", d.Name, d.File, d.Line)
 	}
-	for _, key := range sortedKeys(o.root.keys) {
+	for _, key := range slices.Sorted(maps.Keys(o.root.keys)) {
 		theirs := o.root.keys[key]
 		mine := d.root.keys[key]
 		if theirs.any != nil {
@@ -36,7 +37,7 @@ func (d *Domain) merge(o *Domain) Problems {
 			d.root.add(Entry{Key: key, Value: w.prefix + "*"}, true, w.n)
 			mine = d.root.keys[key]
 		}
-		for _, value := range sortedKeys(theirs.exact) {
+		for _, value := range slices.Sorted(maps.Keys(theirs.exact)) {
 			if mine != nil && mine.exact[value] != nil {
 				problem("descriptors", "merged domain %q: descriptor with key %s and value %s is defined by another file too", d.Name, strconv.Quote(key), strconv.Quote(value))
 				continue
@@ -47,14 +48,4 @@ func (d *Domain) merge(o *Domain) Problems {
 	}
 	d.Warnings = append(d.Warnings, o.Warnings...)
 	return ps
-}
-
-// sortedKeys returns m's keys in order, so that problems come out in a stable order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -14,6 +14,7 @@ type node struct {
 	shared  bool
 	pattern string
 	keys    map[string]*keyNode
+	note    string // a runtime limit's comment for Export (Override.Note)
 }
 
 // keyNode holds the children of a node that share one key.

@@ -1,0 +1,87 @@
+package lua
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed runtime.lua
+var runtimeSource string
+
+// RuntimeKeys are the keys runtime.lua writes; on a cluster they must share
+// a hash tag.
+type RuntimeKeys struct {
+	Limits, Revision, Audit string
+}
+
+// RuntimeWrite is one path of a runtime.lua call.
+type RuntimeWrite struct {
+	// Field is the path's id in the hash of runtime limits.
+	Field string
+	// Expected is "" (any), "+" (a record must exist), or the decimal
+	// version the record must have now ("0": there must be none).
+	Expected string
+	// Record holds the new record's JSON members after version and
+	// updated_at_us, without the opening brace (`"a":1}`); empty deletes.
+	Record string
+	// Audit holds the audit entry's JSON members after revision and at_us,
+	// without braces (`"who":"x"`).
+	Audit string
+}
+
+// RuntimeResult is the answer of a runtime.lua call.
+type RuntimeResult struct {
+	// Written is true when every write was applied; then Revision is the
+	// version of the records written and TimeUS the Redis time, in µs.
+	Written  bool
+	Revision int64
+	TimeUS   int64
+	// Stale, when not Written, is the index of the write whose Expected
+	// did not hold, and Current the version it found (0: none).
+	Stale   int
+	Current int64
+}
+
+// Runtime runs runtime.lua. It is safe for concurrent use.
+type Runtime struct{ script *redis.Script }
+
+// NewRuntime returns the wrapper of the runtime-limit write script.
+func NewRuntime() *Runtime { return &Runtime{script: redis.NewScript(runtimeSource)} }
+
+// Run applies writes in one step, all or none, keeping auditMax audit
+// entries and publishing the new revision on channel.
+func (r *Runtime) Run(ctx context.Context, rdb redis.Scripter, keys RuntimeKeys, channel string, auditMax int, writes []RuntimeWrite) (RuntimeResult, error) {
+	if len(writes) == 0 {
+		return RuntimeResult{}, errors.New("runtime script: no writes")
+	}
+	if auditMax < 1 {
+		return RuntimeResult{}, fmt.Errorf("runtime script: audit bound %d, want at least 1", auditMax)
+	}
+	args := make([]any, 0, 3+4*len(writes))
+	args = append(args, channel, auditMax, len(writes))
+	for _, w := range writes {
+		if w.Field == "" {
+			return RuntimeResult{}, errors.New("runtime script: empty field")
+		}
+		args = append(args, w.Field, w.Expected, w.Record, w.Audit)
+	}
+	reply, err := r.script.Run(ctx, rdb, []string{keys.Limits, keys.Revision, keys.Audit}, args...).Int64Slice()
+	if err != nil {
+		return RuntimeResult{}, fmt.Errorf("runtime script: %w", err)
+	}
+	if len(reply) != 3 || reply[0] < 0 || reply[0] > 1 {
+		return RuntimeResult{}, fmt.Errorf("runtime script: reply %v, want {status, a, b}", reply)
+	}
+	if reply[0] == 0 {
+		j := reply[1]
+		if j < 1 || j > int64(len(writes)) {
+			return RuntimeResult{}, fmt.Errorf("runtime script: stale write %d of %d", j, len(writes))
+		}
+		return RuntimeResult{Stale: int(j - 1), Current: reply[2]}, nil
+	}
+	return RuntimeResult{Written: true, Revision: reply[1], TimeUS: reply[2]}, nil
+}

@@ -12,10 +12,17 @@ import (
 //go:embed runtime.lua
 var runtimeSource string
 
+// MaxRuntimeWrites bounds the writes of one call: audit entries are scored
+// revision*1000 + j.
+const MaxRuntimeWrites = 999
+
 // RuntimeKeys are the keys runtime.lua writes; on a cluster they must share
 // a hash tag.
 type RuntimeKeys struct {
-	Limits, Revision, Audit string
+	Limits, Revision string
+	// Audit is a sorted set: entries scored revision*1000 + j, j the
+	// write's place in its call (1..MaxRuntimeWrites).
+	Audit string
 }
 
 // RuntimeWrite is one path of a runtime.lua call.
@@ -55,8 +62,8 @@ func NewRuntime() *Runtime { return &Runtime{script: redis.NewScript(runtimeSour
 // Run applies writes in one step, all or none, keeping auditMax audit
 // entries and publishing the new revision on channel.
 func (r *Runtime) Run(ctx context.Context, rdb redis.Scripter, keys RuntimeKeys, channel string, auditMax int, writes []RuntimeWrite) (RuntimeResult, error) {
-	if len(writes) == 0 {
-		return RuntimeResult{}, errors.New("runtime script: no writes")
+	if len(writes) == 0 || len(writes) > MaxRuntimeWrites {
+		return RuntimeResult{}, fmt.Errorf("runtime script: %d writes, want 1 to %d", len(writes), MaxRuntimeWrites)
 	}
 	if auditMax < 1 {
 		return RuntimeResult{}, fmt.Errorf("runtime script: audit bound %d, want at least 1", auditMax)

@@ -10,10 +10,11 @@
 --
 -- KEYS[1]  the hash of runtime limits
 -- KEYS[2]  the revision counter
--- KEYS[3]  the audit list, newest first
+-- KEYS[3]  the audit trail: a sorted set of entries, scored revision*1000 + j
 -- ARGV[1]  the channel the new revision is published on
 -- ARGV[2]  how many audit entries to keep
--- ARGV[3]  m, the number of writes; then 4 per write j, at ARGV[4 + 4*(j-1)] ..:
+-- ARGV[3]  m, the number of writes (at most 999); then 4 per write j, at
+--          ARGV[4 + 4*(j-1)] ..:
 --   field     the path's id
 --   expected  "" (any), "+" (a record must exist), or the version the record
 --             must have now ("0": there must be none)
@@ -60,8 +61,8 @@ for j = 1, m do
   end
   local entry = string.format('{"revision":%d,"at_us":%d,', rev, now) .. ARGV[base + 3] ..
     ',"old":' .. (current[j] or 'null') .. ',"new":' .. new .. '}'
-  redis.call('LPUSH', KEYS[3], entry)
+  redis.call('ZADD', KEYS[3], rev * 1000 + j, entry)
 end
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[2]) - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[2]) + 1))
 redis.call('PUBLISH', ARGV[1], rev)
 return {1, rev, now}

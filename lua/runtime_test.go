@@ -74,7 +74,7 @@ func TestRuntimeWrites(t *testing.T) {
 		if n, _ := rdb.Get(ctx, testRuntimeKeys.Revision).Int64(); n != 1 {
 			t.Errorf("revision %d after a stale call", n)
 		}
-		if n, _ := rdb.LLen(ctx, testRuntimeKeys.Audit).Result(); n != 2 {
+		if n, _ := rdb.ZCard(ctx, testRuntimeKeys.Audit).Result(); n != 2 {
 			t.Errorf("audit has %d entries after a stale call, want 2", n)
 		}
 		// "+" needs a record.
@@ -91,7 +91,7 @@ func TestRuntimeWrites(t *testing.T) {
 		if n, _ := rdb.HExists(ctx, testRuntimeKeys.Limits, "a").Result(); n {
 			t.Error("a still there after its delete")
 		}
-		entries, _ := rdb.LRange(ctx, testRuntimeKeys.Audit, 0, -1).Result()
+		entries, _ := rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: testRuntimeKeys.Audit, Start: 0, Stop: -1, Rev: true}).Result()
 		if len(entries) != 3 {
 			t.Fatalf("audit %v, want 3 entries", entries)
 		}
@@ -109,7 +109,7 @@ func TestRuntimeWrites(t *testing.T) {
 		if _, err := r.Run(ctx, rdb, testRuntimeKeys, "t:runtime", 3, []RuntimeWrite{put("d", "", "D")}); err != nil {
 			t.Fatal(err)
 		}
-		if n, _ := rdb.LLen(ctx, testRuntimeKeys.Audit).Result(); n != 3 {
+		if n, _ := rdb.ZCard(ctx, testRuntimeKeys.Audit).Result(); n != 3 {
 			t.Errorf("audit has %d entries, want the bound 3", n)
 		}
 		for _, k := range []string{testRuntimeKeys.Limits, testRuntimeKeys.Revision, testRuntimeKeys.Audit} {

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sluice-rl/sluice/server/limiter"
+	"github.com/sluice-rl/sluice/server/overlay"
 )
 
 // Config is everything the service needs to run. Only cmd/ reads flags and
@@ -59,6 +60,10 @@ type Config struct {
 	// and on every call of the JSON API, so that nobody who merely reaches
 	// the port can refund or spend someone's quota. (Optional)
 	AuthToken string
+	// RuntimePollInterval is how often each replica checks Redis for changed
+	// runtime limits in case a change message was lost; messages apply
+	// changes at once. (Optional, default 500ms)
+	RuntimePollInterval time.Duration
 	// Logger receives the service's logs; records logged during a traced
 	// call carry its trace_id and span_id. (Optional, default slog.Default())
 	Logger *slog.Logger
@@ -93,6 +98,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.RuntimePollInterval == 0 {
+		c.RuntimePollInterval = overlay.DefaultPollInterval
+	}
 }
 
 // Validate reports what is missing or out of range.
@@ -115,6 +123,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReservationGrace < 0 {
 		errs = append(errs, errors.New("reservation grace: must not be negative"))
+	}
+	if c.RuntimePollInterval < 0 {
+		errs = append(errs, errors.New("runtime poll interval: must not be negative"))
 	}
 	if c.ReadinessInterval < 0 {
 		errs = append(errs, errors.New("readiness interval: must not be negative"))

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
@@ -28,6 +27,7 @@ import (
 	"github.com/sluice-rl/sluice/server/grpcapi"
 	"github.com/sluice-rl/sluice/server/httpapi"
 	"github.com/sluice-rl/sluice/server/limiter"
+	"github.com/sluice-rl/sluice/server/overlay"
 	"github.com/sluice-rl/sluice/server/store"
 	"github.com/sluice-rl/sluice/server/telemetry"
 	"github.com/sluice-rl/sluice/server/tlsconf"
@@ -36,7 +36,9 @@ import (
 // Server is a running Sluice: listening from New on, serving once Run starts.
 type Server struct {
 	cfg       Config
-	configs   atomic.Pointer[config.Set]
+	configs   *overlay.Effective // the files' config with the runtime limits over it
+	runtime   *overlay.Store
+	watcher   *overlay.Watcher
 	store     *store.Store
 	limiter   *limiter.Limiter
 	grpc      *grpc.Server
@@ -73,8 +75,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.Logger = telemetry.Logger(cfg.Logger) // records carry the trace id
-	s := &Server{cfg: cfg, store: st}
-	s.configs.Store(set)
+	s := &Server{cfg: cfg, store: st, configs: overlay.NewEffective(set)}
+	s.openRuntimeLimits()
 	s.tel, err = telemetry.New(telemetry.Options{Configs: s.configs.Load, TracerProvider: cfg.TracerProvider, Logger: cfg.Logger})
 	if err != nil {
 		_ = st.Close()
@@ -109,6 +111,7 @@ func (s *Server) listen() (err error) {
 		err := s.store.Ping(ctx)
 		if err == nil {
 			s.limiter.StoreHealthy() // the breaker need not wait out its cooldown
+			err = s.runtimeLimitsLoaded(ctx)
 		}
 		return err
 	}, s.health)
@@ -225,13 +228,15 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.limiter.Load(ctx); err != nil {
 		log.Warn("redis not reachable at start; serving unready until it answers", "err", err)
 	}
+	s.loadRuntimeLimits(ctx)
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	s.ready.probe(ctx, s.cfg.ReadinessInterval)
 	wg.Go(func() { s.ready.run(bg, s.cfg.ReadinessInterval) })
+	wg.Go(func() { s.watcher.Run(bg) })
 	wg.Go(func() {
-		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, s.configs.Load(), func(set *config.Set) {
-			s.configs.Store(set)
+		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, s.configs.State().Base, func(set *config.Set) {
+			s.configs.SetBase(set)
 			s.tel.ConfigReloaded()
 			log.Info("config reloaded", "path", s.cfg.ConfigPath, "domains", set.Domains())
 		}, func(err error) {

@@ -23,7 +23,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func noEnv(string) string { return "" }
 
 func TestCheckConfigAcceptsTheExamples(t *testing.T) {
-	for _, path := range []string{"../../deploy/examples/sluice.yaml", "../../deploy/examples/envoy-ratelimit.yaml", "../../deploy/examples"} {
+	for _, path := range []string{"../../deploy/examples/sluice.yaml", "../../deploy/examples/envoy-ratelimit.yaml", "../../deploy/examples",
+		// envoyproxy/ratelimit's own example config (quota_mode, metadata)
+		"../../server/testdata/envoyproxy-ratelimit/examples"} {
 		var out, errOut bytes.Buffer
 		if err := run(context.Background(), []string{"check-config", path}, noEnv, &out, &errOut); err != nil {
 			t.Errorf("%s: %v\n%s", path, err, errOut.String())

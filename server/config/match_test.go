@@ -16,11 +16,14 @@ descriptors:
     value: 50.0.0.5
     rate_limit: {unit: second, requests_per_unit: 0}
   - key: path
+    value: /api/admin/*
+    rate_limit: {unit: minute, requests_per_unit: 10}
+  - key: path
     value: /api/*
     rate_limit: {unit: minute, requests_per_unit: 100}
   - key: path
-    value: /api/admin/*
-    rate_limit: {unit: minute, requests_per_unit: 10}
+    value: /v*/users/*/orders
+    rate_limit: {unit: minute, requests_per_unit: 7}
   - key: path
     value: /api/admin/login
     rate_limit: {unit: minute, requests_per_unit: 1}
@@ -77,7 +80,10 @@ func TestMatch(t *testing.T) {
 		{"exact beats key only", e("remote_address", "50.0.0.5"), true, 0, "m.remote_address_50.0.0.5", nil, false, false},
 		{"empty value takes key only", e("remote_address", ""), true, 10, "m.remote_address", nil, false, false},
 		{"wildcard", e("path", "/api/users"), true, 100, "m.path_/api/*", nil, false, false},
-		{"longest wildcard", e("path", "/api/admin/users"), true, 10, "m.path_/api/admin/*", nil, false, false},
+		{"first matching wildcard", e("path", "/api/admin/users"), true, 10, "m.path_/api/admin/*", nil, false, false},
+		{"wildcards in the middle", e("path", "/v2/users/42/orders"), true, 7, "m.path_/v*/users/*/orders", nil, false, false},
+		{"a star matches nothing too", e("path", "/v/users//orders"), true, 7, "m.path_/v*/users/*/orders", nil, false, false},
+		{"middle wildcard needs its suffix", e("path", "/v2/users/42/order"), false, 0, "", nil, false, false},
 		{"exact beats wildcard", e("path", "/api/admin/login"), true, 1, "m.path_/api/admin/login", nil, false, false},
 		{"wildcard prefix itself", e("path", "/api/"), true, 100, "m.path_/api/*", nil, false, false},
 		{"no wildcard match", e("path", "/other"), false, 0, "", nil, false, false},

@@ -11,9 +11,11 @@
 //	  headers: {Content-Type: application/json}
 //	descriptors:
 //	  - key: api                      # required
-//	    value: PizzaShackAPI:1.0.0    # optional: exact value, or a prefix ending in "*"
+//	    value: PizzaShackAPI:1.0.0    # optional: exact value, or a pattern where each "*" is any text
 //	    share_threshold: true         # with a "*" value: one counter for every matching value
 //	    shadow_mode: true             # decide, count, report, but never refuse
+//	    quota_mode: true              # envoy: refuses only when every quota-mode descriptor is over
+//	    metadata: {service: {name: a}} # envoy: sent in the response's dynamic metadata when admitted
 //	    detailed_metric: true         # envoy: per-value metrics (value_to_metric too)
 //	    rate_limit:                   # envoy's form
 //	      unit: second                # second, minute, hour, day, week, month, year
@@ -115,9 +117,17 @@ type Limit struct {
 
 // Rule is what a request descriptor matched. Its slices are shared: do not modify them.
 type Rule struct {
-	Limits         []Limit // empty when Unlimited
-	Unlimited      bool
-	Shadow         bool // shadow_mode of the matched descriptor
+	Limits    []Limit // empty when Unlimited
+	Unlimited bool
+	Shadow    bool // shadow_mode of the matched descriptor
+	// Quota is quota_mode of the matched descriptor: its request limits count every
+	// call that arrives while they are not over, and refuse a call only together
+	// with every other quota-mode descriptor of it.
+	Quota bool
+	// Metadata is the descriptor's metadata, as JSON-like values (map[string]any,
+	// []any, string, int64, float64, bool, nil); nil when it has none. Shared: do
+	// not modify it.
+	Metadata       map[string]any
 	DetailedMetric bool // detailed_metric or value_to_metric of the matched descriptor
 	// Path is the entries to put in the counter key: the request's own entries, except that
 	// a share_threshold wildcard contributes its pattern ("foo*") instead of the value.
@@ -141,6 +151,9 @@ type Domain struct {
 	File string
 	Line int // line of the domain key
 
+	// OverLimitResponse is true when the file sets over_limit_response. Envoy's API
+	// sends a refusal body and headers only then, as envoyproxy/ratelimit sends none.
+	OverLimitResponse bool
 	// OverLimitBody and OverLimitHeaders come from over_limit_response; empty when the file
 	// does not set them, and the server uses its default.
 	OverLimitBody    string

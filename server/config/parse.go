@@ -15,7 +15,7 @@ import (
 var (
 	rootKeys        = []string{"domain", "descriptors", "over_limit_response", "failure_mode"}
 	overLimitKeys   = []string{"body", "headers"}
-	descriptorKeys  = append([]string{"key", "value", "descriptors", "shadow_mode", "detailed_metric", "value_to_metric", "share_threshold"}, limitKeys()...)
+	descriptorKeys  = append([]string{"key", "value", "descriptors", "shadow_mode", "quota_mode", "detailed_metric", "value_to_metric", "share_threshold", "metadata"}, limitKeys()...)
 	yamlErrorLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
@@ -69,6 +69,7 @@ func (c *checker) parseFile(data []byte) *Domain {
 		}
 	}
 	if f.has("over_limit_response") {
+		d.OverLimitResponse = true
 		c.parseOverLimit(d, f.vals["over_limit_response"], "over_limit_response")
 	}
 	if f.has("failure_mode") {
@@ -184,6 +185,7 @@ func (c *checker) parseDescriptors(parent *node, n *yaml.Node, path, stat string
 			dst  *bool
 		}{
 			{"shadow_mode", &child.rule.Shadow},
+			{"quota_mode", &child.rule.Quota},
 			{"detailed_metric", &child.rule.DetailedMetric},
 			{"value_to_metric", &valueToMetric},
 			{"share_threshold", &child.shared},
@@ -193,12 +195,15 @@ func (c *checker) parseDescriptors(parent *node, n *yaml.Node, path, stat string
 			}
 		}
 		child.rule.DetailedMetric = child.rule.DetailedMetric || valueToMetric
-		wildcard := strings.HasSuffix(e.Value, "*")
+		wildcard := isWildcard(e.Value)
 		if child.shared && !wildcard {
 			c.warnf(f.keys["share_threshold"], join(p, "share_threshold"), "has no effect without a wildcard value (like \"foo*\")")
 			child.shared = false
 		}
 		child.pattern = e.Value
+		if f.has("metadata") {
+			child.rule.Metadata, _ = c.metadata(f.vals["metadata"], join(p, "metadata"))
+		}
 
 		limits, unlimited, present := c.parseLimits(f, p)
 		if present {
@@ -209,6 +214,7 @@ func (c *checker) parseDescriptors(parent *node, n *yaml.Node, path, stat string
 				c.noteNames(l)
 			}
 		}
+		c.checkModes(f, p, child, limits)
 		child.rule.Stat = stat + "." + e.Key
 		if e.Value != "" {
 			child.rule.Stat += "_" + e.Value
@@ -229,12 +235,49 @@ func (c *checker) parseDescriptors(parent *node, n *yaml.Node, path, stat string
 			continue
 		}
 		first[e] = p
-		parent.add(e, wildcard, child)
+		if w := parent.add(e, child); w != nil {
+			c.checkShadowed(e.Key, parent.keys[e.Key], w, f.keys["value"], join(p, "value"), first)
+		}
 	}
 }
 
-// add puts child under n for e.
-func (n *node) add(e Entry, wildcard bool, child *node) {
+// checkModes warns of settings that do nothing where they are, and refuses
+// quota_mode on token limits, which count Sluice's own way.
+func (c *checker) checkModes(f fields, p string, child *node, limits []parsedLimit) {
+	noLimit := !child.hasRule || child.rule.Unlimited
+	if f.has("metadata") && noLimit {
+		c.warnf(f.keys["metadata"], join(p, "metadata"), "has no effect without a rate_limit: only a descriptor that applies a limit sends its metadata")
+	}
+	if !child.rule.Quota {
+		return
+	}
+	if noLimit {
+		c.warnf(f.keys["quota_mode"], join(p, "quota_mode"), "has no effect without a rate_limit")
+	}
+	for _, l := range limits {
+		if l.Kind.IsTokens() {
+			c.errorf(f.keys["quota_mode"], join(p, "quota_mode"), "applies to request limits (rate_limit, rate_limits), not to token limits")
+			return
+		}
+	}
+}
+
+// checkShadowed warns when wildcard w, just added under key, can never match: a
+// wildcard listed before it matches every value it would. first locates the
+// descriptors seen so far.
+func (c *checker) checkShadowed(key string, k *keyNode, w *wildNode, n *yaml.Node, path string, first map[Entry]string) {
+	for i := range k.wild[:len(k.wild)-1] {
+		if earlier := &k.wild[i]; earlier.covers(w) {
+			c.warnf(n, path, "%q is never matched: %q at %s comes first and matches every value it does (the first matching wildcard wins, as in envoyproxy/ratelimit)",
+				w.pattern, earlier.pattern, first[Entry{Key: key, Value: earlier.pattern}])
+			return
+		}
+	}
+}
+
+// add puts child under n for e and returns its wildNode when e's value is a
+// wildcard, nil otherwise.
+func (n *node) add(e Entry, child *node) *wildNode {
 	if n.keys == nil {
 		n.keys = map[string]*keyNode{}
 	}
@@ -246,15 +289,16 @@ func (n *node) add(e Entry, wildcard bool, child *node) {
 	switch {
 	case e.Value == "":
 		k.any = child
-	case wildcard:
-		k.wild = append(k.wild, wildNode{prefix: strings.TrimSuffix(e.Value, "*"), n: child})
-		slices.SortStableFunc(k.wild, func(a, b wildNode) int { return len(b.prefix) - len(a.prefix) })
+	case isWildcard(e.Value):
+		k.wild = append(k.wild, wildNode{pattern: e.Value, parts: strings.Split(e.Value, "*"), n: child})
+		return &k.wild[len(k.wild)-1]
 	default:
 		if k.exact == nil {
 			k.exact = map[string]*node{}
 		}
 		k.exact[e.Value] = child
 	}
+	return nil
 }
 
 // replaceRef is a replaces entry, kept to check that it names a limit.

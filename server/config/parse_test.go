@@ -542,3 +542,96 @@ func TestParseFailureMode(t *testing.T) {
 		}
 	}
 }
+
+func TestParseQuotaModeAndMetadata(t *testing.T) {
+	d, err := Parse("q.yaml", []byte(`
+domain: d
+descriptors:
+  - key: service
+    value: a
+    quota_mode: true
+    rate_limit: {unit: minute, requests_per_unit: 1}
+    metadata:
+      route: {name: a, weight: 10, share: 0.5, tags: [x, 2, true, null]}
+      since: 2026-01-01
+      big: 18446744073709551616
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := d.Match([]Entry{{"service", "a"}})
+	want := map[string]any{
+		"route": map[string]any{"name": "a", "weight": int64(10), "share": 0.5, "tags": []any{"x", int64(2), true, nil}},
+		"since": "2026-01-01",
+		"big":   float64(1 << 64),
+	}
+	if !ok || !r.Quota || !reflect.DeepEqual(r.Metadata, want) {
+		t.Errorf("rule %+v, want quota and metadata %#v", r, want)
+	}
+	if d.OverLimitResponse {
+		t.Error("OverLimitResponse without over_limit_response")
+	}
+
+	const limit = "rate_limit: {unit: second, requests_per_unit: 1}\n    "
+	for _, tc := range []struct{ yaml, want string }{
+		{limit + "metadata: [a]", "q.yaml:5: descriptors[0].metadata: must be a mapping, not a list"},
+		{limit + "metadata: {a: .nan}", "descriptors[0].metadata.a: must be a finite number"},
+		{limit + "metadata: {a: {b: 1, b: 2}}", "descriptors[0].metadata.a.b: duplicate key"},
+		{limit + "metadata: {a: [{c: .inf}]}", "descriptors[0].metadata.a[0].c: must be a finite number"},
+		{limit + "quota_mode: yes-please", "descriptors[0].quota_mode: must be true or false"},
+		{"quota_mode: true\n    token_limit: {unit: minute, total_tokens: 5}", "descriptors[0].quota_mode: applies to request limits"},
+	} {
+		_, err := Parse("q.yaml", []byte("domain: d\ndescriptors:\n  - key: k\n    "+tc.yaml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestParseModeWarnings(t *testing.T) {
+	d, err := Parse("w.yaml", []byte(`
+domain: d
+descriptors:
+  - key: k
+    quota_mode: true
+    metadata: {a: 1}
+    descriptors:
+      - key: sub
+        rate_limit: {unlimited: true}
+        metadata: {b: 2}
+  - key: path
+    value: /api/*
+    rate_limit: {unit: second, requests_per_unit: 1}
+  - key: path
+    value: /api/v*/users
+    rate_limit: {unit: second, requests_per_unit: 1}
+  - key: path
+    value: /other*x
+    rate_limit: {unit: second, requests_per_unit: 1}
+  - key: path
+    value: /other/*
+    share_threshold: true
+    rate_limit: {unit: second, requests_per_unit: 1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []loc{
+		{5, "descriptors[0].quota_mode", "no effect without a rate_limit"},
+		{6, "descriptors[0].metadata", "no effect without a rate_limit"},
+		{10, "descriptors[0].descriptors[0].metadata", "no effect without a rate_limit"},
+		{15, "descriptors[2].value", `"/api/v*/users" is never matched: "/api/*" at descriptors[1] comes first`},
+	}
+	if len(d.Warnings) != len(want) {
+		t.Fatalf("warnings:\n%v", d.Warnings)
+	}
+	for i, w := range want {
+		p := d.Warnings[i]
+		if p.Line != w.line || p.Field != w.field || !strings.Contains(p.Msg, w.msg) {
+			t.Errorf("warning %d = %q; want %v", i, p.Error(), w)
+		}
+	}
+	if r, ok := d.Match([]Entry{{"path", "/other/a"}}); !ok || r.Path[0].Value != "/other/*" {
+		t.Errorf("share_threshold after a wildcard that does not cover it: %+v %v", r, ok)
+	}
+}

@@ -19,6 +19,13 @@ type Counter struct {
 	Cost    uint64
 	Shadow  bool // reported, but never refuses the call
 	Op      Op   // what Cost does; OpCheck when zero
+	// Inclusive applies envoyproxy/ratelimit's rule that a limit is passed
+	// only once used > limit: a cost-0 OpCheck admits while used <= limit
+	// (not only while used < limit), and an OpForce charges only while
+	// used <= limit — the call that takes the counter past its limit counts
+	// whole, the calls after it nothing until the count is back at the limit.
+	// Other ops ignore it.
+	Inclusive bool
 	// From, for OpRefund, is the bucket to give back from — the one a
 	// charge went into (see ChargedBucket) — so the refund undoes exactly
 	// that charge; nothing is given back once it has left the window. 0
@@ -35,7 +42,8 @@ type Op uint8
 
 const (
 	// OpCheck charges Cost when the call is allowed; a Cost that does not
-	// fit refuses the call (cost 0: admits while used < limit).
+	// fit refuses the call (cost 0: admits while used < limit, or while
+	// used <= limit when the counter is Inclusive).
 	OpCheck Op = 0
 	// OpReserve is OpCheck for a token reservation: a Cost above the whole
 	// limit admits while used < limit and takes what remains, so an
@@ -60,11 +68,11 @@ const (
 
 // CounterResult is the state of one counter after a Window call.
 type CounterResult struct {
-	Over       bool          // the cost did not fit (for cost 0: used >= limit)
+	Over       bool          // the cost did not fit (for cost 0: used >= limit; Inclusive: used > limit)
 	Used       uint64        // counted in the window, after charging
 	Remaining  uint64        // max(limit - used, 0)
 	ResetAfter time.Duration // until everything now counted has aged out
-	RetryAfter time.Duration // until the cost would fit; 0 when not Over
+	RetryAfter time.Duration // until the cost would fit; 0 when not Over, and for an OpForce that is not Inclusive
 	// Amount is, in Charge mode, what was charged (negative: refunded); in
 	// Peek mode, for a counter with a Kind, what is reserved and not yet
 	// reported in the window.
@@ -139,15 +147,11 @@ func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 			return Result{}, fmt.Errorf("window: counter %d: %w", i, err)
 		}
 		keys[i] = c.Key
-		flags := int(c.Op) << 1
-		if c.Shadow {
-			flags |= 1
-		}
 		kind := ""
 		if c.Kind != 0 {
 			kind = strconv.Itoa(int(c.Kind)) // small: no allocation
 		}
-		args = append(args, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, flags, kind, c.From)
+		args = append(args, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, c.flags(), kind, c.From)
 	}
 	if recordKey != "" {
 		keys = append(keys, recordKey)
@@ -165,6 +169,19 @@ func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 		return Result{}, fmt.Errorf("window script: %w", err)
 	}
 	return parseWindowReply(calls[0], len(counters))
+}
+
+// flags packs the counter's shadow bit, op and inclusive bit into the
+// script's per-counter flags: bit 0 shadow, bits 1-3 op, bit 4 inclusive.
+func (c *Counter) flags() int {
+	f := int(c.Op) << 1
+	if c.Shadow {
+		f |= 1
+	}
+	if c.Inclusive {
+		f |= 16
+	}
+	return f
 }
 
 // validate checks what the script relies on.

@@ -23,13 +23,19 @@
 --   bucket_us  bucket width w, microseconds (>= 1000)
 --   n          previous buckets counted besides the current one (>= 1)
 --   limit      L, units
---   cost       units; 0 checks that used < limit and charges nothing
---   flags      bit 0: shadow (report only, never refuses the call);
---              bits 1-2: op: 0 check  charge cost when the call is allowed
+--   cost       units; 0 checks that used < limit (inclusive: used <= limit) and charges nothing
+--   flags      bit 0 (1): shadow (report only, never refuses the call);
+--              bits 1-3 (2,4,8): op = floor(flags/2) % 8:
+--                            0 check   charge cost when the call is allowed
 --                            1 reserve as check, but a cost above the whole limit admits
 --                                      while used < limit and takes what remains
 --                            2 force   charge cost even past the limit; never refuses
 --                            3 refund  give cost back, newest buckets first, never below 0
+--              bit 4 (16): inclusive, envoyproxy/ratelimit's rule that a limit is passed
+--                          only once used > limit: a cost-0 check is ok while
+--                          used <= limit; a force charges only while used <= limit (the
+--                          call that takes the counter past its limit counts whole,
+--                          later ones nothing until it is back at its limit)
 --   kind       token kind code written into the reservation record ("" for none)
 --   from       for refund: > 0 gives back from this bucket only (nothing once it has left
 --              the window) — undoing a charge exactly; 0 gives back newest buckets first
@@ -41,7 +47,8 @@
 -- affected. Otherwise its reply is a flat array of integers:
 --   now_us, allowed (1/0), then per counter:
 --   code (1 = ok, 2 = over), used (after charging, units), remaining (units),
---   reset_us (until everything counted has aged out), retry_us (0 when ok),
+--   reset_us (until everything counted has aged out), retry_us (0 when ok, and
+--   for a force that is not inclusive),
 --   amount: in charge mode what was charged (negative: refunded); in peek mode
 --           what <key>:rsv holds in the window (reserved, not yet reported).
 --
@@ -69,7 +76,8 @@ local function decide(ko, ao)
     local cost = tonumber(ARGV[a + 3])
     local flags = tonumber(ARGV[a + 4])
     local shadow = flags % 2 == 1
-    local op = math.floor(flags / 2)
+    local op = math.floor(flags / 2) % 8
+    local inclusive = math.floor(flags / 16) % 2 == 1
     local k = bucket(w)
     local first = k - n
 
@@ -78,8 +86,8 @@ local function decide(ko, ao)
 
     local ok, amount = true, 0
     if op == 2 then
-      amount = cost
       ok = used + cost <= limit
+      if not inclusive or used <= limit then amount = cost end
     elseif op == 3 then
       local from = tonumber(ARGV[a + 6])
       if from > 0 then
@@ -96,7 +104,7 @@ local function decide(ko, ao)
       ok = used < limit
       if ok then amount = limit - used end
     else
-      if cost > 0 then ok = used + cost <= limit else ok = used < limit end
+      if cost > 0 then ok = used + cost <= limit elseif inclusive then ok = used <= limit else ok = used < limit end
       if ok then amount = cost end
     end
     if not ok and op < 2 then
@@ -107,14 +115,14 @@ local function decide(ko, ao)
     local reset = 0
     if newest ~= nil then reset = (newest + n + 1) * w - now end
     local retry = 0
-    if not ok and op < 2 then
+    if not ok and (op < 2 or (op == 2 and inclusive)) then
       -- walk the counted buckets oldest first until enough has aged out
       retry = reset
       local freed = 0
       for _, bc in ipairs(counted(e, first, k)) do
         freed = freed + bc[2]
         local left = used - freed
-        if (cost > 0 and left + cost <= limit) or (cost == 0 and left < limit) or (op == 1 and cost > limit and left < limit) then
+        if (cost > 0 and left + cost <= limit) or (cost == 0 and (left < limit or (inclusive and left <= limit))) or (op == 1 and cost > limit and left < limit) then
           retry = (bc[1] + n + 1) * w - now
           break
         end

@@ -31,15 +31,20 @@ const (
 )
 
 type tableCounter struct {
-	n      int
-	limit  uint64
-	shadow bool
+	n         int
+	limit     uint64
+	shadow    bool
+	op        Op
+	inclusive bool
 }
 
 type wantCounter struct {
 	over            bool
 	used, remaining uint64
 	reset, retry    int64 // bucket boundary relative to base; 0 means a zero duration
+	// charged is true for a counter charged although over (an inclusive force
+	// that takes the counter past its limit).
+	charged bool
 }
 
 type tableStep struct {
@@ -101,6 +106,30 @@ var windowTable = []tableCase{
 			// the key has expired with its last bucket
 			{bucket: 2, at: start, mode: Charge, costs: []uint64{0}, allow: true, want: []wantCounter{{used: 0, remaining: 2}},
 				hashes: map[int]map[int64]int64{0: {}}},
+		},
+	},
+	{
+		name:     "inclusive check admits at the limit",
+		counters: []tableCounter{{n: 1, limit: 2, inclusive: true}},
+		steps: []tableStep{
+			{bucket: 0, at: start, mode: Charge, costs: []uint64{2}, allow: true, want: []wantCounter{{used: 2, remaining: 0, reset: 2}}},
+			{bucket: 0, at: mid, mode: Charge, costs: []uint64{0}, allow: true, want: []wantCounter{{used: 2, remaining: 0, reset: 2}},
+				hashes: map[int]map[int64]int64{0: {0: 2}}},
+			{bucket: 0, at: end, mode: Charge, costs: []uint64{1}, allow: false, want: []wantCounter{{over: true, used: 2, remaining: 0, reset: 2, retry: 2}}},
+		},
+	},
+	{
+		name:     "inclusive force counts the call that passes the limit, then nothing",
+		counters: []tableCounter{{n: 2, limit: 2, op: OpForce, inclusive: true}},
+		steps: []tableStep{
+			{bucket: 0, at: start, mode: Charge, costs: []uint64{1}, allow: true, want: []wantCounter{{used: 1, remaining: 1, reset: 3}}},
+			{bucket: 0, at: mid, mode: Charge, costs: []uint64{2}, allow: true, want: []wantCounter{{over: true, used: 3, remaining: 0, reset: 3, retry: 3, charged: true}},
+				hashes: map[int]map[int64]int64{0: {0: 3}}},
+			{bucket: 1, at: start, mode: Charge, costs: []uint64{1}, allow: true, want: []wantCounter{{over: true, used: 3, remaining: 0, reset: 3, retry: 3}},
+				hashes: map[int]map[int64]int64{0: {0: 3}}},
+			{bucket: 1, at: mid, mode: Charge, costs: []uint64{0}, allow: true, want: []wantCounter{{over: true, used: 3, remaining: 0, reset: 3, retry: 3}}},
+			{bucket: 3, at: start, mode: Charge, costs: []uint64{1}, allow: true, want: []wantCounter{{used: 1, remaining: 1, reset: 6}},
+				hashes: map[int]map[int64]int64{0: {3: 1}}},
 		},
 	},
 	{
@@ -289,7 +318,7 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 		for j, ci := range use {
 			c := tc.counters[ci]
 			counters[j] = Counter{Key: keys[ci], Bucket: time.Duration(env.w) * time.Microsecond, Buckets: c.n,
-				Limit: c.limit, Cost: st.costs[j], Shadow: c.shadow}
+				Limit: c.limit, Cost: st.costs[j], Shadow: c.shadow, Op: c.op, Inclusive: c.inclusive}
 		}
 
 		env.goTo(t, env.base+st.bucket, st.at)
@@ -326,7 +355,7 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 		charged := map[int]bool{}
 		for j, ci := range use {
 			got, want := res.Counters[j], st.want[j]
-			charged[ci] = st.mode == Charge && res.Allowed && !want.over && st.costs[j] > 0
+			charged[ci] = st.mode == Charge && res.Allowed && (!want.over || want.charged) && st.costs[j] > 0
 			exp := CounterResult{Over: want.over, Used: want.used, Remaining: want.remaining,
 				ResetAfter: boundary(want.reset), RetryAfter: boundary(want.retry)}
 			if charged[ci] {

@@ -16,6 +16,15 @@ type Status struct {
 	// Shadow it is reported only; it does not refuse the call.
 	Over   bool
 	Shadow bool
+	// Quota is true for a descriptor in quota mode: over, it refuses the
+	// call only when every quota-mode descriptor of the call is over.
+	Quota bool
+	// Unlimited is true for a descriptor whose limit is unlimited: known,
+	// never limited, never counted.
+	Unlimited bool
+	// Metadata is the matched descriptor's metadata (config.Rule.Metadata);
+	// shared, do not modify it.
+	Metadata map[string]any
 	// Limit is the limit that decided: the refusing one when over, else the
 	// one with the least remaining; nil when no limit matched.
 	Limit      *config.Limit
@@ -46,10 +55,17 @@ type Decision struct {
 	Over     bool
 	Statuses []Status
 	// Headers: RateLimit-Limit/-Remaining/-Reset of the deciding limit, and
-	// when over, Retry-After and the domain's own headers.
+	// when over, the Refusal headers after them.
 	Headers []Header
+	// Refusal is the part of Headers that only a refusal carries:
+	// Retry-After and the domain's own over_limit_response headers.
+	Refusal []Header
 	// Body is the fault body to send when Over.
 	Body string
+	// OverLimitResponse is true when the domain configures
+	// over_limit_response. Envoy's API sends Body and Refusal only then, as
+	// envoyproxy/ratelimit sends neither.
+	OverLimitResponse bool
 	// Now is the Redis time of the decision (zero when no limit matched).
 	Now time.Time
 	// ReservationID names the tokens this call reserved; empty when none.

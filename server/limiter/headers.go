@@ -16,10 +16,42 @@ const (
 	HeaderRetryAfter = "Retry-After"
 )
 
-// headersFor describes the deciding status of the call: when over, the
-// enforced refusal with the longest wait; else the limit with the least
-// remaining. Over limit, the domain's own headers follow.
-func headersFor(dec *Decision, dom *config.Domain) []Header {
+// rateLimitHeaders describes the deciding status of the call: when over,
+// the enforced refusal with the longest wait; else the limit with the least
+// remaining. extra is room to leave for the refusal headers.
+func rateLimitHeaders(dec *Decision, extra int) []Header {
+	top := decidingStatus(dec)
+	if top == nil {
+		return nil
+	}
+	h := make([]Header, 0, 3+extra)
+	return append(h,
+		Header{HeaderLimit, strconv.FormatUint(top.Limit.Requests, 10)},
+		Header{HeaderRemaining, strconv.FormatUint(top.Remaining, 10)},
+		Header{HeaderReset, seconds(top.ResetAfter)},
+	)
+}
+
+// refusalHeaders are the headers of a refusal: Retry-After of the deciding
+// status, then the domain's own; nil when the call is not over.
+func refusalHeaders(dec *Decision, dom *config.Domain) []Header {
+	if !dec.Over {
+		return nil
+	}
+	h := make([]Header, 0, 1+len(dom.OverLimitHeaders))
+	if top := decidingStatus(dec); top != nil {
+		h = append(h, Header{HeaderRetryAfter, seconds(max(top.RetryAfter, time.Second))})
+	}
+	for _, dh := range dom.OverLimitHeaders {
+		h = append(h, Header{dh.Name, dh.Value})
+	}
+	return h
+}
+
+// decidingStatus is the status the headers describe: when over, the enforced
+// refusal with the longest wait; else the limit with the least remaining; nil
+// when no limit matched.
+func decidingStatus(dec *Decision) *Status {
 	var top *Status
 	for i := range dec.Statuses {
 		s := &dec.Statuses[i]
@@ -30,22 +62,7 @@ func headersFor(dec *Decision, dom *config.Domain) []Header {
 			top = s
 		}
 	}
-	if top == nil {
-		return nil
-	}
-	h := make([]Header, 0, 4+len(dom.OverLimitHeaders))
-	h = append(h,
-		Header{HeaderLimit, strconv.FormatUint(top.Limit.Requests, 10)},
-		Header{HeaderRemaining, strconv.FormatUint(top.Remaining, 10)},
-		Header{HeaderReset, seconds(top.ResetAfter)},
-	)
-	if dec.Over {
-		h = append(h, Header{HeaderRetryAfter, seconds(max(top.RetryAfter, time.Second))})
-		for _, dh := range dom.OverLimitHeaders {
-			h = append(h, Header{dh.Name, dh.Value})
-		}
-	}
-	return h
+	return top
 }
 
 // seconds renders d as whole seconds, rounded up, as HTTP headers want them.

@@ -52,6 +52,8 @@ type Limiter struct {
 	now      func() time.Time // the replica's clock, for the over-limit cache
 	// cluster splits calls by hash slot (see cluster.go).
 	cluster bool
+	// quotaMode makes every descriptor quota-mode (see quota.go).
+	quotaMode bool
 }
 
 // DefaultOverLimitCacheSize bounds how many refusing counters a replica
@@ -101,7 +103,9 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	p, dom := l.plan(req)
 	dec := Decision{Statuses: make([]Status, len(req.Descriptors))}
 	for i := range dec.Statuses {
-		dec.Statuses[i].Shadow = p.rules[i].Shadow
+		r := &p.rules[i]
+		st := &dec.Statuses[i]
+		st.Shadow, st.Quota, st.Unlimited, st.Metadata = r.Shadow, p.quota[i], r.Unlimited, r.Metadata
 	}
 	if len(p.counters) == 0 {
 		l.finish(ctx, req, p, dom, &dec)
@@ -109,11 +113,7 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	}
 	if blocked, ok := l.fromCache(p, l.now()); ok {
 		dec.Over, dec.Cached = true, true
-		for _, u := range p.uses {
-			if d := blocked[u.counter]; d > 0 {
-				decideStatus(&dec.Statuses[u.descriptor], u.limit, lua.CounterResult{Over: true, ResetAfter: d, RetryAfter: d})
-			}
-		}
+		p.settle(l.cachedResults(ctx, p, blocked), &dec)
 		l.finish(ctx, req, p, dom, &dec)
 		return dec, nil
 	}
@@ -137,21 +137,28 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	}
 	l.remember(p, res, start)
 	dec.Now = res.Now
-	dec.Over = !res.Allowed
+	p.settle(res.Counters, &dec)
+	dec.Over = !res.Allowed || quotaRefuses(dec.Statuses)
+	l.finish(ctx, req, p, dom, &dec)
+	return dec, nil
+}
+
+// settle folds each counter's result into the status of its descriptor.
+func (p *plan) settle(results []lua.CounterResult, dec *Decision) {
 	for _, u := range p.uses {
-		c := res.Counters[u.counter]
+		c := results[u.counter]
 		st := &dec.Statuses[u.descriptor]
 		decideStatus(st, u.limit, c)
 		st.Limits = append(st.Limits, LimitState{Limit: u.limit, Over: c.Over, Remaining: c.Remaining, Charged: c.Amount})
 	}
-	l.finish(ctx, req, p, dom, &dec)
-	return dec, nil
 }
 
 // finish adds what every decision carries — headers, the fault body when
 // over — and tells the observer.
 func (l *Limiter) finish(ctx context.Context, req *Request, p plan, dom *config.Domain, dec *Decision) {
-	dec.Headers = headersFor(dec, dom)
+	dec.Refusal = refusalHeaders(dec, dom)
+	dec.Headers = append(rateLimitHeaders(dec, len(dec.Refusal)), dec.Refusal...)
+	dec.OverLimitResponse = dom.OverLimitResponse
 	if dec.Over {
 		dec.Body = dom.OverLimitBody
 		if dec.Body == "" {
@@ -202,6 +209,7 @@ func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, e
 type plan struct {
 	rules    []config.Rule
 	matched  []bool
+	quota    []bool // per descriptor: counts in quota mode (quota.go)
 	counters []lua.Counter
 	uses     []use
 	// reserves is true when a counter reserves tokens; longest is the
@@ -225,23 +233,57 @@ func cacheable(c *lua.Counter) bool {
 }
 
 // fromCache reports the counters of p that the over-limit cache knows to
-// refuse now, and for how long; ok is false when there is none and Redis
-// must decide. A counter of cost 1 or more cannot fit while a cost-1 call
-// could not.
-func (l *Limiter) fromCache(p plan, now time.Time) (blocked map[int]time.Duration, ok bool) {
+// refuse now, with what the refusal that put them there said; ok is false
+// when there is none and Redis must decide. A counter of cost 1 or more
+// cannot fit while a cost-1 call could not.
+func (l *Limiter) fromCache(p plan, now time.Time) (blocked map[int]lua.CounterResult, ok bool) {
 	for i := range p.counters {
 		c := &p.counters[i]
 		if c.Kind != 0 || c.Op != lua.OpCheck || c.Cost == 0 || c.Shadow {
 			continue
 		}
-		if d := l.cache.blockedFor(c.Key, c.Limit, now); d > 0 {
+		if retry, reset := l.cache.blockedFor(c.Key, c.Limit, now); retry > 0 {
 			if blocked == nil {
-				blocked = make(map[int]time.Duration, 1)
+				blocked = make(map[int]lua.CounterResult, 1)
 			}
-			blocked[i] = d
+			blocked[i] = lua.CounterResult{Over: true, Used: c.Limit, ResetAfter: reset, RetryAfter: retry}
 		}
 	}
 	return blocked, blocked != nil
+}
+
+// cachedResults is what one script call would have answered for a call the
+// over-limit cache refuses: the blocked counters from memory, every other
+// counter from a peek (one read-only script call, and none when every counter
+// is blocked), so that each descriptor's status is as complete as a refusal
+// from Redis. When the peek fails, the refusal stands and those counters
+// carry their limit only.
+func (l *Limiter) cachedResults(ctx context.Context, p plan, blocked map[int]lua.CounterResult) []lua.CounterResult {
+	out := make([]lua.CounterResult, len(p.counters))
+	var rest []lua.Counter
+	var at []int
+	for i := range p.counters {
+		if b, ok := blocked[i]; ok {
+			out[i] = b
+			continue
+		}
+		rest, at = append(rest, p.counters[i]), append(at, i)
+	}
+	if len(rest) == 0 {
+		return out
+	}
+	var res lua.Result
+	if err := l.storeCall(ctx, "peek", func() (err error) {
+		res, err = l.runSplit(ctx, lua.Peek, rest)
+		return err
+	}); err != nil {
+		return out
+	}
+	for j, i := range at {
+		out[i] = res.Counters[j]
+		out[i].Amount = 0 // a refused call charges nothing
+	}
+	return out
 }
 
 // remember puts the counters that refused at cost 1 into the over-limit
@@ -252,7 +294,7 @@ func (l *Limiter) remember(p plan, res lua.Result, start time.Time) {
 	for i, c := range res.Counters {
 		switch {
 		case c.Over && c.RetryAfter > 0 && cacheable(&p.counters[i]):
-			l.cache.block(p.counters[i].Key, p.counters[i].Limit, start.Add(c.RetryAfter), start)
+			l.cache.block(p.counters[i].Key, p.counters[i].Limit, start.Add(c.RetryAfter), start.Add(c.ResetAfter), start)
 		case c.Amount < 0 && p.counters[i].Kind == 0:
 			l.cache.forget(p.counters[i].Key)
 		}
@@ -269,7 +311,8 @@ type use struct {
 // plan matches the descriptors and builds the counters. An unknown domain
 // matches nothing, as in envoyproxy/ratelimit: every descriptor is OK.
 func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
-	p := plan{rules: make([]config.Rule, len(req.Descriptors)), matched: make([]bool, len(req.Descriptors))}
+	n := len(req.Descriptors)
+	p := plan{rules: make([]config.Rule, n), matched: make([]bool, n), quota: make([]bool, n)}
 	dom, ok := l.configs().Domain(req.Domain)
 	if !ok {
 		return p, &config.Domain{Name: req.Domain}
@@ -294,31 +337,39 @@ func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
 	var b strings.Builder
 	for i := range req.Descriptors {
 		r := &p.rules[i]
+		p.quota[i] = l.inQuotaMode(r)
 		for j := range r.Limits {
 			lim := &r.Limits[j]
 			if lim.Name != "" && replaced[lim.Name] {
 				continue
 			}
 			cost, op := req.counter(&req.Descriptors[i], lim)
+			inclusive, shadow := false, r.Shadow
+			if p.quota[i] && lim.Kind == config.KindRequests {
+				var never bool
+				op, inclusive, never = quotaCounter(cost, op)
+				shadow = shadow || never
+			}
 			key := counterKey(&b, l.prefix, dom.Name, r.Path, lim.ID)
-			p.uses = append(p.uses, use{descriptor: i, limit: lim, counter: p.addCounter(key, lim, cost, op, r.Shadow)})
+			p.uses = append(p.uses, use{descriptor: i, limit: lim, counter: p.addCounter(key, lim, cost, op, shadow, inclusive)})
 		}
 	}
 	return p, dom
 }
 
 // addCounter adds a counter, or adds cost to the one already under key (with
-// the same op; counters of different ops stay apart, each evaluated alone).
-func (p *plan) addCounter(key string, lim *config.Limit, cost uint64, op lua.Op, shadow bool) int {
+// the same op and rule; counters that differ in them stay apart, each
+// evaluated alone).
+func (p *plan) addCounter(key string, lim *config.Limit, cost uint64, op lua.Op, shadow, inclusive bool) int {
 	for i := range p.counters {
-		if c := &p.counters[i]; c.Key == key && c.Op == op {
+		if c := &p.counters[i]; c.Key == key && c.Op == op && c.Inclusive == inclusive {
 			c.Cost += cost
 			c.Shadow = c.Shadow && shadow
 			return i
 		}
 	}
 	width, n := lua.SplitWindow(lim.Window, lim.Buckets)
-	c := lua.Counter{Key: key, Bucket: width, Buckets: n, Limit: lim.Requests, Cost: cost, Op: op, Shadow: shadow}
+	c := lua.Counter{Key: key, Bucket: width, Buckets: n, Limit: lim.Requests, Cost: cost, Op: op, Shadow: shadow, Inclusive: inclusive}
 	if lim.Kind.IsTokens() {
 		c.Kind = tokenCode(lim.Kind)
 	}

@@ -25,7 +25,8 @@ type overLimitCache struct {
 }
 
 type blocked struct {
-	until time.Time
+	until time.Time // when the counter could admit again
+	reset time.Time // when everything it counted has aged out, as the refusal said
 	limit uint64
 }
 
@@ -34,20 +35,22 @@ func newOverLimitCache(maxEntries int) *overLimitCache {
 }
 
 // blockedFor returns how long the counter under key with this limit stays
-// refused, or 0 when it is not known to be.
-func (c *overLimitCache) blockedFor(key string, limit uint64, now time.Time) time.Duration {
+// refused (0 when it is not known to be) and how long until what it counts
+// has aged out.
+func (c *overLimitCache) blockedFor(key string, limit uint64, now time.Time) (retry, reset time.Duration) {
 	c.mu.Lock()
 	b, ok := c.entries[key]
 	c.mu.Unlock()
 	if !ok || b.limit != limit || !now.Before(b.until) {
-		return 0
+		return 0, 0
 	}
-	return b.until.Sub(now)
+	return b.until.Sub(now), max(b.reset.Sub(now), b.until.Sub(now))
 }
 
-// block records that the counter under key refuses until until; now is the
-// clock's time, for evicting expired entries when the cache is full.
-func (c *overLimitCache) block(key string, limit uint64, until, now time.Time) {
+// block records that the counter under key refuses until until, and that
+// what it counts ages out at reset; now is the clock's time, for evicting
+// expired entries when the cache is full.
+func (c *overLimitCache) block(key string, limit uint64, until, reset, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.maxEntries {
@@ -60,7 +63,7 @@ func (c *overLimitCache) block(key string, limit uint64, until, now time.Time) {
 			return // full of live entries: ask Redis instead
 		}
 	}
-	c.entries[key] = blocked{until: until, limit: limit}
+	c.entries[key] = blocked{until: until, reset: reset, limit: limit}
 }
 
 // forget drops what the cache knows of the counter under key: its count went

@@ -128,3 +128,37 @@ func TestFailOpenDomainAdmitsMarkedWhenRedisIsDown(t *testing.T) {
 		t.Errorf("decision %+v, want admitted and marked failed open", dec)
 	}
 }
+
+// TestOverLimitCacheAnswersCompleteStatuses: a refusal from the over-limit
+// cache carries, for every descriptor, what a refusal from Redis carries —
+// the deciding limit, what remains and when it resets — not only for the
+// refusing one.
+func TestOverLimitCacheAnswersCompleteStatuses(t *testing.T) {
+	l, _ := newTestLimiter(t, testConfig)
+	prod := desc("api", "PizzaShackAPI:1.0.0", "environment", "production")
+	req := Request{Domain: "apim", Descriptors: []Descriptor{prod, sandbox()}}
+	for range 3 {
+		check(t, l, req)
+	}
+	fromRedis := check(t, l, req)
+	if !fromRedis.Over || fromRedis.Cached {
+		t.Fatalf("the first refusal must come from Redis: %+v", fromRedis)
+	}
+	cached := check(t, l, req)
+	if !cached.Over || !cached.Cached {
+		t.Fatalf("the second refusal must come from the cache: %+v", cached)
+	}
+	for i := range req.Descriptors {
+		r, c := fromRedis.Statuses[i], cached.Statuses[i]
+		if c.Limit != r.Limit || c.Over != r.Over || c.Remaining != r.Remaining || len(c.Limits) != len(r.Limits) {
+			t.Errorf("descriptor %d from the cache %+v, from Redis %+v", i, c, r)
+		}
+		// The clock has not moved: the reset is the same.
+		if c.ResetAfter != r.ResetAfter || c.ResetAfter <= 0 {
+			t.Errorf("descriptor %d: reset %v from the cache, %v from Redis", i, c.ResetAfter, r.ResetAfter)
+		}
+	}
+	if prod := cached.Statuses[0]; prod.Over || prod.Remaining != 97 {
+		t.Errorf("production under its cap, from the cache: %+v, want 97 remaining", prod)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sluice-rl/sluice/server/grpcapi"
 	"github.com/sluice-rl/sluice/server/limiter"
 	"github.com/sluice-rl/sluice/server/overlay"
 )
@@ -35,6 +36,24 @@ type Config struct {
 	// (config.LoadOptions.MergeDomains). (Optional, default false: a domain
 	// defined twice is an error)
 	MergeDomainConfig bool
+	// QuotaMode makes every descriptor quota-mode, as envoyproxy/ratelimit's
+	// QUOTA_MODE=true: a call is refused only when all of its descriptors are
+	// over (or an enforced token limit refuses). (Optional, default false)
+	QuotaMode bool
+	// EnvoyResponseHeaders makes Envoy's API answer with the RateLimit-Limit,
+	// -Remaining and -Reset headers, as envoyproxy/ratelimit's
+	// LIMIT_RESPONSE_HEADERS_ENABLED=true; named by EnvoyHeaderNames.
+	// sluice.v1 always sends them. (Optional, default false)
+	EnvoyResponseHeaders bool
+	// EnvoyHeaderNames renames those headers (upstream's LIMIT_LIMIT_HEADER,
+	// LIMIT_REMAINING_HEADER, LIMIT_RESET_HEADER). (Optional, default
+	// RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset)
+	EnvoyHeaderNames grpcapi.HeaderNames
+	// EnvoyDynamicMetadata makes Envoy's API fill the response's
+	// dynamic_metadata (the request, and the config metadata of the
+	// descriptors that passed), as envoyproxy/ratelimit's
+	// RESPONSE_DYNAMIC_METADATA=true. (Optional, default false)
+	EnvoyDynamicMetadata bool
 	// ReloadInterval is how often the config is checked for changes.
 	// (Optional, default 1s)
 	ReloadInterval time.Duration

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +19,6 @@ import (
 	"github.com/sluice-rl/sluice/internal/redistest"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server"
-	"github.com/sluice-rl/sluice/server/limiter"
 )
 
 func envoyDesc(kv ...string) *ratelimitv3.RateLimitDescriptor {
@@ -56,8 +56,9 @@ func TestEnvoyClientWithAnUnmodifiedEnvoyConfig(t *testing.T) {
 		if r.OverallCode != rlsv3.RateLimitResponse_OVER_LIMIT {
 			t.Fatalf("11th call on 10/s: %v", r)
 		}
-		if string(r.RawBody) != limiter.DefaultOverLimitBody {
-			t.Errorf("raw_body %q", r.RawBody)
+		// An unchanged upstream config answers as upstream: no body, no headers.
+		if len(r.RawBody) != 0 || len(r.ResponseHeadersToAdd) != 0 {
+			t.Errorf("raw_body %q, headers %v: want neither without over_limit_response", r.RawBody, r.ResponseHeadersToAdd)
 		}
 		st := r.Statuses[0]
 		if st.CurrentLimit.GetRequestsPerUnit() != 10 || st.CurrentLimit.GetUnit() != rlsv3.RateLimitResponse_RateLimit_SECOND {
@@ -98,6 +99,9 @@ func TestEnvoyClientWithAnUnmodifiedEnvoyConfig(t *testing.T) {
 			r := call(0, envoyDesc("source_cluster", "proxy", "destination_cluster", "bar"), envoyDesc("source_cluster", "proxy", "destination_cluster", "internal"))
 			if r.OverallCode != rlsv3.RateLimitResponse_OK || r.Statuses[0].Code != rlsv3.RateLimitResponse_OK {
 				t.Fatalf("shadow/unlimited: %v", r)
+			}
+			if u := r.Statuses[1]; u.Code != rlsv3.RateLimitResponse_OK || u.LimitRemaining != math.MaxUint32 || u.CurrentLimit != nil {
+				t.Fatalf("unlimited: %v, want OK with limit_remaining 4294967295 and no current_limit", u)
 			}
 		}
 	})

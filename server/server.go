@@ -85,6 +85,7 @@ func New(cfg Config) (*Server, error) {
 	s.limiter = limiter.New(s.configs.Load, st.Scripter, cfg.KeyPrefix)
 	s.limiter.SetReservationGrace(cfg.ReservationGrace)
 	s.limiter.SetObserver(s.tel)
+	s.limiter.SetQuotaMode(cfg.QuotaMode)
 	if err := s.listen(); err != nil {
 		_ = st.Close()
 		_ = s.tel.Shutdown(context.Background())
@@ -104,7 +105,9 @@ func (s *Server) listen() (err error) {
 	}
 	s.grpc = grpc.NewServer(opts...)
 	sluicev1.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewSluice(s.limiter))
-	rlsv3.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewEnvoy(s.limiter))
+	rlsv3.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewEnvoy(s.limiter, grpcapi.EnvoyOptions{
+		Headers: s.cfg.EnvoyResponseHeaders, HeaderNames: s.cfg.EnvoyHeaderNames, DynamicMetadata: s.cfg.EnvoyDynamicMetadata,
+	}))
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.ready = newReadiness(func(ctx context.Context) error {

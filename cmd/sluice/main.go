@@ -3,14 +3,18 @@
 //	sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
 //	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
+//	             [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
 //	sluice check-config [--merge-domain-config] PATH
 //
 // Each serve flag may also come from the environment: SLUICE_CONFIG,
 // SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_HEALTH_ADDR, SLUICE_TLS_CERT,
 // SLUICE_TLS_KEY, SLUICE_TLS_CLIENT_CA, SLUICE_AUTH_TOKEN_FILE (or the token
 // itself in SLUICE_AUTH_TOKEN), SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL,
-// SLUICE_MERGE_DOMAIN_CONFIG (or envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG); a flag
-// wins over its variable. Unless GOGC is set, the garbage collector runs at
+// SLUICE_MERGE_DOMAIN_CONFIG (or envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG),
+// SLUICE_QUOTA_MODE (or QUOTA_MODE), SLUICE_ENVOY_RESPONSE_HEADERS (or
+// LIMIT_RESPONSE_HEADERS_ENABLED, with LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER
+// and LIMIT_RESET_HEADER naming the headers), SLUICE_ENVOY_DYNAMIC_METADATA (or
+// RESPONSE_DYNAMIC_METADATA); a flag wins over its variable. Unless GOGC is set, the garbage collector runs at
 // GOGC=400 (internal/gctune). Traces are exported over
 // OTLP/gRPC when the standard OTEL_* variables ask for it (see
 // telemetry.TracerProviderFromEnv); with none set, nothing is exported.
@@ -33,6 +37,7 @@ import (
 	"github.com/sluice-rl/sluice/internal/gctune"
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/config"
+	"github.com/sluice-rl/sluice/server/grpcapi"
 	"github.com/sluice-rl/sluice/server/telemetry"
 )
 
@@ -55,6 +60,7 @@ const usage = `usage:
   sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
                [--log-format text|json] [--log-level debug|info|warn|error]
+               [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
   sluice check-config [--merge-domain-config] PATH
 `
 
@@ -83,8 +89,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg server.Config
+	var envErr error
+	boolFlag := func(p *bool, name, usage string, keys ...string) {
+		v, err := envBool(getenv, keys...)
+		envErr = errors.Join(envErr, err)
+		fs.BoolVar(p, name, v, usage)
+	}
 	fs.StringVar(&cfg.ConfigPath, "config", getenv("SLUICE_CONFIG"), "limits config: a YAML file or a directory of them (env SLUICE_CONFIG)")
-	fs.BoolVar(&cfg.MergeDomainConfig, "merge-domain-config", mergeDomainsFromEnv(getenv), mergeDomainsUsage)
+	boolFlag(&cfg.MergeDomainConfig, "merge-domain-config", mergeDomainsUsage, mergeDomainsEnv...)
+	// envoyproxy/ratelimit's answers on Envoy's API (its own variables are read too)
+	boolFlag(&cfg.QuotaMode, "quota-mode", "every descriptor in quota mode, as envoyproxy/ratelimit's QUOTA_MODE=true (env SLUICE_QUOTA_MODE, or QUOTA_MODE)",
+		"SLUICE_QUOTA_MODE", "QUOTA_MODE")
+	boolFlag(&cfg.EnvoyResponseHeaders, "envoy-response-headers", "Envoy's API sends RateLimit-Limit, -Remaining and -Reset, as envoyproxy/ratelimit's LIMIT_RESPONSE_HEADERS_ENABLED=true (env SLUICE_ENVOY_RESPONSE_HEADERS, or LIMIT_RESPONSE_HEADERS_ENABLED; names from LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER, LIMIT_RESET_HEADER)",
+		"SLUICE_ENVOY_RESPONSE_HEADERS", "LIMIT_RESPONSE_HEADERS_ENABLED")
+	boolFlag(&cfg.EnvoyDynamicMetadata, "envoy-dynamic-metadata", "Envoy's API fills the response's dynamic_metadata, as envoyproxy/ratelimit's RESPONSE_DYNAMIC_METADATA=true (env SLUICE_ENVOY_DYNAMIC_METADATA, or RESPONSE_DYNAMIC_METADATA)",
+		"SLUICE_ENVOY_DYNAMIC_METADATA", "RESPONSE_DYNAMIC_METADATA")
+	cfg.EnvoyHeaderNames = grpcapi.HeaderNames{Limit: getenv("LIMIT_LIMIT_HEADER"), Remaining: getenv("LIMIT_REMAINING_HEADER"), Reset: getenv("LIMIT_RESET_HEADER")}
 	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis://, rediss://, redis+sentinel://host:port[,...]/MASTER or redis+cluster://host:port[,...] (TLS: rediss+...); empty runs the embedded in-memory store (env SLUICE_REDIS)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "SLUICE_GRPC_ADDR", ":8081"), "gRPC listen address (env SLUICE_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "SLUICE_HTTP_ADDR", ":8080"), "HTTP listen address (env SLUICE_HTTP_ADDR)")
@@ -100,6 +120,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if envErr != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", envErr)
 		return errUsage
 	}
 	if cfg.ConfigPath == "" {
@@ -162,9 +186,14 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	merge := fs.Bool("merge-domain-config", mergeDomainsFromEnv(getenv), mergeDomainsUsage)
+	mergeEnv, envErr := envBool(getenv, mergeDomainsEnv...)
+	merge := fs.Bool("merge-domain-config", mergeEnv, mergeDomainsUsage)
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		fmt.Fprint(stderr, "usage: sluice check-config [--merge-domain-config] PATH\n")
+		return errUsage
+	}
+	if envErr != nil {
+		fmt.Fprintf(stderr, "check-config: %v\n", envErr)
 		return errUsage
 	}
 	args = fs.Args()
@@ -185,16 +214,23 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 
 const mergeDomainsUsage = "let several files define one domain, merging their descriptors, as envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG=true does (env SLUICE_MERGE_DOMAIN_CONFIG, or MERGE_DOMAIN_CONFIG)"
 
-// mergeDomainsFromEnv reads SLUICE_MERGE_DOMAIN_CONFIG, else envoyproxy/ratelimit's own
-// MERGE_DOMAIN_CONFIG, so that a deployment moved over from it keeps working unchanged.
-func mergeDomainsFromEnv(getenv func(string) string) bool {
-	for _, key := range []string{"SLUICE_MERGE_DOMAIN_CONFIG", "MERGE_DOMAIN_CONFIG"} {
+// mergeDomainsEnv are the variables of --merge-domain-config: Sluice's, else
+// envoyproxy/ratelimit's own, so that a deployment moved over from it keeps working unchanged.
+var mergeDomainsEnv = []string{"SLUICE_MERGE_DOMAIN_CONFIG", "MERGE_DOMAIN_CONFIG"}
+
+// envBool reads the first of keys that is set as a boolean (true, false, 1, 0, ...);
+// false when none is set, an error naming the variable when it is not a boolean.
+func envBool(getenv func(string) string, keys ...string) (bool, error) {
+	for _, key := range keys {
 		if v := getenv(key); v != "" {
 			b, err := strconv.ParseBool(v)
-			return err == nil && b
+			if err != nil {
+				return false, fmt.Errorf("%s=%q: want true or false", key, v)
+			}
+			return b, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 func envOr(getenv func(string) string, key, def string) string {

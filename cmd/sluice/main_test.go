@@ -182,3 +182,67 @@ func TestServeRejectsABrokenConfig(t *testing.T) {
 		t.Errorf("serve with a broken config: %v, want an error naming the field", err)
 	}
 }
+
+// TestServeReadsUpstreamSettings runs `sluice serve` on envoyproxy/ratelimit's
+// own example config with its variables — LIMIT_RESPONSE_HEADERS_ENABLED (and a
+// header renamed by LIMIT_REMAINING_HEADER), RESPONSE_DYNAMIC_METADATA,
+// QUOTA_MODE — and asks Envoy's /json.
+func TestServeReadsUpstreamSettings(t *testing.T) {
+	httpAddr := freeAddr(t)
+	env := map[string]string{
+		"SLUICE_CONFIG":                  "../../server/testdata/envoyproxy-ratelimit/examples",
+		"SLUICE_HTTP_ADDR":               httpAddr,
+		"SLUICE_GRPC_ADDR":               freeAddr(t),
+		"LIMIT_RESPONSE_HEADERS_ENABLED": "true",
+		"LIMIT_REMAINING_HEADER":         "X-Left",
+		"RESPONSE_DYNAMIC_METADATA":      "1",
+		"QUOTA_MODE":                     "true",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	post := func(body string) (int, string) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := http.Post("http://"+httpAddr+"/json", "application/json", strings.NewReader(body))
+			if err == nil {
+				var buf bytes.Buffer
+				_, _ = buf.ReadFrom(resp.Body)
+				_ = resp.Body.Close()
+				return resp.StatusCode, buf.String()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("POST /json: %v; logs:\n%s", err, logs.String())
+			}
+		}
+	}
+	// foo=a is over its 2/min, foo=b is not: refused, unless every descriptor
+	// is in quota mode.
+	for range 2 {
+		post(`{"domain":"rl","descriptors":[{"entries":[{"key":"foo","value":"a"}]}]}`)
+	}
+	code, out := post(`{"domain":"rl","descriptors":[{"entries":[{"key":"foo","value":"a"}]},{"entries":[{"key":"foo","value":"b"}]}]}`)
+	if code != http.StatusOK || !strings.Contains(out, `"overallCode":"OK"`) {
+		t.Errorf("QUOTA_MODE=true: one of two descriptors over answered %d %s", code, out)
+	}
+	for _, want := range []string{`"key":"X-Left"`, `"key":"RateLimit-Limit"`, `"dynamicMetadata":{`, `"domain":"rl"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("answer lacks %s: %s", want, out)
+		}
+	}
+}
+
+func TestServeRefusesABadBooleanSetting(t *testing.T) {
+	var logs bytes.Buffer
+	env := map[string]string{"SLUICE_CONFIG": "../../deploy/examples", "QUOTA_MODE": "maybe"}
+	err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs)
+	if !errors.Is(err, errUsage) || !strings.Contains(logs.String(), `QUOTA_MODE="maybe"`) {
+		t.Errorf("QUOTA_MODE=maybe: %v\n%s", err, logs.String())
+	}
+}

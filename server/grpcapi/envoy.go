@@ -1,9 +1,11 @@
 package grpcapi
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,14 +22,47 @@ import (
 )
 
 // Envoy implements envoy.service.ratelimit.v3.RateLimitService, wire
-// compatible with Envoy's global rate-limit filter and envoyproxy/ratelimit.
+// compatible with Envoy's global rate-limit filter and envoyproxy/ratelimit:
+// an unchanged upstream config gets upstream's answers (see
+// docs/envoy-compatibility.md).
 type Envoy struct {
 	rlsv3.UnimplementedRateLimitServiceServer
-	lim *limiter.Limiter
+	lim  *limiter.Limiter
+	opts EnvoyOptions
+}
+
+// EnvoyOptions are the answers' settings that envoyproxy/ratelimit takes from
+// its environment. The zero value answers as upstream does by default.
+type EnvoyOptions struct {
+	// Headers sends the RateLimit-Limit, -Remaining and -Reset headers of
+	// the descriptor closest to its limit (LIMIT_RESPONSE_HEADERS_ENABLED).
+	Headers bool
+	// HeaderNames renames them (LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER,
+	// LIMIT_RESET_HEADER); an empty name keeps the default.
+	HeaderNames HeaderNames
+	// DynamicMetadata fills the response's dynamic_metadata
+	// (RESPONSE_DYNAMIC_METADATA): the request, and the metadata of the
+	// descriptors that passed (see envoyMetadata).
+	DynamicMetadata bool
+}
+
+// HeaderNames are the names of the three RateLimit headers.
+type HeaderNames struct{ Limit, Remaining, Reset string }
+
+// withDefaults fills the empty names with upstream's defaults.
+func (n HeaderNames) withDefaults() HeaderNames {
+	return HeaderNames{
+		Limit:     cmp.Or(n.Limit, limiter.HeaderLimit),
+		Remaining: cmp.Or(n.Remaining, limiter.HeaderRemaining),
+		Reset:     cmp.Or(n.Reset, limiter.HeaderReset),
+	}
 }
 
 // NewEnvoy serves lim as Envoy's rate limit service.
-func NewEnvoy(lim *limiter.Limiter) *Envoy { return &Envoy{lim: lim} }
+func NewEnvoy(lim *limiter.Limiter, opts EnvoyOptions) *Envoy {
+	opts.HeaderNames = opts.HeaderNames.withDefaults()
+	return &Envoy{lim: lim, opts: opts}
+}
 
 // ShouldRateLimit decides one Envoy request. Per-descriptor hits_addend
 // overrides the request's; a shadow-mode descriptor answers OK, as in
@@ -63,10 +98,20 @@ func (e *Envoy) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest)
 		return nil, toStatus(err)
 	}
 	markFailedOpen(ctx, &dec)
-	return envoyResponse(&dec), nil
+	out := e.response(&dec)
+	if e.opts.DynamicMetadata {
+		out.DynamicMetadata = envoyMetadata(in, &dec)
+	}
+	return out, nil
 }
 
-func envoyResponse(dec *limiter.Decision) *rlsv3.RateLimitResponse {
+// response is the answer as envoyproxy/ratelimit gives it: per descriptor
+// its code (shadow mode answers OK), limit, remaining and reset; an
+// unlimited descriptor OK with limit_remaining 4294967295 and no limit; the
+// RateLimit headers only when enabled; and a refusal's body and headers
+// (Retry-After, the domain's own) only when the domain configures
+// over_limit_response, since upstream sends none.
+func (e *Envoy) response(dec *limiter.Decision) *rlsv3.RateLimitResponse {
 	out := &rlsv3.RateLimitResponse{
 		OverallCode: envoyCode(dec.Over),
 		Statuses:    make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(dec.Statuses)),
@@ -76,21 +121,52 @@ func envoyResponse(dec *limiter.Decision) *rlsv3.RateLimitResponse {
 			Code:           envoyCode(st.Over && !st.Shadow),
 			LimitRemaining: clamp32(st.Remaining),
 		}
-		if st.Limit != nil {
+		switch {
+		case st.Unlimited:
+			ds.LimitRemaining = math.MaxUint32
+		case st.Limit != nil:
 			ds.CurrentLimit = envoyLimit(st.Limit)
 			ds.DurationUntilReset = durationpb.New(st.ResetAfter)
 		}
+		if st.Over {
+			ds.LimitRemaining = 0 // upstream's, even where a smaller cost would fit
+		}
 		out.Statuses[i] = ds
 	}
-	for _, h := range dec.Headers {
-		out.ResponseHeadersToAdd = append(out.ResponseHeadersToAdd, &corev3.HeaderValue{Key: h.Key, Value: h.Value})
+	if e.opts.Headers {
+		out.ResponseHeadersToAdd = e.rateLimitHeaders(dec.Statuses, out.Statuses)
 	}
-	if dec.Over {
+	if dec.Over && dec.OverLimitResponse {
+		for _, h := range dec.Refusal {
+			out.ResponseHeadersToAdd = append(out.ResponseHeadersToAdd, &corev3.HeaderValue{Key: h.Key, Value: h.Value})
+		}
 		out.RawBody = []byte(dec.Body)
 	}
 	return out
 }
 
+// rateLimitHeaders describes the descriptor upstream picks: the last one an
+// enforced limit refuses, else the first with the least remaining (a
+// quota-mode or shadow-mode descriptor over its limit has 0 remaining).
+func (e *Envoy) rateLimitHeaders(dec []limiter.Status, statuses []*rlsv3.RateLimitResponse_DescriptorStatus) []*corev3.HeaderValue {
+	var top *rlsv3.RateLimitResponse_DescriptorStatus
+	for i, st := range statuses {
+		refused := dec[i].Over && !dec[i].Shadow && !dec[i].Quota
+		if st.GetCurrentLimit() != nil && (refused || top == nil || st.GetLimitRemaining() < top.GetLimitRemaining()) {
+			top = st
+		}
+	}
+	if top == nil {
+		return nil
+	}
+	n := e.opts.HeaderNames
+	reset := top.GetDurationUntilReset().AsDuration()
+	return []*corev3.HeaderValue{
+		{Key: n.Limit, Value: strconv.FormatUint(uint64(top.GetCurrentLimit().GetRequestsPerUnit()), 10)},
+		{Key: n.Remaining, Value: strconv.FormatUint(uint64(top.GetLimitRemaining()), 10)},
+		{Key: n.Reset, Value: strconv.FormatInt(int64((reset+time.Second-1)/time.Second), 10)},
+	}
+}
 func envoyCode(over bool) rlsv3.RateLimitResponse_Code {
 	if over {
 		return rlsv3.RateLimitResponse_OVER_LIMIT

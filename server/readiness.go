@@ -20,11 +20,23 @@ type readiness struct {
 
 var errNotProbed = errors.New("redis not probed yet")
 
+// healthServices are the names the gRPC health service answers for: the
+// server as a whole, and the one envoyproxy/ratelimit registers, so that
+// health checks configured for it keep working.
+var healthServices = []string{"", "ratelimit"}
+
 func newReadiness(ping func(context.Context) error, hs *health.Server) *readiness {
 	r := &readiness{ping: ping, health: hs}
 	r.last.Store(&errNotProbed)
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	r.publish(healthpb.HealthCheckResponse_NOT_SERVING)
 	return r
+}
+
+// publish sets the gRPC health status of every name.
+func (r *readiness) publish(st healthpb.HealthCheckResponse_ServingStatus) {
+	for _, name := range healthServices {
+		r.health.SetServingStatus(name, st)
+	}
 }
 
 // probe pings once and publishes the result.
@@ -37,7 +49,7 @@ func (r *readiness) probe(ctx context.Context, timeout time.Duration) {
 	if err != nil {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
 	}
-	r.health.SetServingStatus("", st)
+	r.publish(st)
 }
 
 // run probes every interval until ctx is done.

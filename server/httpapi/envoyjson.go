@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -13,9 +14,13 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 )
 
-// envoyJSON serves envoyproxy/ratelimit's POST /json: a RateLimitRequest as
-// JSON in, the RateLimitResponse as JSON out, with HTTP 200 when OK and 429
-// when over limit. Bad input is 400; a Redis failure 503.
+// envoyJSON serves envoyproxy/ratelimit's /json: a RateLimitRequest as JSON
+// in, the RateLimitResponse as JSON out, with HTTP 200 when OK and 429 when
+// over limit. Errors answer as upstream's do — a status line as a plain-text
+// body ("Bad Request\n") — and name the problem in the X-Sluice-Error
+// header: bad input is 400, as upstream; where upstream answers 400 for
+// everything, a Redis failure is 503, a call that ran out of time 504, a body
+// over MaxBodyBytes 413. Like upstream it takes any method.
 func envoyJSON(conn *grpc.ClientConn) http.Handler {
 	client := rlsv3.NewRateLimitServiceClient(conn)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -26,23 +31,23 @@ func envoyJSON(conn *grpc.ClientConn) http.Handler {
 			if errors.As(err, &tooBig) {
 				code = http.StatusRequestEntityTooLarge
 			}
-			writeError(w, code, "reading body: "+err.Error())
+			writeEnvoyError(w, code, "reading body: "+err.Error())
 			return
 		}
 		var req rlsv3.RateLimitRequest
 		if err := protojson.Unmarshal(body, &req); err != nil {
-			writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+			writeEnvoyError(w, http.StatusBadRequest, "request body: "+err.Error())
 			return
 		}
 		resp, err := client.ShouldRateLimit(r.Context(), &req)
 		if err != nil {
 			st := status.Convert(err)
-			writeError(w, runtime.HTTPStatusFromCode(st.Code()), st.Message())
+			writeEnvoyError(w, runtime.HTTPStatusFromCode(st.Code()), st.Message())
 			return
 		}
 		out, err := protojson.Marshal(resp)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+			writeEnvoyError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -51,6 +56,22 @@ func envoyJSON(conn *grpc.ClientConn) http.Handler {
 		}
 		_, _ = w.Write(out)
 	})
+}
+
+// ErrorHeader names what went wrong in an error answer of /json, whose body
+// is only the status line, as envoyproxy/ratelimit's is.
+const ErrorHeader = "X-Sluice-Error"
+
+// writeEnvoyError answers as envoyproxy/ratelimit's http.Error does, with
+// msg in ErrorHeader.
+func writeEnvoyError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set(ErrorHeader, strings.ToValidUTF8(strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, msg), "?"))
+	http.Error(w, http.StatusText(code), code)
 }
 
 // writeError answers with a JSON error body naming what went wrong.

@@ -50,13 +50,14 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", RequireToken(o.Token, limitBody(gw)))
-	mux.Handle("POST /json", RequireToken(o.Token, limitBody(envoyJSON(conn))))
+	mux.Handle("/json", RequireToken(o.Token, limitBody(envoyJSON(conn))))
 	addOps(mux, ready, metrics)
 	return mux, nil
 }
 
 // OpsHandler serves only what probes and scrapers need — GET /healthz,
-// GET /readyz and, when metrics is not nil, GET /metrics — for a port of its
+// GET /readyz, envoyproxy/ratelimit's /healthcheck and, when metrics is not
+// nil, GET /metrics — for a port of its
 // own that stays plain HTTP when the service port needs (mutual) TLS.
 func OpsHandler(ready func(context.Context) error, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
@@ -78,6 +79,16 @@ func addOps(mux *http.ServeMux, ready func(context.Context) error, metrics http.
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))
+	})
+	// envoyproxy/ratelimit's health check, for probes copied from its
+	// deployments: any method, 200 "OK" when ready, 500 with no body when not.
+	mux.HandleFunc("/healthcheck", func(w http.ResponseWriter, r *http.Request) {
+		if ready(r.Context()) != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("OK"))
 	})
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)

@@ -192,3 +192,33 @@ descriptors:
 		t.Errorf("enforced check at the limit: %v, want OVER_LIMIT", r)
 	}
 }
+
+// TestEnvoyCheckThenChargeNeedsQuotaModeOrATokenLimit: Envoy's two-call flow
+// (hits_addend 0 on the request, N on the response) on an enforced rate_limit
+// does not record a response-path charge that does not fit — Sluice never
+// counts past an enforced limit — where upstream would; on a quota-mode limit
+// (upstream's own example) the charge that passes the limit is recorded, and
+// the next check refuses.
+func TestEnvoyCheckThenChargeNeedsQuotaModeOrATokenLimit(t *testing.T) {
+	e := newEnvoy(t, server.Config{ConfigPath: writeConfig(t, `
+domain: d
+descriptors:
+  - {key: quota, quota_mode: true, rate_limit: {unit: minute, requests_per_unit: 10}}
+  - {key: enforced, rate_limit: {unit: minute, requests_per_unit: 10}}
+`)})
+	hits := func(key string, n uint64) *rlsv3.RateLimitResponse {
+		d := envoyDesc(key, "v")
+		d.HitsAddend = wrapperspb.UInt64(n)
+		return e.call("d", 0, d)
+	}
+	for key, checkAfter := range map[string]rlsv3.RateLimitResponse_Code{"enforced": okCode, "quota": overCode} {
+		hits(key, 8)
+		if r := hits(key, 0); r.OverallCode != okCode {
+			t.Fatalf("%s: the request-path check at 8 of 10: %v", key, r)
+		}
+		hits(key, 5) // the response path: 13 of 10
+		if r := hits(key, 0); r.OverallCode != checkAfter {
+			t.Errorf("%s: the next check: %v, want %v", key, r.OverallCode, checkAfter)
+		}
+	}
+}

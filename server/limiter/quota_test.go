@@ -186,6 +186,10 @@ func TestQuotaModeWithEnforcedAndShadowDescriptors(t *testing.T) {
 	if got := codes(check(t, l, Request{Domain: "rl", Descriptors: []Descriptor{desc("user", "u2"), desc("service", "service_1")}})); got != "OVER|ok,over" {
 		t.Errorf("enforced ok, the only quota over: %s", got)
 	}
+	// Refused for quota only: charged as upstream charges it.
+	if u := used(t, l, desc("user", "u2")); u != 1 {
+		t.Errorf("a call refused for its quota charged its enforced limit %d, want 1", u)
+	}
 	if got := codes(check(t, l, Request{Domain: "rl", Descriptors: []Descriptor{desc("user", "u3"), desc("service", "service_1"), desc("service", "service_2")}})); got != "OK|ok,over,ok" {
 		t.Errorf("enforced ok, one of two quotas over: %s", got)
 	}

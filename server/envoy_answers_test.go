@@ -166,59 +166,40 @@ func TestEnvoyQuotaModeViolations(t *testing.T) {
 	}
 }
 
-// TestEnvoyZeroHitsCheck: hits_addend 0 is a check. On a quota-mode limit it
-// passes at the limit, as upstream's used + hits > limit rule does; on an
-// enforced limit — which Sluice never lets pass its limit — it passes only
-// while one more would fit, the answer a sliding window can keep.
-func TestEnvoyZeroHitsCheck(t *testing.T) {
-	e := newEnvoy(t, server.Config{ConfigPath: writeConfig(t, `
-domain: d
-descriptors:
-  - {key: quota, quota_mode: true, rate_limit: {unit: minute, requests_per_unit: 2}}
-  - {key: enforced, rate_limit: {unit: minute, requests_per_unit: 2}}
-`)})
-	check := func(key string) *ratelimitv3.RateLimitDescriptor {
-		d := envoyDesc(key, "v")
-		d.HitsAddend = wrapperspb.UInt64(0)
-		return d
-	}
-	for _, key := range []string{"quota", "enforced"} {
-		e.call("d", 2, envoyDesc(key, "v"))
-	}
-	if r := e.call("d", 0, check("quota")); r.OverallCode != okCode || r.Statuses[0].LimitRemaining != 0 {
-		t.Errorf("quota-mode check at the limit: %v, want OK with 0 remaining", r)
-	}
-	if r := e.call("d", 0, check("enforced")); r.OverallCode != overCode {
-		t.Errorf("enforced check at the limit: %v, want OVER_LIMIT", r)
-	}
-}
-
-// TestEnvoyCheckThenChargeNeedsQuotaModeOrATokenLimit: Envoy's two-call flow
-// (hits_addend 0 on the request, N on the response) on an enforced rate_limit
-// does not record a response-path charge that does not fit — Sluice never
-// counts past an enforced limit — where upstream would; on a quota-mode limit
-// (upstream's own example) the charge that passes the limit is recorded, and
-// the next check refuses.
-func TestEnvoyCheckThenChargeNeedsQuotaModeOrATokenLimit(t *testing.T) {
+// TestEnvoyZeroHitsAndCheckThenCharge: hits_addend 0 is a check. On a
+// quota-mode limit it passes at the limit, as upstream's used + hits > limit
+// rule does; on an enforced limit — which Sluice never lets pass its limit —
+// it passes only while one more would fit. In Envoy's two-call flow (0 on the
+// request, N on the response) an enforced rate_limit does not record a
+// response-path charge that does not fit, where upstream would; a quota-mode
+// limit (upstream's own example) records the charge that passes it, and the
+// next check refuses.
+func TestEnvoyZeroHitsAndCheckThenCharge(t *testing.T) {
 	e := newEnvoy(t, server.Config{ConfigPath: writeConfig(t, `
 domain: d
 descriptors:
   - {key: quota, quota_mode: true, rate_limit: {unit: minute, requests_per_unit: 10}}
   - {key: enforced, rate_limit: {unit: minute, requests_per_unit: 10}}
 `)})
-	hits := func(key string, n uint64) *rlsv3.RateLimitResponse {
-		d := envoyDesc(key, "v")
+	hits := func(key, value string, n uint64) rlsv3.RateLimitResponse_Code {
+		d := envoyDesc(key, value)
 		d.HitsAddend = wrapperspb.UInt64(n)
-		return e.call("d", 0, d)
+		return e.call("d", 0, d).OverallCode
+	}
+	for key, atLimit := range map[string]rlsv3.RateLimitResponse_Code{"quota": okCode, "enforced": overCode} {
+		hits(key, "full", 10)
+		if got := hits(key, "full", 0); got != atLimit {
+			t.Errorf("%s: a check at the limit: %v, want %v", key, got, atLimit)
+		}
 	}
 	for key, checkAfter := range map[string]rlsv3.RateLimitResponse_Code{"enforced": okCode, "quota": overCode} {
-		hits(key, 8)
-		if r := hits(key, 0); r.OverallCode != okCode {
-			t.Fatalf("%s: the request-path check at 8 of 10: %v", key, r)
+		hits(key, "flow", 8)
+		if got := hits(key, "flow", 0); got != okCode {
+			t.Fatalf("%s: the request-path check at 8 of 10: %v", key, got)
 		}
-		hits(key, 5) // the response path: 13 of 10
-		if r := hits(key, 0); r.OverallCode != checkAfter {
-			t.Errorf("%s: the next check: %v, want %v", key, r.OverallCode, checkAfter)
+		hits(key, "flow", 5) // the response path: 13 of 10
+		if got := hits(key, "flow", 0); got != checkAfter {
+			t.Errorf("%s: the next check: %v, want %v", key, got, checkAfter)
 		}
 	}
 }

@@ -462,11 +462,17 @@ descriptors:
 		{6, "descriptors[0].share_threshold", "no effect without a wildcard"},
 		{8, "descriptors[0].rate_limit.replaces", `replaces "nowhere", but no limit`},
 	}
-	if len(d.Warnings) != len(want) {
-		t.Fatalf("warnings:\n%v", d.Warnings)
+	expectWarnings(t, d.Warnings, want)
+}
+
+// expectWarnings checks the warnings one by one: line, field and a part of the message.
+func expectWarnings(t *testing.T, got Problems, want []loc) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("warnings:\n%v", got)
 	}
 	for i, w := range want {
-		p := d.Warnings[i]
+		p := got[i]
 		if p.Line != w.line || p.Field != w.field || !strings.Contains(p.Msg, w.msg) {
 			t.Errorf("warning %d = %q; want %v", i, p.Error(), w)
 		}
@@ -622,15 +628,7 @@ descriptors:
 		{10, "descriptors[0].descriptors[0].metadata", "no effect without a rate_limit"},
 		{15, "descriptors[2].value", `"/api/v*/users" is never matched: "/api/*" at descriptors[1] comes first`},
 	}
-	if len(d.Warnings) != len(want) {
-		t.Fatalf("warnings:\n%v", d.Warnings)
-	}
-	for i, w := range want {
-		p := d.Warnings[i]
-		if p.Line != w.line || p.Field != w.field || !strings.Contains(p.Msg, w.msg) {
-			t.Errorf("warning %d = %q; want %v", i, p.Error(), w)
-		}
-	}
+	expectWarnings(t, d.Warnings, want)
 	if r, ok := d.Match([]Entry{{"path", "/other/a"}}); !ok || r.Path[0].Value != "/other/*" {
 		t.Errorf("share_threshold after a wildcard that does not cover it: %+v %v", r, ok)
 	}

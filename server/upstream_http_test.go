@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/sluice-rl/sluice/internal/redistest"
+	"github.com/sluice-rl/sluice/internal/sluicetest"
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/httpapi"
 )
@@ -45,16 +47,26 @@ func do(t *testing.T, method, url, body string) answer {
 // answers (a status line as a plain-text body).
 func TestUpstreamHealthAndJSONErrors(t *testing.T) {
 	rs := redistest.New(t)
-	s := startSluiceWith(t, server.Config{ConfigPath: "testdata/envoy-ratelimit.yaml", RedisURL: rs.URL(), HealthAddr: "127.0.0.1:0"})
+	// Readiness probes Redis every 500ms with a 250ms timeout: a loaded
+	// machine does not make it flap while the test looks.
+	s := &sluice{Server: sluicetest.Start(t, server.Config{ConfigPath: "testdata/envoy-ratelimit.yaml", RedisURL: rs.URL(),
+		HealthAddr: "127.0.0.1:0", ReadinessInterval: 500 * time.Millisecond}), client: http.DefaultClient, scheme: "http"}
+	waitReady(t, s, true)
 	health := healthpb.NewHealthClient(dial(t, s))
 	base, ops := "http://"+s.HTTPAddr(), "http://"+s.HealthAddr()
-	serving := func(name string) healthpb.HealthCheckResponse_ServingStatus {
+	// serving waits (up to 10s) until the gRPC health service answers want
+	// for name, and reports what it answered last.
+	serving := func(name string, want healthpb.HealthCheckResponse_ServingStatus) healthpb.HealthCheckResponse_ServingStatus {
 		t.Helper()
-		r, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: name})
-		if err != nil {
-			t.Fatalf("health %q: %v", name, err)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: name})
+			if err != nil {
+				t.Fatalf("health %q: %v", name, err)
+			}
+			if r.GetStatus() == want || time.Now().After(deadline) {
+				return r.GetStatus()
+			}
 		}
-		return r.GetStatus()
 	}
 
 	for _, url := range []string{base, ops} {
@@ -70,7 +82,7 @@ func TestUpstreamHealthAndJSONErrors(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"", "ratelimit"} {
-		if st := serving(name); st != healthpb.HealthCheckResponse_SERVING {
+		if st := serving(name, healthpb.HealthCheckResponse_SERVING); st != healthpb.HealthCheckResponse_SERVING {
 			t.Errorf("gRPC health %q: %v", name, st)
 		}
 	}
@@ -109,7 +121,7 @@ func TestUpstreamHealthAndJSONErrors(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"", "ratelimit"} {
-		if st := serving(name); st != healthpb.HealthCheckResponse_NOT_SERVING {
+		if st := serving(name, healthpb.HealthCheckResponse_NOT_SERVING); st != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Errorf("gRPC health %q with Redis down: %v", name, st)
 		}
 	}

@@ -87,7 +87,7 @@ func exportDescriptors(n *node) *yaml.Node {
 			list.Content = append(list.Content, exportDescriptor(key, v, k.exact[v]))
 		}
 		for _, w := range k.wild {
-			list.Content = append(list.Content, exportDescriptor(key, w.prefix+"*", w.n))
+			list.Content = append(list.Content, exportDescriptor(key, w.pattern, w.n))
 		}
 		if k.any != nil {
 			list.Content = append(list.Content, exportDescriptor(key, "", k.any))

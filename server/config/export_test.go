@@ -155,7 +155,7 @@ func stripNotes(n *node) *node {
 				nk.exact[v] = stripNotes(e)
 			}
 			for _, w := range kn.wild {
-				nk.wild = append(nk.wild, wildNode{w.prefix, stripNotes(w.n)})
+				nk.wild = append(nk.wild, wildNode{pattern: w.pattern, parts: w.parts, n: stripNotes(w.n)})
 			}
 			c.keys[k] = nk
 		}

@@ -224,17 +224,15 @@ func (n *node) childFor(e Entry, fresh map[*node]bool) *node {
 		n.keys = map[string]*keyNode{}
 	}
 	n.keys[e.Key] = k
-	wildcard := strings.HasSuffix(e.Value, "*")
-	if old != nil && wildcard {
-		prefix := strings.TrimSuffix(e.Value, "*")
+	if old != nil && isWildcard(e.Value) {
 		for i := range k.wild {
-			if k.wild[i].prefix == prefix {
+			if k.wild[i].pattern == e.Value {
 				k.wild[i].n = child
 			}
 		}
 		return child
 	}
-	n.add(e, wildcard, child)
+	n.add(e, child)
 	return child
 }
 
@@ -252,10 +250,9 @@ func (n *node) at(e Entry) *node {
 	switch {
 	case e.Value == "":
 		return k.any
-	case strings.HasSuffix(e.Value, "*"):
-		prefix := strings.TrimSuffix(e.Value, "*")
+	case isWildcard(e.Value):
 		for _, w := range k.wild {
-			if w.prefix == prefix {
+			if w.pattern == e.Value {
 				return w.n
 			}
 		}

@@ -5,18 +5,21 @@
 //
 // # Estimates
 //
-// The prompt estimate is the UTF-8 byte length of the request's text divided
-// by 4, rounded up, plus 4 tokens per message for the chat template. The text
-// is every string in messages[].content (plain or parts with text), prompt,
-// input (plain, parts or items with content) and instructions; the JSON around
-// it does not count, and a body that is not JSON counts whole. The method
-// follows OpenAI's rule of thumb of about 4 characters of English per token;
-// it was not measured against a tokenizer here (none ships with the tree).
-// Expect it near the real count for English prose, lower for text that
-// tokenizes densely (Chinese, Japanese and Korean run about 1 token per
-// 3-byte character, so this undercounts them by up to about a quarter), and
-// blind to image and audio parts. The error only lasts until the call is
-// reported: Sluice then charges the backend's own count.
+// The prompt is counted with a BPE tokenizer (github.com/tiktoken-go/tokenizer,
+// vocabularies compiled in, works offline) in the encoding of the request's
+// model (EncodingForModel: o200k_base for gpt-4o, gpt-4.1, gpt-4.5, gpt-5, o1,
+// o3, o4 and gpt-oss; cl100k_base for gpt-4 and gpt-3.5-turbo), or the one the
+// Meter is configured with. The chat format costs what OpenAI's cookbook
+// counts: 3 tokens per message besides its role and content, 1 more for a
+// name, 3 to prime the reply; tool definitions by the cookbook's rule (see
+// tools.go); images by GPT-4o's tile rule (see image.go). Responses API
+// instructions count as a system message, a string input as a user message,
+// input items as messages; a Completions prompt and an embeddings input count
+// their text alone. Audio and file parts are not priced. A model of no known
+// encoding falls back to the byte heuristic: UTF-8 bytes ÷ 4, rounded up,
+// plus 4 tokens per message (and tool definitions' JSON bytes ÷ 4).
+// README.md beside this file has the measurements: the estimate against
+// OpenAI's tiktoken on a corpus the tests ship, and its cost.
 //
 // The completion reservation is max_completion_tokens, max_output_tokens or
 // max_tokens (the first one present), times n when n > 1, or a configured

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/sluice-rl/sluice/client"
 )
@@ -19,6 +20,11 @@ type Meter struct {
 	// no max_tokens, max_completion_tokens or max_output_tokens. (Optional,
 	// default 0: such a request reserves only its prompt)
 	DefaultCompletion uint64
+	// Encoding counts the prompt: ByModel picks it from each request's model
+	// field (EncodingForModel), which suits OpenAI's own model names; set it
+	// for a backend whose model names say nothing (an Azure deployment, a
+	// proxy's aliases). (Optional, default ByModel)
+	Encoding Encoding
 	// MaxBody bounds what is read to estimate a request and to find the
 	// usage in a JSON answer; larger bodies pass through, estimated from
 	// their first MaxBody bytes. (Optional, default 8 MiB)
@@ -64,7 +70,10 @@ func (m *Meter) Estimate(r *http.Request) (client.Usage, error) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	return Estimate(body, m.DefaultCompletion), nil
+	if strings.HasSuffix(r.URL.Path, "/embeddings") {
+		return EstimateEmbedding(body, m.Encoding), nil
+	}
+	return Estimate(body, m.Encoding, m.DefaultCompletion), nil
 }
 
 // Measure wraps w so that the answer passes through unchanged — a stream

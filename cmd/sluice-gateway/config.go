@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluice-rl/sluice/client"
+	"github.com/sluice-rl/sluice/client/llm"
 )
 
 // Config is the gateway's one YAML file.
@@ -56,6 +57,10 @@ type API struct {
 	// Type is "rest" or "ai"; ai calls are priced in tokens. (Optional,
 	// default rest)
 	Type string `yaml:"type"`
+	// Encoding counts an ai API's prompt tokens: o200k_base, cl100k_base or
+	// bytes (UTF-8 bytes ÷ 4). (Optional, default: by each request's model
+	// field, bytes for a model of no known encoding)
+	Encoding string `yaml:"encoding"`
 	// Production and Sandbox are the upstream base URLs. (At least one)
 	Production string `yaml:"production"`
 	Sandbox    string `yaml:"sandbox"`
@@ -145,6 +150,9 @@ func (c *Config) Validate() error {
 		contexts[a.Context] = true
 		if a.Type != "rest" && a.Type != "ai" {
 			bad("%s.type: want rest or ai, got %q", at, a.Type)
+		}
+		if _, err := llm.ParseEncoding(a.Encoding); err != nil {
+			bad("%s.%v", at, err)
 		}
 		if a.Production == "" && a.Sandbox == "" {
 			bad("%s: production or sandbox: required", at)

@@ -49,7 +49,12 @@ func newGateway(cfg *Config, c *client.Client, log *slog.Logger) (*gateway, erro
 		}
 		mc := client.MiddlewareConfig{Domain: cfg.Domain, API: api.Name, Version: api.Version, Logger: log}
 		if api.Type == "ai" {
-			mc.Meter = &llm.Meter{DefaultCompletion: cfg.DefaultMaxTokens}
+			enc, _ := llm.ParseEncoding(api.Encoding) // validated
+			mc.Meter = &llm.Meter{DefaultCompletion: cfg.DefaultMaxTokens, Encoding: enc}
+			if enc == llm.ByModel {
+				enc = llm.O200kBase // today's models
+			}
+			llm.Warm(enc) // load the vocabulary now, not in the first call's check
 		}
 		guard, err := c.Middleware(mc)
 		if err != nil {

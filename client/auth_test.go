@@ -30,11 +30,7 @@ func TestWithAuthTokenSendsTheBearerToken(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
 
-	c, err := client.New(ln.Addr().String(), client.WithAuthToken("t0ken"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
+	c := newClient(t, ln.Addr().String(), client.WithAuthToken("t0ken"))
 	if _, err := c.Check(context.Background(), client.Request{Domain: "apim", Descriptors: []client.Descriptor{{{Key: "api", Value: "x"}}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -53,7 +53,7 @@ func TestSluiceDownFailsOpenOrClosedWithinTheTimeout(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			s := startSluice(t)
 			b := startBackends(t)
-			g := startGateway(t, gatewayConfig(s.srv.GRPCAddr(), mode, b))
+			g := startGateway(t, withTimeout(gatewayConfig(s.srv.GRPCAddr(), mode, b), "50ms"))
 			if a := call(t, g, http.MethodGet, "/pizzashack/1.0.0/menu", "prod-key-1", ""); a.status != http.StatusOK {
 				t.Fatalf("with sluice up: %d %s", a.status, a.body)
 			}
@@ -65,7 +65,7 @@ func TestSluiceDownFailsOpenOrClosedWithinTheTimeout(t *testing.T) {
 		})
 		t.Run(mode+"/hanging", func(t *testing.T) {
 			b := startBackends(t)
-			cfg := strings.Replace(gatewayConfig(blackhole(t), mode, b), "drain_timeout: 5s", "drain_timeout: 200ms", 1)
+			cfg := strings.Replace(withTimeout(gatewayConfig(blackhole(t), mode, b), "50ms"), "drain_timeout: 5s", "drain_timeout: 200ms", 1)
 			g := startGateway(t, cfg)
 			a := call(t, g, http.MethodGet, "/pizzashack/1.0.0/menu", "prod-key-1", "")
 			checkFailure(t, mode, "sluice hanging", a, b)
@@ -73,6 +73,11 @@ func TestSluiceDownFailsOpenOrClosedWithinTheTimeout(t *testing.T) {
 			checkFailure(t, mode, "sluice hanging, ai", a, b)
 		})
 	}
+}
+
+// withTimeout sets the check timeout of a gateway config.
+func withTimeout(config, timeout string) string {
+	return strings.Replace(config, "timeout: 2s\n", "timeout: "+timeout+"\n", 1)
 }
 
 func checkFailure(t *testing.T, mode, what string, a answer, b *backends) {

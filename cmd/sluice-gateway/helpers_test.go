@@ -111,14 +111,16 @@ func serveBackends(t *testing.T, prod, sandbox *llmtest.Backend) *backends {
 	return b
 }
 
-// gatewayConfig is the issue's config shape with the test's addresses.
+// gatewayConfig is the issue's config shape with the test's addresses. Its
+// check timeout is 2s, so that a loaded machine running the suite with -race
+// does not fail calls; the tests of the timeout itself set 50ms.
 func gatewayConfig(sluiceAddr, failureMode string, b *backends) string {
 	return fmt.Sprintf(`
 listen: 127.0.0.1:0
 sluice: %s
 domain: apim
 failure_mode: %s
-timeout: 50ms
+timeout: 2s
 drain_timeout: 5s
 default_max_tokens: 16
 apis:

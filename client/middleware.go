@@ -34,13 +34,25 @@ func EnvironmentFrom(ctx context.Context) string {
 // Meter prices a call in tokens: before Sluice is asked, and after the
 // backend answered. Package llm has one for OpenAI-style APIs.
 type Meter interface {
-	// Estimate returns the expected usage of r. It may read and replace
-	// r.Body (and must leave a body the backend can read).
-	Estimate(r *http.Request) (Usage, error)
-	// Measure wraps w to find the actual usage in the response as it passes
-	// through. After the handler returns, usage returns what was found and
-	// whether anything was.
-	Measure(w http.ResponseWriter, r *http.Request) (mw http.ResponseWriter, usage func() (Usage, bool))
+	// Estimate returns the expected usage of r and the Measure of its
+	// answer (never nil). It may read and replace r.Body, and must leave a
+	// body the backend can read.
+	Estimate(r *http.Request) (Usage, Measure, error)
+}
+
+// Measure wraps the writer of one call's answer, to find what the call used
+// as the answer passes through. After the handler returns (or panics), used
+// says what to charge.
+type Measure func(w http.ResponseWriter) (mw http.ResponseWriter, used func() Used)
+
+// Used is what one call used, as its Meter found it.
+type Used struct {
+	// Usage is what to charge: the usage the backend stated, else what the
+	// Meter counted of what the backend produced (zero when it produced
+	// nothing, e.g. an error before any generation).
+	Usage Usage
+	// Stated is true when the backend stated Usage itself.
+	Stated bool
 }
 
 // MiddlewareConfig configures Middleware.
@@ -64,8 +76,9 @@ type MiddlewareConfig struct {
 // Middleware guards next with Sluice: a call over limit is answered 503 with
 // the fault body, Retry-After and RateLimit-* headers, and never reaches next;
 // an allowed call gets the RateLimit-* headers on its response. With a Meter,
-// the call's actual usage is reported after next returns, or, when none can
-// be found, its estimate (counted in Stats.UsageMissing).
+// what the call used is reported after next returns: the backend's stated
+// usage, else what the Meter counted (counted in Stats.UsageMissing), so
+// that a call the backend rejected releases its reservation.
 func (c *Client) Middleware(cfg MiddlewareConfig) (func(http.Handler) http.Handler, error) {
 	if cfg.Domain == "" {
 		return nil, errors.New("middleware: domain: required")
@@ -91,12 +104,13 @@ func (c *Client) Middleware(cfg MiddlewareConfig) (func(http.Handler) http.Handl
 
 func (c *Client) serve(cfg *MiddlewareConfig, next http.Handler, w http.ResponseWriter, r *http.Request) {
 	req := Request{Domain: cfg.Domain, Descriptors: cfg.Descriptors(r)}
+	var measure Measure
 	if cfg.Meter != nil {
-		est, err := cfg.Meter.Estimate(r)
+		est, m, err := cfg.Meter.Estimate(r)
 		if err != nil {
 			cfg.Logger.Warn("sluice: estimate failed", "path", r.URL.Path, "err", err)
 		}
-		req.Estimate = est
+		req.Estimate, measure = est, m
 	}
 	dec, err := c.Check(r.Context(), req)
 	if err != nil {
@@ -109,21 +123,23 @@ func (c *Client) serve(cfg *MiddlewareConfig, next http.Handler, w http.Response
 		WriteRefusal(w, dec)
 		return
 	}
-	if cfg.Meter == nil {
+	if measure == nil {
 		next.ServeHTTP(w, r)
 		return
 	}
-	mw, usage := cfg.Meter.Measure(w, r)
+	mw, used := measure(w)
 	// Deferred, so that a handler that aborts (panics with
 	// http.ErrAbortHandler, as a reverse proxy does when the backend breaks
 	// off a stream) still reports.
 	defer func() {
-		switch u, ok := usage(); {
-		case ok:
-			dec.Report(u)
-		case !req.Estimate.IsZero():
-			dec.ReportEstimate()
+		u := used()
+		if !u.Stated && !req.Estimate.IsZero() {
+			c.stats.usageMissing.Add(1)
 		}
+		if u.Usage.IsZero() && req.Estimate.IsZero() {
+			return // nothing reserved, nothing used
+		}
+		dec.Report(u.Usage)
 	}()
 	next.ServeHTTP(mw, r)
 }

@@ -11,21 +11,16 @@ import (
 	"github.com/sluice-rl/sluice/client"
 )
 
-// fixedMeter estimates every call the same and finds the usage it is told.
+// fixedMeter estimates every call the same and finds what it is told.
 type fixedMeter struct {
-	est   client.Usage
-	found *client.Usage
+	est  client.Usage
+	used client.Used
 }
 
-func (m fixedMeter) Estimate(*http.Request) (client.Usage, error) { return m.est, nil }
-
-func (m fixedMeter) Measure(w http.ResponseWriter, _ *http.Request) (http.ResponseWriter, func() (client.Usage, bool)) {
-	return w, func() (client.Usage, bool) {
-		if m.found == nil {
-			return client.Usage{}, false
-		}
-		return *m.found, true
-	}
+func (m fixedMeter) Estimate(*http.Request) (client.Usage, client.Measure, error) {
+	return m.est, func(w http.ResponseWriter) (http.ResponseWriter, func() client.Used) {
+		return w, func() client.Used { return m.used }
+	}, nil
 }
 
 func guarded(t *testing.T, c *client.Client, cfg client.MiddlewareConfig, next http.Handler) http.Handler {
@@ -75,28 +70,37 @@ func TestMiddlewareRefusesOverLimitWithoutTheBackend(t *testing.T) {
 	}
 }
 
-func TestMiddlewareReportsTheEstimateWhenUsageIsMissing(t *testing.T) {
+func TestMiddlewareReportsWhatTheMeterFound(t *testing.T) {
 	f := &fakeSluice{limit: 100, reserve: true}
 	c := newClient(t, startFake(t, f))
 	est := client.Usage{PromptTokens: 7, CompletionTokens: 100}
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
-	cfg := client.MiddlewareConfig{Domain: "apim", API: "ChatAPI", Version: "1.0.0", Meter: fixedMeter{est: est}}
-	guarded(t, c, cfg, ok).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")))
+	post := func() *http.Request { return httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")) }
 
-	found := client.Usage{PromptTokens: 5, CompletionTokens: 9}
-	cfg.Meter = fixedMeter{est: est, found: &found}
-	guarded(t, c, cfg, ok).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")))
+	// Stated by the backend.
+	cfg := client.MiddlewareConfig{Domain: "apim", API: "ChatAPI", Version: "1.0.0",
+		Meter: fixedMeter{est: est, used: client.Used{Usage: client.Usage{PromptTokens: 5, CompletionTokens: 9}, Stated: true}}}
+	guarded(t, c, cfg, ok).ServeHTTP(httptest.NewRecorder(), post())
+
+	// Counted by the meter (a stream cut off): reported, and counted missing.
+	cfg.Meter = fixedMeter{est: est, used: client.Used{Usage: client.Usage{PromptTokens: 7, CompletionTokens: 3}}}
+	guarded(t, c, cfg, ok).ServeHTTP(httptest.NewRecorder(), post())
+
+	// Nothing produced (a backend error): zero is reported, so that the
+	// reservation is released.
+	cfg.Meter = fixedMeter{est: est}
+	guarded(t, c, cfg, ok).ServeHTTP(httptest.NewRecorder(), post())
 
 	// A handler that aborts (as a reverse proxy does on a broken stream)
 	// still reports.
-	cfg.Meter = fixedMeter{est: est}
+	cfg.Meter = fixedMeter{est: est, used: client.Used{Usage: client.Usage{PromptTokens: 7, CompletionTokens: 1}}}
 	abort := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) })
 	func() {
 		defer func() { _ = recover() }()
-		guarded(t, c, cfg, abort).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/", strings.NewReader("{}")))
+		guarded(t, c, cfg, abort).ServeHTTP(httptest.NewRecorder(), post())
 	}()
 
-	// Nothing estimated and nothing found: nothing to report.
+	// Nothing estimated and nothing used: nothing to report.
 	cfg.Meter = fixedMeter{}
 	guarded(t, c, cfg, ok).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/v1/models", nil))
 
@@ -104,20 +108,16 @@ func TestMiddlewareReportsTheEstimateWhenUsageIsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	reps := f.reported()
-	if len(reps) != 3 {
-		t.Fatalf("%d reports, want 3", len(reps))
+	if len(reps) != 4 {
+		t.Fatalf("%d reports, want 4", len(reps))
 	}
-	if u := reps[0].GetUsage(); u.GetPromptTokens() != 7 || u.GetCompletionTokens() != 100 {
-		t.Errorf("missing usage reported as %v, want the estimate", u)
+	for i, want := range []client.Usage{{PromptTokens: 5, CompletionTokens: 9}, {PromptTokens: 7, CompletionTokens: 3}, {}, {PromptTokens: 7, CompletionTokens: 1}} {
+		if u := reps[i].GetUsage(); u.GetPromptTokens() != want.PromptTokens || u.GetCompletionTokens() != want.CompletionTokens || reps[i].GetReservationId() == "" {
+			t.Errorf("report %d: %v of %q, want %+v with the reservation", i, u, reps[i].GetReservationId(), want)
+		}
 	}
-	if u := reps[1].GetUsage(); u.GetPromptTokens() != 5 || u.GetCompletionTokens() != 9 {
-		t.Errorf("found usage reported as %v", u)
-	}
-	if u := reps[2].GetUsage(); u.GetCompletionTokens() != 100 {
-		t.Errorf("aborted call reported as %v, want the estimate", u)
-	}
-	if got := c.Stats().UsageMissing; got != 2 {
-		t.Errorf("usage missing %d, want 2", got)
+	if got := c.Stats().UsageMissing; got != 3 {
+		t.Errorf("usage missing %d, want 3", got)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -29,8 +29,9 @@ type Stats struct {
 	ReportsLost uint64
 	// ReportRetries counts report retries.
 	ReportRetries uint64
-	// UsageMissing counts calls whose actual usage could not be found, so
-	// their estimate was reported as used.
+	// UsageMissing counts metered calls whose backend stated no usage: what
+	// the Meter counted of the answer was reported instead (zero for an
+	// error before any generation).
 	UsageMissing uint64
 }
 

@@ -31,9 +31,16 @@
 // total_tokens (Chat Completions) or input_tokens, output_tokens and
 // total_tokens (Responses API, also inside a response object). In a stream
 // the last event that carries such a usage wins: the final chunk of Chat
-// Completions when stream_options.include_usage is true — the Meter turns it
-// on for every streaming chat request — or the response.completed event of the
-// Responses API. When no usage is found the middleware reports the estimate
-// as used and counts it (client.Stats.UsageMissing): a missing usage never
-// refunds the reservation.
+// Completions when stream_options.include_usage is true, or the
+// response.completed event of the Responses API. The Meter turns
+// include_usage on for every streaming chat request; when the client did not
+// ask for it, the Meter takes out again what it added (the "usage" member of
+// every chunk and the final chunk of no choices), so the client receives the
+// bytes the backend would have sent it without include_usage. Events pass on
+// as soon as they are complete, each flushed.
+//
+// When the backend states no usage, the Meter counts what it produced: the
+// prompt estimate plus the tokens of the text generated (streamed deltas,
+// the answer's message); nothing for an error status or no answer at all, so
+// that a call the backend rejected releases its reservation.
 package llm

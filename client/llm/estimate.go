@@ -66,27 +66,31 @@ const perToolCall = 3
 // the completion reservation, defaultCompletion when the body sets no
 // maximum. See the package documentation for the rules.
 func Estimate(body []byte, enc Encoding, defaultCompletion uint64) client.Usage {
-	var req request
-	if err := json.Unmarshal(body, &req); err != nil {
-		return client.Usage{PromptTokens: tokens(len(body)), CompletionTokens: defaultCompletion}
-	}
-	if enc == ByModel {
-		enc = EncodingForModel(req.Model)
-	}
-	return client.Usage{PromptTokens: promptTokens(&req, counterFor(enc), enc), CompletionTokens: completionTokens(&req, defaultCompletion)}
+	u, _ := estimate(body, enc, defaultCompletion, false)
+	return u
 }
 
 // EstimateEmbedding is the usage of an embeddings request: its input's
 // tokens, no overhead and no completion.
 func EstimateEmbedding(body []byte, enc Encoding) client.Usage {
+	u, _ := estimate(body, enc, 0, true)
+	return u
+}
+
+// estimate is Estimate or EstimateEmbedding, and the encoding it used.
+func estimate(body []byte, enc Encoding, defaultCompletion uint64, embedding bool) (client.Usage, Encoding) {
 	var req request
 	if err := json.Unmarshal(body, &req); err != nil {
-		return client.Usage{PromptTokens: tokens(len(body))}
+		return client.Usage{PromptTokens: tokens(len(body)), CompletionTokens: defaultCompletion}, Bytes
 	}
 	if enc == ByModel {
 		enc = EncodingForModel(req.Model)
 	}
-	return client.Usage{PromptTokens: textTokens(req.Input, counterFor(enc))}
+	tc := counterFor(enc)
+	if embedding {
+		return client.Usage{PromptTokens: textTokens(req.Input, tc)}, enc
+	}
+	return client.Usage{PromptTokens: promptTokens(&req, tc, enc), CompletionTokens: completionTokens(&req, defaultCompletion)}, enc
 }
 
 func promptTokens(req *request, tc tokenCounter, enc Encoding) uint64 {

@@ -41,87 +41,111 @@ func (m *Meter) maxBody() int {
 }
 
 // Estimate reads the request body, turns on stream usage for streaming chat
-// requests, puts the (possibly rewritten) body back and returns the estimate.
-// It also drops Accept-Encoding so that the answer arrives readable.
-func (m *Meter) Estimate(r *http.Request) (client.Usage, error) {
+// requests, puts the (possibly rewritten) body back and returns the estimate
+// and the Measure of the answer. It also drops Accept-Encoding so that the
+// answer arrives readable.
+func (m *Meter) Estimate(r *http.Request) (client.Usage, client.Measure, error) {
 	r.Header.Del("Accept-Encoding")
+	c := &call{max: m.maxBody(), enc: Bytes}
 	if r.Body == nil || r.Body == http.NoBody {
-		return client.Usage{}, nil // not a model call (e.g. GET /v1/models): nothing to reserve
+		return client.Usage{}, c.measure, nil // not a model call (e.g. GET /v1/models): nothing to reserve
 	}
 	limit := m.maxBody()
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
 	if err != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		return client.Usage{PromptTokens: tokens(len(body)), CompletionTokens: m.DefaultCompletion}, fmt.Errorf("read request body: %w", err)
+		c.est = client.Usage{PromptTokens: tokens(len(body)), CompletionTokens: m.DefaultCompletion}
+		return c.est, c.measure, fmt.Errorf("read request body: %w", err)
 	}
 	if len(body) > limit {
 		r.Body = struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-		return client.Usage{PromptTokens: tokens(len(body)), CompletionTokens: m.DefaultCompletion},
-			errors.New("request body larger than the meter's max body: estimated from its start")
+		c.est = client.Usage{PromptTokens: tokens(len(body)), CompletionTokens: m.DefaultCompletion}
+		return c.est, c.measure, errors.New("request body larger than the meter's max body: estimated from its start")
 	}
 	_ = r.Body.Close()
 	if out, changed := IncludeStreamUsage(body); changed {
-		body = out
+		body, c.filter = out, true
 		r.ContentLength = int64(len(body))
 		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	if strings.HasSuffix(r.URL.Path, "/embeddings") {
-		return EstimateEmbedding(body, m.Encoding), nil
+		c.est, c.enc = estimate(body, m.Encoding, 0, true)
+	} else {
+		c.est, c.enc = estimate(body, m.Encoding, m.DefaultCompletion, false)
 	}
-	return Estimate(body, m.Encoding, m.DefaultCompletion), nil
+	return c.est, c.measure, nil
 }
 
-// Measure wraps w so that the answer passes through unchanged — a stream
-// flushed after every write — while its usage is found.
-func (m *Meter) Measure(w http.ResponseWriter, _ *http.Request) (http.ResponseWriter, func() (client.Usage, bool)) {
-	mw := &measured{ResponseWriter: w, rc: http.NewResponseController(w), max: m.maxBody()}
-	return mw, mw.usage
+// call is what the Meter knows of one call between its estimate and its
+// answer.
+type call struct {
+	max    int
+	est    client.Usage
+	enc    Encoding // counts what the backend produced
+	filter bool     // the Meter turned include_usage on: take it out of the stream
+}
+
+// measure wraps w so that the answer passes through — a stream flushed
+// after every write, without what the Meter added to it — while what the
+// call used is found.
+func (c *call) measure(w http.ResponseWriter) (http.ResponseWriter, func() client.Used) {
+	mw := &measured{ResponseWriter: w, rc: http.NewResponseController(w), call: c}
+	mw.sse.filter = c.filter
+	return mw, mw.used
 }
 
 // measured is a ResponseWriter that watches what passes through.
 type measured struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
-	max     int
-	wrote   bool
+	call    *call
+	status  int // 0 until the answer's header is written
 	stream  bool
-	sse     StreamUsage
+	sse     sseStream
 	body    []byte
 	tooLong bool
 }
 
 func (m *measured) WriteHeader(code int) {
-	if !m.wrote && code >= 200 {
-		m.wrote = true
+	if m.status == 0 && code >= 200 {
+		m.status = code
 		mt, _, _ := mime.ParseMediaType(m.Header().Get("Content-Type"))
 		m.stream = mt == "text/event-stream"
+		if m.stream && m.sse.filter {
+			m.Header().Del("Content-Length") // the stream is edited
+		}
 	}
 	m.ResponseWriter.WriteHeader(code)
 }
 
 func (m *measured) Write(p []byte) (int, error) {
-	if !m.wrote {
+	if m.status == 0 {
 		m.WriteHeader(http.StatusOK)
 	}
+	if m.stream {
+		out := m.sse.write(p)
+		if len(out) == 0 {
+			return len(p), nil
+		}
+		_, err := m.ResponseWriter.Write(out)
+		if err == nil {
+			_ = m.rc.Flush()
+		}
+		return len(p), err
+	}
 	switch {
-	case m.stream:
-		_, _ = m.sse.Write(p)
 	case m.tooLong:
-	case len(m.body)+len(p) > m.max:
+	case len(m.body)+len(p) > m.call.max:
 		m.body, m.tooLong = nil, true
 	default:
 		m.body = append(m.body, p...)
 	}
-	n, err := m.ResponseWriter.Write(p)
-	if m.stream && err == nil {
-		_ = m.rc.Flush()
-	}
-	return n, err
+	return m.ResponseWriter.Write(p)
 }
 
 // Flush sends what is buffered to the caller.
@@ -130,14 +154,36 @@ func (m *measured) Flush() { _ = m.rc.Flush() }
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (m *measured) Unwrap() http.ResponseWriter { return m.ResponseWriter }
 
-func (m *measured) usage() (client.Usage, bool) {
+// used is what the call used: the usage the backend stated; else nothing
+// when the backend produced nothing (an error status, or no answer at all);
+// else the prompt estimate and the completion tokens of the text it
+// generated (a stream cut off, a backend that reports no usage).
+func (m *measured) used() client.Used {
 	if m.stream {
-		return m.sse.Usage()
+		if rest := m.sse.close(); len(rest) > 0 {
+			_, _ = m.ResponseWriter.Write(rest)
+			_ = m.rc.Flush()
+		}
+		if u, ok := m.sse.usage, m.sse.found; ok {
+			return client.Used{Usage: u, Stated: true}
+		}
+	} else if !m.tooLong && len(m.body) > 0 {
+		if u, ok := UsageFromJSON(m.body); ok {
+			return client.Used{Usage: u, Stated: true}
+		}
 	}
-	if m.tooLong || len(m.body) == 0 {
-		return client.Usage{}, false
+	if m.status == 0 || m.status >= 400 {
+		return client.Used{}
 	}
-	return UsageFromJSON(m.body)
+	if m.tooLong {
+		return client.Used{Usage: m.call.est} // cannot count what went by
+	}
+	text := &m.sse.text
+	if !m.stream {
+		text = &produced{}
+		text.addGenerated(m.body)
+	}
+	return client.Used{Usage: client.Usage{PromptTokens: m.call.est.PromptTokens, CompletionTokens: text.tokens(m.call.enc)}}
 }
 
 var _ client.Meter = (*Meter)(nil)

@@ -22,7 +22,7 @@ func TestMeterRewritesStreamingRequestsAndKeepsTheBodyReadable(t *testing.T) {
 	body := `{"model":"m","stream":true,"messages":[{"role":"user","content":"abcdefgh"}]}`
 	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", strings.NewReader(body))
 	r.Header.Set("Accept-Encoding", "gzip")
-	est, err := m.Estimate(r)
+	est, _, err := m.Estimate(r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestMeterRewritesStreamingRequestsAndKeepsTheBodyReadable(t *testing.T) {
 	m.MaxBody = 16
 	long := strings.Repeat("x", 100)
 	r = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(long))
-	if _, err := m.Estimate(r); err == nil {
+	if _, _, err := m.Estimate(r); err == nil {
 		t.Error("no error for a body over MaxBody")
 	}
 	if b, _ := io.ReadAll(r.Body); string(b) != long {
@@ -59,7 +59,7 @@ func TestMeterRewritesStreamingRequestsAndKeepsTheBodyReadable(t *testing.T) {
 
 	// No body: nothing to reserve.
 	r = httptest.NewRequest(http.MethodGet, "/v1/models", nil)
-	if est, err := m.Estimate(r); err != nil || !est.IsZero() {
+	if est, _, err := m.Estimate(r); err != nil || !est.IsZero() {
 		t.Errorf("no body: %+v %v", est, err)
 	}
 }
@@ -81,13 +81,14 @@ func TestMeterMeasuresJSONAndFlushesStreams(t *testing.T) {
 	m := &Meter{}
 	found := make(chan client.Usage, 2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mw, usage := m.Measure(w, r)
+		_, measure, _ := m.Estimate(r)
+		mw, used := measure(w)
 		backend.ServeHTTP(mw, r)
-		u, ok := usage()
-		if !ok {
-			u = client.Usage{TotalTokens: 999999}
+		u := used()
+		if !u.Stated {
+			u.Usage = client.Usage{TotalTokens: 999999}
 		}
-		found <- u
+		found <- u.Usage
 	}))
 	defer srv.Close()
 	defer srv.Client().CloseIdleConnections()

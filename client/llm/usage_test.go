@@ -56,32 +56,31 @@ func TestStreamUsageFindsTheFinalChunkWhateverTheWrites(t *testing.T) {
 		{"no final newline", strings.TrimSuffix(responsesStream, "\r\n\r\n"), client.Usage{PromptTokens: 3, CompletionTokens: 1, TotalTokens: 4}},
 	} {
 		for _, size := range []int{1, 3, 7, 64, len(tc.stream)} {
-			var s StreamUsage
+			var s sseStream
 			for p := tc.stream; len(p) > 0; {
 				n := min(size, len(p))
-				if _, err := s.Write([]byte(p[:n])); err != nil {
-					t.Fatal(err)
-				}
+				s.write([]byte(p[:n]))
 				p = p[n:]
 			}
-			got, ok := s.Usage()
+			s.close()
+			got, ok := s.usage, s.found
 			if !ok || got != tc.want {
 				t.Errorf("%s in writes of %d: %+v %v, want %+v", tc.name, size, got, ok, tc.want)
 			}
 		}
 	}
-	var s StreamUsage
-	_, _ = s.Write([]byte("data: {\"choices\":[]}\n\ndata: [DONE]\n\n"))
-	if _, ok := s.Usage(); ok {
+	var s sseStream
+	s.write([]byte("data: {\"choices\":[]}\n\ndata: [DONE]\n\n"))
+	if s.close(); s.found {
 		t.Error("a stream without usage: found one")
 	}
 }
 
 func TestStreamUsageSkipsHugeLinesAndKeepsGoing(t *testing.T) {
-	var s StreamUsage
-	_, _ = s.Write([]byte("data: {\"x\":\"" + strings.Repeat("a", maxLine+10) + "\"}\n"))
-	_, _ = s.Write([]byte("data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n"))
-	if got, ok := s.Usage(); !ok || got.PromptTokens != 1 {
+	var s sseStream
+	s.write([]byte("data: {\"x\":\"" + strings.Repeat("a", maxLine+10) + "\"}\n"))
+	s.write([]byte("data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n"))
+	if got, ok := s.usage, s.found; !ok || got.PromptTokens != 1 {
 		t.Errorf("after a huge line: %+v %v", got, ok)
 	}
 	if cap(s.line) > 2*maxLine {

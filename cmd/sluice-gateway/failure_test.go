@@ -54,8 +54,16 @@ func TestSluiceDownFailsOpenOrClosedWithinTheTimeout(t *testing.T) {
 			s := startSluice(t)
 			b := startBackends(t)
 			g := startGateway(t, withTimeout(gatewayConfig(s.srv.GRPCAddr(), mode, b), "50ms"))
-			if a := call(t, g, http.MethodGet, "/pizzashack/1.0.0/menu", "prod-key-1", ""); a.status != http.StatusOK {
-				t.Fatalf("with sluice up: %d %s", a.status, a.body)
+			// With Sluice up (a loaded machine may miss 50ms now and then:
+			// this is the precondition, not what is tested).
+			for i := 0; ; i++ {
+				a := call(t, g, http.MethodGet, "/pizzashack/1.0.0/menu", "prod-key-1", "")
+				if a.status == http.StatusOK {
+					break
+				}
+				if i == 4 {
+					t.Fatalf("with sluice up: %d %s", a.status, a.body)
+				}
 			}
 			s.stop()
 			for i := 0; i < 3; i++ {

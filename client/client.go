@@ -59,7 +59,8 @@ func New(addr string, opts ...Option) (*Client, error) {
 //
 // The Decision is always usable. When Sluice did not answer, the error says
 // why and the Decision follows the failure mode: allowed and FailedOpen, or
-// refused and FailedClosed with the over-limit body. Over limit is a Decision
+// refused and FailedClosed with the unavailable body, each marked with the
+// X-Sluice-Decision header. Over limit is a Decision
 // with Allowed false, not an error.
 func (c *Client) Check(ctx context.Context, req Request) (Decision, error) {
 	c.stats.checks.Add(1)
@@ -103,14 +104,14 @@ func (c *Client) failed(req *Request) Decision {
 		return Decision{
 			FailedClosed: true,
 			RetryAfter:   time.Second,
-			Headers:      http.Header{"Retry-After": {"1"}},
-			Body:         c.opts.overLimitBody,
+			Headers:      http.Header{"Retry-After": {"1"}, HeaderDecision: {DecisionUnavailable}},
+			Body:         c.opts.unavailableBody,
 			c:            c,
 			req:          req,
 		}
 	}
 	c.stats.failedOpen.Add(1)
-	return Decision{Allowed: true, FailedOpen: true, c: c, req: req}
+	return Decision{Allowed: true, FailedOpen: true, Headers: http.Header{HeaderDecision: {DecisionFailedOpen}}, c: c, req: req}
 }
 
 // GetUsage shows the current usage of req's descriptors, charging nothing.

@@ -91,11 +91,12 @@ func TestFailureModesAnswerWithinTheTimeout(t *testing.T) {
 			}
 			switch mode {
 			case client.FailOpen:
-				if !dec.Allowed || !dec.FailedOpen || c.Stats().FailedOpen != 1 {
+				if !dec.Allowed || !dec.FailedOpen || dec.Headers.Get(client.HeaderDecision) != client.DecisionFailedOpen || c.Stats().FailedOpen != 1 {
 					t.Errorf("%s open: %+v %+v", tc.name, dec, c.Stats())
 				}
 			case client.FailClosed:
-				if dec.Allowed || !dec.FailedClosed || dec.Body != client.DefaultOverLimitBody || dec.Headers.Get("Retry-After") == "" || c.Stats().FailedClosed != 1 {
+				if dec.Allowed || !dec.FailedClosed || dec.Body != client.DefaultUnavailableBody || dec.Headers.Get("Retry-After") == "" ||
+					dec.Headers.Get(client.HeaderDecision) != client.DecisionUnavailable || c.Stats().FailedClosed != 1 {
 					t.Errorf("%s closed: %+v %+v", tc.name, dec, c.Stats())
 				}
 			}

@@ -11,6 +11,22 @@ import (
 // when a backend cap is reached. A FailClosed decision carries it too.
 const DefaultOverLimitBody = `{"fault":{"code":900801,"message":"API Limit Reached","description":"API not accepting requests"}}`
 
+// DefaultUnavailableBody is the fault of a call refused because Sluice did
+// not answer and the client fails closed: the limit could not be checked.
+// It is not the 900801 fault, so that an outage never looks like a reached
+// cap (code 900810 is Sluice's own, outside the 900800–900807 throttling
+// codes of API managers).
+const DefaultUnavailableBody = `{"fault":{"code":900810,"message":"Rate Limit Check Unavailable","description":"The API's limits could not be checked; the call was not sent to the backend"}}`
+
+// HeaderDecision is set on answers whose limits were not checked: the
+// value is DecisionUnavailable (refused, fail closed) or DecisionFailedOpen
+// (let through unchecked, fail open).
+const (
+	HeaderDecision      = "X-Sluice-Decision"
+	DecisionUnavailable = "unavailable"
+	DecisionFailedOpen  = "failed-open"
+)
+
 // Decision is Sluice's answer to one Check.
 type Decision struct {
 	// Allowed is true when the call may go to the backend.
@@ -34,7 +50,9 @@ type Decision struct {
 	// Headers are for the gateway to add to its answer: RateLimit-Limit,
 	// RateLimit-Remaining, RateLimit-Reset and, when refused, Retry-After.
 	Headers http.Header
-	// Body is what the gateway answers, HTTP 503, when the call is refused.
+	// Body is what the gateway answers, HTTP 503, when the call is refused:
+	// Sluice's over-limit body, or the client's unavailable body when
+	// FailedClosed.
 	Body string
 	// Reservation names the tokens Sluice reserved for Request.Estimate;
 	// empty when nothing was reserved.

@@ -12,6 +12,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -59,6 +61,7 @@ func serveFake(f *fakeSluice) (addr string, stop func(), err error) {
 	}
 	srv := grpc.NewServer()
 	sluicev1.RegisterRateLimitServiceServer(srv, f)
+	healthpb.RegisterHealthServer(srv, health.NewServer())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(ln) }()
 	return ln.Addr().String(), func() { srv.Stop(); <-done }, nil

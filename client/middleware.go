@@ -71,6 +71,9 @@ type MiddlewareConfig struct {
 	// Logger receives failed checks and estimates. (Optional, default
 	// slog.Default())
 	Logger *slog.Logger
+	// Refuse answers a refused call (over limit, or FailedClosed). (Optional,
+	// default WriteRefusal)
+	Refuse func(w http.ResponseWriter, r *http.Request, dec Decision)
 }
 
 // Middleware guards next with Sluice: a call over limit is answered 503 with
@@ -94,6 +97,9 @@ func (c *Client) Middleware(cfg MiddlewareConfig) (func(http.Handler) http.Handl
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Refuse == nil {
+		cfg.Refuse = func(w http.ResponseWriter, _ *http.Request, dec Decision) { WriteRefusal(w, dec) }
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +126,7 @@ func (c *Client) serve(cfg *MiddlewareConfig, next http.Handler, w http.Response
 		w.Header()[k] = vs
 	}
 	if !dec.Allowed {
-		WriteRefusal(w, dec)
+		cfg.Refuse(w, r, dec)
 		return
 	}
 	if measure == nil {

@@ -14,7 +14,8 @@ type FailureMode int
 const (
 	// FailOpen admits the call and marks the Decision FailedOpen.
 	FailOpen FailureMode = iota
-	// FailClosed refuses the call with the 900801 fault.
+	// FailClosed refuses the call with DefaultUnavailableBody: the limit
+	// could not be checked (never the 900801 fault of a reached cap).
 	FailClosed
 )
 
@@ -41,30 +42,30 @@ func ParseFailureMode(s string) (FailureMode, error) {
 type Option func(*options)
 
 type options struct {
-	tls           *tls.Config
-	timeout       time.Duration
-	failure       FailureMode
-	retries       int
-	backoff       time.Duration
-	queueSize     int
-	reportRetries int
-	reportBackoff time.Duration
-	reportTimeout time.Duration
-	dialOptions   []grpc.DialOption
-	overLimitBody string
+	tls             *tls.Config
+	timeout         time.Duration
+	failure         FailureMode
+	retries         int
+	backoff         time.Duration
+	queueSize       int
+	reportRetries   int
+	reportBackoff   time.Duration
+	reportTimeout   time.Duration
+	dialOptions     []grpc.DialOption
+	unavailableBody string
 }
 
 func defaultOptions() options {
 	return options{
-		timeout:       50 * time.Millisecond,
-		failure:       FailOpen,
-		retries:       1,
-		backoff:       5 * time.Millisecond,
-		queueSize:     1024,
-		reportRetries: 5,
-		reportBackoff: 100 * time.Millisecond,
-		reportTimeout: time.Second,
-		overLimitBody: DefaultOverLimitBody,
+		timeout:         50 * time.Millisecond,
+		failure:         FailOpen,
+		retries:         1,
+		backoff:         5 * time.Millisecond,
+		queueSize:       1024,
+		reportRetries:   5,
+		reportBackoff:   100 * time.Millisecond,
+		reportTimeout:   time.Second,
+		unavailableBody: DefaultUnavailableBody,
 	}
 }
 
@@ -119,9 +120,9 @@ func WithReportRetries(n int, backoff time.Duration) Option {
 // WithReportTimeout bounds one ReportUsage attempt. (Optional, default 1s)
 func WithReportTimeout(d time.Duration) Option { return func(o *options) { o.reportTimeout = d } }
 
-// WithOverLimitBody is the body a FailClosed decision carries. (Optional,
-// default DefaultOverLimitBody)
-func WithOverLimitBody(body string) Option { return func(o *options) { o.overLimitBody = body } }
+// WithUnavailableBody is the body a FailClosed decision carries. (Optional,
+// default DefaultUnavailableBody)
+func WithUnavailableBody(body string) Option { return func(o *options) { o.unavailableBody = body } }
 
 // WithDialOptions adds gRPC dial options, e.g. interceptors. (Optional)
 func WithDialOptions(opts ...grpc.DialOption) Option {

@@ -40,6 +40,12 @@ type Config struct {
 	// DefaultMaxTokens is the completion reservation of an ai call that sets
 	// no max_tokens. (Optional, default 1024)
 	DefaultMaxTokens uint64 `yaml:"default_max_tokens"`
+	// MetricsListen, when set, serves GET /metrics (Prometheus text format)
+	// on its own address. (Optional)
+	MetricsListen string `yaml:"metrics_listen"`
+	// WarmTimeout bounds the wait at start-up for the connection to Sluice;
+	// the gateway listens anyway when it runs out. (Optional, default 5s)
+	WarmTimeout time.Duration `yaml:"warm_timeout"`
 	// APIs are the APIs the gateway serves. (Required, at least one)
 	APIs []API `yaml:"apis"`
 	// Keys are the API keys callers present. (Required, at least one)
@@ -61,6 +67,15 @@ type API struct {
 	// bytes (UTF-8 bytes ÷ 4). (Optional, default: by each request's model
 	// field, bytes for a model of no known encoding)
 	Encoding string `yaml:"encoding"`
+	// ErrorFormat is the shape of the errors the gateway answers for this
+	// API: wso2 ({"fault":{code, message, description}}) or openai
+	// ({"error":{message, type, param, code}}, what OpenAI's SDKs parse).
+	// (Optional, default wso2)
+	ErrorFormat string `yaml:"error_format"`
+	// RefusalStatus is the HTTP status of a call refused over a limit:
+	// 503, or 429 (what SDKs treat as a rate limit), or any 4xx/5xx.
+	// (Optional, default 503)
+	RefusalStatus int `yaml:"refusal_status"`
 	// Production and Sandbox are the upstream base URLs. (At least one)
 	Production string `yaml:"production"`
 	Sandbox    string `yaml:"sandbox"`
@@ -106,9 +121,19 @@ func (c *Config) setDefaults() {
 	if c.DefaultMaxTokens == 0 {
 		c.DefaultMaxTokens = 1024
 	}
+	if c.WarmTimeout == 0 {
+		c.WarmTimeout = 5 * time.Second
+	}
 	for i := range c.APIs {
-		if c.APIs[i].Type == "" {
-			c.APIs[i].Type = "rest"
+		a := &c.APIs[i]
+		if a.Type == "" {
+			a.Type = "rest"
+		}
+		if a.ErrorFormat == "" {
+			a.ErrorFormat = formatWSO2
+		}
+		if a.RefusalStatus == 0 {
+			a.RefusalStatus = 503
 		}
 	}
 }
@@ -129,8 +154,8 @@ func (c *Config) Validate() error {
 	if _, err := client.ParseFailureMode(c.FailureMode); err != nil {
 		bad("failure_mode: want open or closed, got %q", c.FailureMode)
 	}
-	if c.Timeout < 0 || c.DrainTimeout < 0 {
-		bad("timeout, drain_timeout: must not be negative")
+	if c.Timeout < 0 || c.DrainTimeout < 0 || c.WarmTimeout < 0 {
+		bad("timeout, drain_timeout, warm_timeout: must not be negative")
 	}
 	if len(c.APIs) == 0 {
 		bad("apis: at least one required")
@@ -150,6 +175,12 @@ func (c *Config) Validate() error {
 		contexts[a.Context] = true
 		if a.Type != "rest" && a.Type != "ai" {
 			bad("%s.type: want rest or ai, got %q", at, a.Type)
+		}
+		if a.ErrorFormat != formatWSO2 && a.ErrorFormat != formatOpenAI {
+			bad("%s.error_format: want wso2 or openai, got %q", at, a.ErrorFormat)
+		}
+		if a.RefusalStatus < 400 || a.RefusalStatus > 599 {
+			bad("%s.refusal_status: want an HTTP error status (503, 429, ...), got %d", at, a.RefusalStatus)
 		}
 		if _, err := llm.ParseEncoding(a.Encoding); err != nil {
 			bad("%s.%v", at, err)

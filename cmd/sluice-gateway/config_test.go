@@ -46,7 +46,7 @@ func TestConfigNamesEveryBadField(t *testing.T) {
 	body := `
 failure_mode: sometimes
 apis:
-  - {name: A, version: "1", context: chat, type: grpc, production: "ftp://x", encoding: p50k_base}
+  - {name: A, version: "1", context: chat, type: grpc, production: "ftp://x", encoding: p50k_base, error_format: json, refusal_status: 200}
   - {name: B, context: /b/}
 keys:
   - {key: k, type: staging}
@@ -60,7 +60,7 @@ keys:
 		t.Fatal("no error")
 	}
 	for _, want := range []string{"listen: required", "sluice: required", "domain: required", "failure_mode", "apis[0].context",
-		"apis[0].type", "apis[0].production", "apis[0].encoding", "apis[1]: name and version", "apis[1].context", "apis[1]: production or sandbox",
+		"apis[0].type", "apis[0].production", "apis[0].encoding", "apis[0].error_format", "apis[0].refusal_status", "apis[1]: name and version", "apis[1].context", "apis[1]: production or sandbox",
 		"keys[0].type", "keys[1].key: used twice"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %q:\n%v", want, err)

@@ -29,6 +29,7 @@ type gateway struct {
 type route struct {
 	api       API
 	upstreams map[string]*url.URL // by environment
+	errors    errorWriter
 	handler   http.Handler
 }
 
@@ -36,7 +37,7 @@ func newGateway(cfg *Config, c *client.Client, log *slog.Logger) (*gateway, erro
 	transport := newTransport()
 	g := &gateway{keys: newKeyring(cfg.Keys), log: log, transport: transport}
 	for _, api := range cfg.APIs {
-		rt := &route{api: api, upstreams: map[string]*url.URL{}}
+		rt := &route{api: api, upstreams: map[string]*url.URL{}, errors: errorWriter{format: api.ErrorFormat, refusalStatus: api.RefusalStatus}}
 		for env, raw := range map[string]string{client.Production: api.Production, client.Sandbox: api.Sandbox} {
 			if raw == "" {
 				continue
@@ -47,7 +48,7 @@ func newGateway(cfg *Config, c *client.Client, log *slog.Logger) (*gateway, erro
 			}
 			rt.upstreams[env] = u
 		}
-		mc := client.MiddlewareConfig{Domain: cfg.Domain, API: api.Name, Version: api.Version, Logger: log}
+		mc := client.MiddlewareConfig{Domain: cfg.Domain, API: api.Name, Version: api.Version, Logger: log, Refuse: rt.errors.refuse}
 		if api.Type == "ai" {
 			enc, _ := llm.ParseEncoding(api.Encoding) // validated
 			mc.Meter = &llm.Meter{DefaultCompletion: cfg.DefaultMaxTokens, Encoding: enc}
@@ -77,16 +78,16 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	key := presented(r)
 	if key == "" {
-		writeFault(w, http.StatusUnauthorized, faultMissingKey)
+		rt.errors.write(w, http.StatusUnauthorized, faultMissingKey, "invalid_request_error")
 		return
 	}
 	env, ok := g.keys.environment(key)
 	if !ok {
-		writeFault(w, http.StatusUnauthorized, faultInvalidKey)
+		rt.errors.write(w, http.StatusUnauthorized, faultInvalidKey, "invalid_request_error")
 		return
 	}
 	if rt.upstreams[env] == nil {
-		writeFault(w, http.StatusForbidden, faultNoEndpoint)
+		rt.errors.write(w, http.StatusForbidden, faultNoEndpoint, "invalid_request_error")
 		return
 	}
 	rt.handler.ServeHTTP(w, r.WithContext(client.WithEnvironment(r.Context(), env)))
@@ -123,7 +124,7 @@ func (rt *route) proxy(transport http.RoundTripper, log *slog.Logger) http.Handl
 				return // the caller left
 			}
 			log.Warn("backend unreachable", "api", rt.api.Name, "path", r.URL.Path, "err", err)
-			writeFault(w, http.StatusBadGateway, faultNoBackend)
+			rt.errors.write(w, http.StatusBadGateway, faultNoBackend, "server_error")
 		},
 	}
 }

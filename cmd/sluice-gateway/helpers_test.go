@@ -47,6 +47,13 @@ descriptors:
         value: sandbox
         rate_limit: {window: 1m, requests: 1000}
         token_limit: {window: 1m, total_tokens: 100000, prompt_tokens: 100000, completion_tokens: 100000}
+  - key: api
+    value: TinyAPI:1.0.0
+    descriptors:
+      - key: environment
+        value: production
+        rate_limit: {window: 1m, requests: 1}
+        token_limit: {window: 1m, total_tokens: 100000}
 `
 
 // faultBody is the exact answer over limit.
@@ -122,6 +129,7 @@ domain: apim
 failure_mode: %s
 timeout: 2s
 drain_timeout: 5s
+metrics_listen: 127.0.0.1:0
 default_max_tokens: 16
 apis:
   - name: ChatAPI
@@ -142,10 +150,22 @@ keys:
 `, sluiceAddr, failureMode, b.prodURL, b.sandboxURL, b.prodURL, b.sandboxURL)
 }
 
+// withAPI adds an ai API TinyAPI (1 call a minute in production) at
+// /tiny/1.0.0 to a gateway config, with the extra YAML fields given (e.g.
+// "error_format: openai").
+func withAPI(config string, b *backends, fields ...string) string {
+	api := "apis:\n  - name: TinyAPI\n    version: 1.0.0\n    context: /tiny/1.0.0\n    type: ai\n    production: " + b.prodURL + "\n"
+	for _, f := range fields {
+		api += "    " + f + "\n"
+	}
+	return strings.Replace(config, "apis:\n", api, 1)
+}
+
 // gw is one sluice-gateway started through run.
 type gw struct {
-	url  string
-	stop func() error
+	url     string
+	metrics string // with metrics_listen
+	stop    func() error
 }
 
 // startGateway runs the gateway with the config text until the test ends.
@@ -168,14 +188,15 @@ func startGateway(t *testing.T, config string) *gw {
 		cancel()
 		t.Fatalf("gateway did not start: %v", err)
 	}
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
+	addrs, ok := strings.CutPrefix(strings.TrimSpace(line), "listening on ")
 	if !ok {
 		cancel()
 		t.Fatalf("gateway said %q", line)
 	}
+	addr, metrics, _ := strings.Cut(addrs, ", metrics on ")
 	var stopped bool
 	var stopErr error
-	g := &gw{url: "http://" + addr}
+	g := &gw{url: "http://" + addr, metrics: "http://" + metrics}
 	g.stop = func() error {
 		if !stopped {
 			stopped = true

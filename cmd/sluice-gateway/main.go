@@ -45,7 +45,7 @@ var errUsage = errors.New("usage")
 // run is main without the process. It serves until ctx ends, then drains:
 // calls in flight finish and queued usage reports are sent, within the
 // config's drain_timeout. Once listening it writes "listening on ADDR" to
-// stdout.
+// stdout (followed by ", metrics on ADDR" with metrics_listen).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice-gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -104,6 +104,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		return err
 	}
 	defer g.transport.CloseIdleConnections()
+	// Dial Sluice and make one call before taking traffic, so that the first
+	// check does not spend its timeout on the connection.
+	warm, cancelWarm := context.WithTimeout(ctx, cfg.WarmTimeout)
+	if err := c.Warm(warm); err != nil {
+		log.Warn("sluice-gateway: sluice not reachable at start-up; checks fail "+cfg.FailureMode+" until it is", "err", err)
+	}
+	cancelWarm()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		_ = c.Close(context.Background())
@@ -112,9 +119,22 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	log.Info("sluice-gateway started", "listen", ln.Addr().String(), "sluice", cfg.Sluice,
+	addrs := ln.Addr().String()
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			_ = srv.Close()
+			_ = c.Close(context.Background())
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+		msrv := &http.Server{Handler: metricsHandler(c.Stats), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+		addrs += ", metrics on " + mln.Addr().String()
+	}
+	log.Info("sluice-gateway started", "listen", ln.Addr().String(), "metrics", cfg.MetricsListen, "sluice", cfg.Sluice,
 		"domain", cfg.Domain, "failure_mode", cfg.FailureMode, "apis", len(cfg.APIs))
-	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
+	fmt.Fprintf(stdout, "listening on %s\n", addrs)
 
 	var serveErr error
 	select {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -151,4 +153,120 @@ func TestStreamBytesAreTheBackendsWithoutIncludeUsage(t *testing.T) {
 		t.Errorf("the stream mentions usage: %q", a.body)
 	}
 	_ = io.Discard
+}
+
+// tinySDK is an openai-go client of TinyAPI with key and no retries.
+func tinySDK(g *gw, key string, opts ...option.RequestOption) openai.Client {
+	return openai.NewClient(append([]option.RequestOption{
+		option.WithBaseURL(g.url + "/tiny/1.0.0/v1/"),
+		option.WithAPIKey(key),
+		option.WithMaxRetries(0),
+		option.WithHTTPClient(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}),
+	}, opts...)...)
+}
+
+// tinyCharged is what Sluice counts for TinyAPI in production once every
+// report is in: tokens, and the requests counted.
+func tinyCharged(t *testing.T, s *sluice) (tokens, requests uint64) {
+	t.Helper()
+	api := s.api(t)
+	d := &sluicev1.Descriptor{Entries: []*sluicev1.Entry{{Key: "api", Value: "TinyAPI:1.0.0"}, {Key: "environment", Value: "production"}}}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := api.GetUsage(context.Background(), &sluicev1.GetUsageRequest{Domain: "apim", Descriptors: []*sluicev1.Descriptor{d}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reserved uint64
+		for _, l := range resp.GetDescriptors()[0].GetLimits() {
+			reserved += l.GetReserved()
+			switch l.GetLimit().GetKind() {
+			case sluicev1.LimitKind_TOTAL_TOKENS:
+				tokens = l.GetUsed()
+			case sluicev1.LimitKind_REQUESTS:
+				requests = l.GetUsed()
+			}
+		}
+		if reserved == 0 {
+			return tokens, requests
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tokens still reserved after 5s", reserved)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSDKRefusalInEachErrorFormat(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fields  []string
+		status  int
+		message string // what the SDK's Error.Message says
+		code    string
+	}{
+		// The SDK cannot read the wso2 fault: an empty message, the body raw.
+		{"wso2", nil, http.StatusServiceUnavailable, "", ""},
+		{"openai 429", []string{"error_format: openai", "refusal_status: 429"}, http.StatusTooManyRequests,
+			"API Limit Reached: API not accepting requests (1 requests per 1m0s; retry after", "900801"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSluice(t)
+			b := startBackends(t)
+			g := startGateway(t, withAPI(gatewayConfig(s.srv.GRPCAddr(), "closed", b), b, tc.fields...))
+			c := tinySDK(g, "prod-key-1")
+			if _, err := c.Chat.Completions.New(context.Background(), chatParams("first")); err != nil {
+				t.Fatalf("first call: %v", err)
+			}
+			_, err := c.Chat.Completions.New(context.Background(), chatParams("second"))
+			var apiErr *openai.Error
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("second call: %v, want an *openai.Error", err)
+			}
+			if apiErr.StatusCode != tc.status || !strings.HasPrefix(apiErr.Message, tc.message) || apiErr.Code != tc.code {
+				t.Errorf("the SDK returned status %d, message %q, code %q; want %d, %q…, %q", apiErr.StatusCode, apiErr.Message, apiErr.Code,
+					tc.status, tc.message, tc.code)
+			}
+			if body := string(apiErr.DumpResponse(true)); tc.code == "" && !strings.Contains(body, `"code":900801`) {
+				t.Errorf("wso2 answer %s", body)
+			}
+			if tc.code != "" && apiErr.Type != "requests" {
+				t.Errorf("type %q, want requests", apiErr.Type)
+			}
+			if ra := apiErr.Response.Header.Get("Retry-After"); ra == "" {
+				t.Error("no Retry-After")
+			}
+			// Sluice charged the first call only, and the backend saw only it.
+			tokens, requests := tinyCharged(t, s)
+			if want := b.prod.Usage([]byte(`{"messages":[{"content":"first"}]}`)).Total(); tokens != want || requests != 1 {
+				t.Errorf("sluice charged %d tokens and %d requests, want %d and 1", tokens, requests, want)
+			}
+			if n := b.prod.Calls(); n != 1 {
+				t.Errorf("the backend saw %d calls", n)
+			}
+		})
+	}
+}
+
+func TestSDKOutageIsNotACap(t *testing.T) {
+	s := startSluice(t)
+	b := startBackends(t)
+	g := startGateway(t, withAPI(gatewayConfig(s.srv.GRPCAddr(), "closed", b), b, "error_format: openai", "refusal_status: 429"))
+	s.stop()
+	c := tinySDK(g, "prod-key-1")
+	_, err := c.Chat.Completions.New(context.Background(), chatParams("hello"))
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("%v, want an *openai.Error", err)
+	}
+	if apiErr.StatusCode != http.StatusServiceUnavailable || apiErr.Code != "900810" || apiErr.Type != "server_error" ||
+		!strings.Contains(apiErr.Message, "could not be checked") {
+		t.Errorf("the SDK returned %d %q %q %q, want 503 900810 server_error", apiErr.StatusCode, apiErr.Code, apiErr.Type, apiErr.Message)
+	}
+	if got := apiErr.Response.Header.Get("X-Sluice-Decision"); got != "unavailable" {
+		t.Errorf("X-Sluice-Decision %q", got)
+	}
+	if n := b.prod.Calls(); n != 0 {
+		t.Errorf("the backend saw %d calls", n)
+	}
 }

@@ -7,8 +7,10 @@ import (
 )
 
 // WithAuthToken sends "authorization: Bearer <token>" with every call, as a
-// Sluice started with --auth-token-file requires on ReportUsage. Use it with
-// WithTLS outside a trusted network: the token travels with each call.
+// Sluice started with --auth-token-file requires on every call. A gateway
+// that reports usage (AI APIs) needs the full token; one that only checks
+// may use the decide-only token (--decide-token-file). Use it with WithTLS
+// outside a trusted network: the token travels with each call.
 func WithAuthToken(token string) Option {
 	return WithDialOptions(grpc.WithPerRPCCredentials(bearer{"Bearer " + token}))
 }

@@ -981,6 +981,13 @@ func checkHCM(t *testing.T, hcm *hcmv3.HttpConnectionManager, clusters map[strin
 		t.Errorf("rate-limit filter: enable_x_ratelimit_headers is set; Sluice sends RateLimit-* headers itself")
 	}
 	svc := rl.GetRateLimitService()
+	bearer := false
+	for _, h := range svc.GetGrpcService().GetInitialMetadata() {
+		bearer = bearer || (strings.EqualFold(h.GetKey(), "authorization") && strings.HasPrefix(h.GetValue(), "Bearer "))
+	}
+	if !bearer {
+		t.Errorf("rate-limit service: grpc_service.initial_metadata sends no authorization: Bearer <token>; Sluice with --auth-token-file refuses every call without it")
+	}
 	name := svc.GetGrpcService().GetEnvoyGrpc().GetClusterName()
 	c, ok := clusters[name]
 	if !ok {

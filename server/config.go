@@ -75,14 +75,20 @@ type Config struct {
 	// TLSClientCAFile, when set, turns on mutual TLS: clients must present
 	// a certificate signed by one of these CAs. (Optional; needs TLSCertFile)
 	TLSClientCAFile string
-	// AuthToken, when set, is the bearer token required on ReportUsage (gRPC)
-	// and on every call of the JSON API, so that nobody who merely reaches
-	// the port can refund or spend someone's quota. (Optional)
+	// AuthToken, when set, is the full bearer token: every data-plane call,
+	// gRPC and HTTP (all but health and metrics), needs it, DecideToken or a
+	// client certificate verified by TLSClientCAFile, so that nobody who
+	// merely reaches a port can spend, refund or read quota. (Optional)
 	AuthToken string
 	// RuntimePollInterval is how often each replica checks Redis for changed
 	// runtime limits in case a change message was lost; messages apply
 	// changes at once. (Optional, default 500ms)
 	RuntimePollInterval time.Duration
+	// DecideToken, when set, is a second bearer token that may only decide
+	// and read: ShouldRateLimit within the limits and GetUsage, never a
+	// refund, a charge past a limit or a limit override (see
+	// grpcapi.DecideAccess). (Optional; needs AuthToken)
+	DecideToken string
 	// Logger receives the service's logs; records logged during a traced
 	// call carry its trace_id and span_id. (Optional, default slog.Default())
 	Logger *slog.Logger
@@ -122,6 +128,11 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// auth is the data plane's authentication policy.
+func (c *Config) auth() grpcapi.Auth {
+	return grpcapi.Auth{Token: c.AuthToken, DecideToken: c.DecideToken}
+}
+
 // Validate reports what is missing or out of range.
 func (c *Config) Validate() error {
 	var errs []error
@@ -139,6 +150,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
 		errs = append(errs, errors.New("tls client ca: mutual TLS needs a server certificate and key too"))
+	}
+	if c.DecideToken != "" && c.AuthToken == "" {
+		errs = append(errs, errors.New("decide token: needs the full auth token too (someone must be able to report usage)"))
+	}
+	if c.DecideToken != "" && c.DecideToken == c.AuthToken {
+		errs = append(errs, errors.New("decide token: must differ from the full auth token"))
 	}
 	if c.ReservationGrace < 0 {
 		errs = append(errs, errors.New("reservation grace: must not be negative"))

@@ -22,7 +22,8 @@ import (
 )
 
 // TestMutualTLSAndBearerToken serves both ports over mutual TLS with a
-// bearer token required on ReportUsage and the JSON API.
+// bearer token configured: a client certificate verified by the client CA
+// authenticates the caller on its own, on gRPC and HTTP alike.
 func TestMutualTLSAndBearerToken(t *testing.T) {
 	ca := testcerts.NewCA(t, "sluice test ca")
 	dir := t.TempDir()
@@ -40,7 +41,7 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 	}, client, "https")
 	ctx := context.Background()
 
-	t.Run("grpc with a client certificate", func(t *testing.T) {
+	t.Run("grpc with a client certificate needs no token", func(t *testing.T) {
 		conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 		if err != nil {
 			t.Fatal(err)
@@ -52,17 +53,14 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 		if err != nil || resp.OverallCode != sluicev1.Code_OK {
 			t.Fatalf("ShouldRateLimit over mTLS: %v %v", resp, err)
 		}
+		// A verified client certificate authenticates the caller: no token needed.
 		report := &sluicev1.ReportUsageRequest{ReservationId: resp.ReservationId, Usage: &sluicev1.Usage{PromptTokens: 5}}
-		if _, err := c.ReportUsage(ctx, report); status.Code(err) != codes.Unauthenticated {
-			t.Errorf("ReportUsage without the token: %v, want Unauthenticated", err)
+		if _, err := c.ReportUsage(ctx, report); err != nil {
+			t.Errorf("ReportUsage with a client certificate and no token: %v", err)
 		}
 		bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer wrong")
-		if _, err := c.ReportUsage(bad, report); status.Code(err) != codes.Unauthenticated {
-			t.Errorf("ReportUsage with a wrong token: %v, want Unauthenticated", err)
-		}
-		good := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-		if _, err := c.ReportUsage(good, report); err != nil {
-			t.Errorf("ReportUsage with the token: %v", err)
+		if _, err := c.GetUsage(bad, &sluicev1.GetUsageRequest{Domain: "ai", Descriptors: aiDescriptors("tls", "production")}); err != nil {
+			t.Errorf("GetUsage with a client certificate and a wrong token: %v", err)
 		}
 	})
 
@@ -80,7 +78,7 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 		}
 	})
 
-	t.Run("http json needs the token, health does not", func(t *testing.T) {
+	t.Run("http json: the certificate is enough, health needs nothing", func(t *testing.T) {
 		body := `{"domain":"ai","descriptors":[{"entries":[{"key":"plain","value":"x"}]}]}`
 		post := func(auth string) int {
 			req, _ := http.NewRequest(http.MethodPost, "https://"+s.HTTPAddr()+"/v1/ratelimit:check", strings.NewReader(body))
@@ -94,13 +92,22 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 			_ = resp.Body.Close()
 			return resp.StatusCode
 		}
-		if code := post(""); code != http.StatusUnauthorized {
-			t.Errorf("without the token: %d, want 401", code)
+		if code := post(""); code != http.StatusOK {
+			t.Errorf("with a client certificate and no token: %d, want 200", code)
 		}
 		if code := post("Bearer " + token); code != http.StatusOK {
 			t.Errorf("with the token: %d, want 200", code)
 		}
-		resp, err := client.Get("https://" + s.HTTPAddr() + "/healthz")
+		resp, err := client.Post("https://"+s.HTTPAddr()+"/json", "application/json",
+			strings.NewReader(`{"domain":"ai","descriptors":[{"entries":[{"key":"plain","value":"x"}],"is_negative_hits":true}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("/json refund with a client certificate and no token: %d, want 200 (a certificate has full access)", resp.StatusCode)
+		}
+		resp, err = client.Get("https://" + s.HTTPAddr() + "/healthz")
 		if err != nil {
 			t.Fatal(err)
 		}

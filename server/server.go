@@ -95,11 +95,15 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) listen() (err error) {
-	interceptors := []grpc.UnaryServerInterceptor{s.tel.UnaryServerInterceptor, grpcapi.DeadlineInterceptor}
-	if s.cfg.AuthToken != "" {
-		interceptors = append(interceptors, grpcapi.TokenInterceptor(s.cfg.AuthToken, grpcapi.ReportUsageMethod))
+	interceptors := []grpc.UnaryServerInterceptor{s.tel.UnaryServerInterceptor}
+	if auth := s.cfg.auth(); auth.Enabled() {
+		interceptors = append(interceptors, auth.UnaryInterceptor)
 	}
+	interceptors = append(interceptors, grpcapi.DeadlineInterceptor)
 	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...)}
+	if s.cfg.TLSCertFile != "" { // the listener speaks TLS; calls see the client certificate
+		opts = append(opts, grpc.Creds(tlsconf.PeerCredentials()))
+	}
 	if h := s.tel.StatsHandler(); h != nil { // a span per call, when tracing
 		opts = append(opts, grpc.StatsHandler(h))
 	}
@@ -138,7 +142,7 @@ func (s *Server) listen() (err error) {
 		return fmt.Errorf("grpc self connection: %w", err)
 	}
 	handler, err := httpapi.Handler(context.Background(), httpapi.Options{
-		Conn: s.selfConn, Ready: s.ready.ready, Metrics: s.tel.MetricsHandler(), Token: s.cfg.AuthToken,
+		Conn: s.selfConn, Ready: s.ready.ready, Metrics: s.tel.MetricsHandler(), Auth: s.cfg.auth(),
 	})
 	if err != nil {
 		return err

@@ -1,7 +1,7 @@
 // Command sluice is the Sluice rate-limit decision service.
 //
 //	sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
-//	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
+//	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE [--decide-token-file FILE]]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	             [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
 //	sluice check-config [--merge-domain-config] PATH
@@ -9,7 +9,8 @@
 // Each serve flag may also come from the environment: SLUICE_CONFIG,
 // SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_HEALTH_ADDR, SLUICE_TLS_CERT,
 // SLUICE_TLS_KEY, SLUICE_TLS_CLIENT_CA, SLUICE_AUTH_TOKEN_FILE (or the token
-// itself in SLUICE_AUTH_TOKEN), SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL,
+// itself in SLUICE_AUTH_TOKEN), SLUICE_DECIDE_TOKEN_FILE (or SLUICE_DECIDE_TOKEN),
+// SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL,
 // SLUICE_MERGE_DOMAIN_CONFIG (or envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG),
 // SLUICE_QUOTA_MODE (or QUOTA_MODE), SLUICE_ENVOY_RESPONSE_HEADERS (or
 // LIMIT_RESPONSE_HEADERS_ENABLED, with LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER
@@ -58,7 +59,7 @@ var errUsage = errors.New("usage")
 
 const usage = `usage:
   sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
-               [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE]
+               [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE [--decide-token-file FILE]]
                [--log-format text|json] [--log-level debug|info|warn|error]
                [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
   sluice check-config [--merge-domain-config] PATH
@@ -112,7 +113,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert", getenv("SLUICE_TLS_CERT"), "PEM certificate: serve both ports over TLS, reloaded when the file changes (env SLUICE_TLS_CERT)")
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key", getenv("SLUICE_TLS_KEY"), "PEM key of --tls-cert (env SLUICE_TLS_KEY)")
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", getenv("SLUICE_TLS_CLIENT_CA"), "PEM CAs: require client certificates signed by them, mutual TLS (env SLUICE_TLS_CLIENT_CA)")
-	tokenFile := fs.String("auth-token-file", getenv("SLUICE_AUTH_TOKEN_FILE"), "file holding the bearer token required on ReportUsage and the JSON API (env SLUICE_AUTH_TOKEN_FILE, or the token itself in SLUICE_AUTH_TOKEN)")
+	tokenFile := fs.String("auth-token-file", getenv("SLUICE_AUTH_TOKEN_FILE"), "file holding the full bearer token, then required on every gRPC and JSON API call but health (env SLUICE_AUTH_TOKEN_FILE, or the token itself in SLUICE_AUTH_TOKEN)")
+	decideTokenFile := fs.String("decide-token-file", getenv("SLUICE_DECIDE_TOKEN_FILE"), "file holding a decide-only bearer token: ShouldRateLimit and GetUsage, never refunds, reports, token hits or limit overrides; needs --auth-token-file (env SLUICE_DECIDE_TOKEN_FILE, or the token itself in SLUICE_DECIDE_TOKEN)")
 	logFormat := fs.String("log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -130,15 +132,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG) is required")
 		return errUsage
 	}
-	cfg.AuthToken = getenv("SLUICE_AUTH_TOKEN")
-	if *tokenFile != "" {
-		raw, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("--auth-token-file: %w", err)
-		}
-		if cfg.AuthToken = strings.TrimSpace(string(raw)); cfg.AuthToken == "" {
-			return fmt.Errorf("--auth-token-file %s: the file is empty", *tokenFile)
-		}
+	var err error
+	if cfg.AuthToken, err = readToken("--auth-token-file", *tokenFile, getenv("SLUICE_AUTH_TOKEN")); err != nil {
+		return err
+	}
+	if cfg.DecideToken, err = readToken("--decide-token-file", *decideTokenFile, getenv("SLUICE_DECIDE_TOKEN")); err != nil {
+		return err
 	}
 	logger, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -164,6 +163,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		logger.Warn("flushing traces", "err", terr)
 	}
 	return err
+}
+
+// readToken is the token in file, or token (from the environment) when no
+// file is named; a named file that is empty or unreadable is an error.
+func readToken(flagName, file, token string) (string, error) {
+	if file == "" {
+		return token, nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flagName, err)
+	}
+	if token = strings.TrimSpace(string(raw)); token == "" {
+		return "", fmt.Errorf("%s %s: the file is empty", flagName, file)
+	}
+	return token, nil
 }
 
 // newLogger builds the service's logger; the server adds the trace id to

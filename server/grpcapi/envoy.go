@@ -72,7 +72,7 @@ func NewEnvoy(lim *limiter.Limiter, opts EnvoyOptions) *Envoy {
 // is_negative_hits gives them back.
 func (e *Envoy) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest) (*rlsv3.RateLimitResponse, error) {
 	req := limiter.Request{
-		Domain: in.GetDomain(), Hits: uint64(in.GetHitsAddend()), TokenHits: true,
+		Domain: in.GetDomain(), Hits: uint64(in.GetHitsAddend()), TokenHits: true, DecideOnly: decideOnly(ctx),
 		Descriptors: make([]limiter.Descriptor, len(in.GetDescriptors())),
 	}
 	for i, d := range in.GetDescriptors() {

@@ -12,15 +12,19 @@ import (
 
 // toStatus is the one place where errors become gRPC codes (and, through
 // grpc-gateway, HTTP statuses): bad input is InvalidArgument (400), a Redis
-// failure Unavailable (503), an unknown reservation NotFound (404), a caller that gave up DeadlineExceeded or
-// Canceled, anything else Internal.
+// failure Unavailable (503), an unknown reservation NotFound (404), what the
+// caller's token does not allow PermissionDenied (403), a caller that gave up
+// DeadlineExceeded or Canceled, anything else Internal.
 func toStatus(err error) error {
 	var invalid *limiter.InvalidError
 	var store *limiter.StoreError
 	var notFound *limiter.NotFoundError
+	var denied *limiter.PermissionError
 	switch {
 	case errors.As(err, &invalid):
 		return status.Error(codes.InvalidArgument, invalid.Error())
+	case errors.As(err, &denied):
+		return status.Error(codes.PermissionDenied, denied.Error())
 	case errors.As(err, &notFound):
 		return status.Error(codes.NotFound, notFound.Error())
 	case errors.As(err, &store):

@@ -23,7 +23,7 @@ func NewSluice(lim *limiter.Limiter) *Sluice { return &Sluice{lim: lim} }
 
 // ShouldRateLimit decides one request; see the proto for the contract.
 func (s *Sluice) ShouldRateLimit(ctx context.Context, in *sluicev1.ShouldRateLimitRequest) (*sluicev1.ShouldRateLimitResponse, error) {
-	req := limiter.Request{Domain: in.GetDomain(), Hits: in.GetHitsAddend(), Descriptors: fromSluiceDescriptors(in.GetDescriptors())}
+	req := limiter.Request{Domain: in.GetDomain(), Hits: in.GetHitsAddend(), Descriptors: fromSluiceDescriptors(in.GetDescriptors()), DecideOnly: decideOnly(ctx)}
 	if e := in.GetUsageEstimate(); e != nil {
 		req.Estimate = &limiter.Usage{Prompt: e.GetPromptTokens(), Completion: e.GetCompletionTokens()}
 	}

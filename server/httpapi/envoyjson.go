@@ -10,6 +10,7 @@ import (
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -39,7 +40,11 @@ func envoyJSON(conn *grpc.ClientConn) http.Handler {
 			writeEnvoyError(w, http.StatusBadRequest, "request body: "+err.Error())
 			return
 		}
-		resp, err := client.ShouldRateLimit(r.Context(), &req)
+		ctx := r.Context()
+		for _, v := range r.Header.Values("Authorization") { // for grpcapi.Auth
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", v)
+		}
+		resp, err := client.ShouldRateLimit(ctx, &req)
 		if err != nil {
 			st := status.Convert(err)
 			writeEnvoyError(w, runtime.HTTPStatusFromCode(st.Code()), st.Message())

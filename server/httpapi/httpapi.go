@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+	"github.com/sluice-rl/sluice/server/grpcapi"
 )
 
 // MaxBodyBytes bounds a JSON request body.
@@ -33,9 +34,10 @@ type Options struct {
 	Ready func(context.Context) error
 	// Metrics, when not nil, serves GET /metrics. (Optional)
 	Metrics http.Handler
-	// Token, when not empty, is the bearer token every call of the JSON API
-	// (/v1/..., /json) must carry; health and metrics stay open. (Optional)
-	Token string
+	// Auth is the data plane's authentication policy, applied to every call
+	// of the JSON API (/v1/..., /json); health and metrics stay open.
+	// (Optional, default: no token, everything open)
+	Auth grpcapi.Auth
 }
 
 // Handler returns the HTTP handler for the service.
@@ -49,8 +51,8 @@ func Handler(ctx context.Context, o Options) (http.Handler, error) {
 		return nil, fmt.Errorf("register grpc-gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", RequireToken(o.Token, limitBody(gw)))
-	mux.Handle("/json", RequireToken(o.Token, limitBody(envoyJSON(conn))))
+	mux.Handle("/v1/", authenticate(o.Auth, limitBody(gw)))
+	mux.Handle("/json", authenticate(o.Auth, limitBody(envoyJSON(conn))))
 	addOps(mux, ready, metrics)
 	return mux, nil
 }

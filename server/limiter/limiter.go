@@ -101,6 +101,9 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 		return Decision{}, err
 	}
 	p, dom := l.plan(req)
+	if err := req.checkForced(&p); err != nil {
+		return Decision{}, err
+	}
 	dec := Decision{Statuses: make([]Status, len(req.Descriptors))}
 	for i := range dec.Statuses {
 		r := &p.rules[i]

@@ -33,6 +33,11 @@ type Request struct {
 	// flow sends them: 0 checks, more charges usage that already happened
 	// (even past the limit), a Negative descriptor gives it back.
 	TokenHits bool
+	// DecideOnly restricts the request to charges within the limits, for a
+	// caller with only the decide-only token: a refund (Negative), a limit
+	// Override or a charge past the limit (TokenHits on a token limit) is a
+	// *PermissionError, and nothing is charged.
+	DecideOnly bool
 }
 
 // Descriptor selects limits; Hits, when HasHits, replaces the request's cost
@@ -103,6 +108,23 @@ func invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
+// PermissionError is a request the caller's credentials do not allow (see
+// Request.DecideOnly). Field names the offending field as the caller spelled
+// it. Nothing was charged.
+type PermissionError struct {
+	Field string
+	Msg   string
+}
+
+func (e *PermissionError) Error() string { return e.Field + ": " + e.Msg }
+
+// decideOnlyMsg says why a decide-only caller was refused.
+const decideOnlyMsg = "%s; the decide-only token may not, use the full token"
+
+func denied(field, what string) error {
+	return &PermissionError{Field: field, Msg: fmt.Sprintf(decideOnlyMsg, what)}
+}
+
 // validate checks a request before anything is read or charged.
 func (r *Request) validate() error {
 	switch {
@@ -125,6 +147,30 @@ func (r *Request) validate() error {
 	for i, d := range r.Descriptors {
 		if err := d.validate(i); err != nil {
 			return err
+		}
+	}
+	if r.DecideOnly {
+		for i := range r.Descriptors {
+			switch d := &r.Descriptors[i]; {
+			case d.Negative:
+				return denied(fmt.Sprintf("descriptors[%d].is_negative_hits", i), "gives quota back")
+			case d.Override != nil:
+				return denied(fmt.Sprintf("descriptors[%d].limit", i), "replaces the configured limit")
+			}
+		}
+	}
+	return nil
+}
+
+// checkForced refuses, for a DecideOnly request, the counters p would charge
+// past their limit (Envoy's hits on a token limit).
+func (r *Request) checkForced(p *plan) error {
+	if !r.DecideOnly {
+		return nil
+	}
+	for _, u := range p.uses {
+		if p.counters[u.counter].Op == lua.OpForce {
+			return denied(fmt.Sprintf("descriptors[%d].hits_addend", u.descriptor), "hits on a token limit charge tokens past the limit")
 		}
 	}
 	return nil

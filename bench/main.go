@@ -125,6 +125,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}()
 
+	if o.attack == "memory" {
+		return o.memAttack.run(ctx, stdout, sp, rdb)
+	}
+
 	fmt.Fprintf(stdout, "sluice bench  %s  go %s  %d CPUs  redis %s\n", time.Now().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.NumCPU(), env.redisVersion)
 	fmt.Fprintf(stdout, "api %s, %d descriptor(s) per call, warm-up %v, measured %v per run, sluice pid %d, redis %s\n",
 		o.api, o.descriptors, o.warmup, o.duration, sp.pid(), rs.Addr())

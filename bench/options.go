@@ -28,6 +28,8 @@ type options struct {
 	cpuProfile   string        // write a CPU profile of sluice here
 	timeout      time.Duration // bound on the whole program; 0 = derived
 	verbose      bool          // copy sluice's log to stderr
+	attack       string        // "memory": run memoryAttack instead of the runs
+	memAttack    memoryAttack  // its parameters
 }
 
 // Run names.
@@ -66,6 +68,11 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the sluice process to this file (builds ./bench/sluiceprof, a profiling wrapper of server.Run)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: derived from the runs)")
 	fs.BoolVar(&o.verbose, "v", false, "copy sluice's log to stderr")
+	fs.StringVar(&o.attack, "attack", "", "memory: instead of the runs, send the memory attack of docs/security.md and print sluice's RSS and Redis's memory before and after")
+	fs.IntVar(&o.memAttack.calls, "attack-calls", 4000, "-attack memory: calls (each descriptor is sent twice)")
+	fs.IntVar(&o.memAttack.entries, "attack-entries", 32, "-attack memory: entries per descriptor")
+	fs.IntVar(&o.memAttack.valueBytes, "attack-value-bytes", 1000, "-attack memory: bytes per entry value")
+	fs.IntVar(&o.memAttack.years, "attack-years", 9, "-attack memory: the override's unit_multiplier of YEAR")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -117,6 +124,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if o.timeout < 0 {
 		errs = append(errs, errors.New("-timeout: must not be negative"))
 	}
+	if o.attack != "" && o.attack != "memory" {
+		errs = append(errs, fmt.Errorf("-attack: %q is not memory", o.attack))
+	}
+	if a := o.memAttack; a.calls < 1 || a.entries < 1 || a.valueBytes < 8 || a.years < 1 {
+		errs = append(errs, errors.New("-attack-calls, -attack-entries, -attack-years: must be positive; -attack-value-bytes at least 8"))
+	}
+	o.memAttack.callers = o.callers[0]
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

@@ -89,6 +89,10 @@ type Config struct {
 	// refund, a charge past a limit or a limit override (see
 	// grpcapi.DecideAccess). (Optional; needs AuthToken)
 	DecideToken string
+	// Bounds limit the bytes of a descriptor and of a request and the memory
+	// of the over-limit cache. (Optional, zero fields take limiter's
+	// defaults: 4 KiB, 64 KiB, 16 MiB)
+	Bounds limiter.Bounds
 	// Logger receives the service's logs; records logged during a traced
 	// call carry its trace_id and span_id. (Optional, default slog.Default())
 	Logger *slog.Logger
@@ -162,6 +166,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RuntimePollInterval < 0 {
 		errs = append(errs, errors.New("runtime poll interval: must not be negative"))
+	}
+	if err := c.Bounds.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ReadinessInterval < 0 {
 		errs = append(errs, errors.New("readiness interval: must not be negative"))

@@ -84,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.limiter = limiter.New(s.configs.Load, st.Scripter, cfg.KeyPrefix)
 	s.limiter.SetReservationGrace(cfg.ReservationGrace)
+	s.limiter.SetBounds(cfg.Bounds)
 	s.limiter.SetObserver(s.tel)
 	s.limiter.SetQuotaMode(cfg.QuotaMode)
 	if err := s.listen(); err != nil {
@@ -100,7 +101,7 @@ func (s *Server) listen() (err error) {
 		interceptors = append(interceptors, auth.UnaryInterceptor)
 	}
 	interceptors = append(interceptors, grpcapi.DeadlineInterceptor)
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...)}
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(httpapi.MaxBodyBytes)}
 	if s.cfg.TLSCertFile != "" { // the listener speaks TLS; calls see the client certificate
 		opts = append(opts, grpc.Creds(tlsconf.PeerCredentials()))
 	}

@@ -2,6 +2,7 @@
 //
 //	sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
 //	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE [--decide-token-file FILE]]
+//	             [--max-descriptor-bytes N] [--max-request-bytes N] [--over-limit-cache-bytes N]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	             [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
 //	sluice check-config [--merge-domain-config] PATH
@@ -10,6 +11,7 @@
 // SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_HEALTH_ADDR, SLUICE_TLS_CERT,
 // SLUICE_TLS_KEY, SLUICE_TLS_CLIENT_CA, SLUICE_AUTH_TOKEN_FILE (or the token
 // itself in SLUICE_AUTH_TOKEN), SLUICE_DECIDE_TOKEN_FILE (or SLUICE_DECIDE_TOKEN),
+// SLUICE_MAX_DESCRIPTOR_BYTES, SLUICE_MAX_REQUEST_BYTES, SLUICE_OVER_LIMIT_CACHE_BYTES,
 // SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL,
 // SLUICE_MERGE_DOMAIN_CONFIG (or envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG),
 // SLUICE_QUOTA_MODE (or QUOTA_MODE), SLUICE_ENVOY_RESPONSE_HEADERS (or
@@ -39,6 +41,7 @@ import (
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/grpcapi"
+	"github.com/sluice-rl/sluice/server/limiter"
 	"github.com/sluice-rl/sluice/server/telemetry"
 )
 
@@ -60,6 +63,7 @@ var errUsage = errors.New("usage")
 const usage = `usage:
   sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE [--decide-token-file FILE]]
+               [--max-descriptor-bytes N] [--max-request-bytes N] [--over-limit-cache-bytes N]
                [--log-format text|json] [--log-level debug|info|warn|error]
                [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
   sluice check-config [--merge-domain-config] PATH
@@ -115,6 +119,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", getenv("SLUICE_TLS_CLIENT_CA"), "PEM CAs: require client certificates signed by them, mutual TLS (env SLUICE_TLS_CLIENT_CA)")
 	tokenFile := fs.String("auth-token-file", getenv("SLUICE_AUTH_TOKEN_FILE"), "file holding the full bearer token, then required on every gRPC and JSON API call but health (env SLUICE_AUTH_TOKEN_FILE, or the token itself in SLUICE_AUTH_TOKEN)")
 	decideTokenFile := fs.String("decide-token-file", getenv("SLUICE_DECIDE_TOKEN_FILE"), "file holding a decide-only bearer token: ShouldRateLimit and GetUsage, never refunds, reports, token hits or limit overrides; needs --auth-token-file (env SLUICE_DECIDE_TOKEN_FILE, or the token itself in SLUICE_DECIDE_TOKEN)")
+	bounds, err := boundsFromEnv(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return errUsage
+	}
+	fs.IntVar(&cfg.Bounds.DescriptorBytes, "max-descriptor-bytes", bounds.DescriptorBytes, "bytes of keys and values one descriptor may have; more is INVALID_ARGUMENT (0: 4096) (env SLUICE_MAX_DESCRIPTOR_BYTES)")
+	fs.IntVar(&cfg.Bounds.RequestBytes, "max-request-bytes", bounds.RequestBytes, "bytes of domain, keys and values one request may have (0: 65536) (env SLUICE_MAX_REQUEST_BYTES)")
+	fs.IntVar(&cfg.Bounds.OverLimitCacheBytes, "over-limit-cache-bytes", bounds.OverLimitCacheBytes, "memory of the over-limit cache, which answers refusals without Redis (0: 16777216) (env SLUICE_OVER_LIMIT_CACHE_BYTES)")
 	logFormat := fs.String("log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -132,7 +144,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG) is required")
 		return errUsage
 	}
-	var err error
 	if cfg.AuthToken, err = readToken("--auth-token-file", *tokenFile, getenv("SLUICE_AUTH_TOKEN")); err != nil {
 		return err
 	}
@@ -246,6 +257,30 @@ func envBool(getenv func(string) string, keys ...string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// boundsFromEnv reads the SLUICE_MAX_*_BYTES variables; unset is 0 (the
+// default), anything but an integer an error naming the variable.
+func boundsFromEnv(getenv func(string) string) (limiter.Bounds, error) {
+	var b limiter.Bounds
+	var errs []error
+	for _, v := range []struct {
+		key string
+		dst *int
+	}{
+		{"SLUICE_MAX_DESCRIPTOR_BYTES", &b.DescriptorBytes},
+		{"SLUICE_MAX_REQUEST_BYTES", &b.RequestBytes},
+		{"SLUICE_OVER_LIMIT_CACHE_BYTES", &b.OverLimitCacheBytes},
+	} {
+		if raw := getenv(v.key); raw != "" {
+			n, err := strconv.Atoi(raw)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a number of bytes", v.key, raw))
+			}
+			*v.dst = n
+		}
+	}
+	return b, errors.Join(errs...)
 }
 
 func envOr(getenv func(string) string, key, def string) string {

@@ -228,6 +228,10 @@ func envoyOverride(o *ratelimitv3.RateLimitDescriptor_RateLimitOverride) (config
 			return config.Limit{}, fmt.Errorf("unit_multiplier: must be at least 1")
 		}
 	}
+	if time.Duration(n) > limiter.MaxOverrideWindow/length { // also keeps n × length from overflowing
+		return config.Limit{}, fmt.Errorf("unit_multiplier: %d × %v is longer than %d days, the longest window an override may have",
+			n, o.GetUnit(), limiter.MaxOverrideWindow/(24*time.Hour))
+	}
 	if n != 1 {
 		unit = ""
 	}

@@ -21,7 +21,7 @@ import (
 	"github.com/sluice-rl/sluice/server/grpcapi"
 )
 
-// MaxBodyBytes bounds a JSON request body.
+// MaxBodyBytes bounds a JSON request body, and a gRPC request message.
 const MaxBodyBytes = 1 << 20
 
 // Options is what the HTTP side needs from the service.

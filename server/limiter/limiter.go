@@ -49,16 +49,13 @@ type Limiter struct {
 	observer Observer
 	breaker  *breaker
 	cache    *overLimitCache
+	bounds   Bounds
 	now      func() time.Time // the replica's clock, for the over-limit cache
 	// cluster splits calls by hash slot (see cluster.go).
 	cluster bool
 	// quotaMode makes every descriptor quota-mode (see quota.go).
 	quotaMode bool
 }
-
-// DefaultOverLimitCacheSize bounds how many refusing counters a replica
-// remembers, to answer OVER_LIMIT for them without asking Redis.
-const DefaultOverLimitCacheSize = 100_000
 
 // New returns a Limiter that reads the config through configs on every call
 // (so a reload takes effect at once) and keeps its counters in rdb under keys
@@ -69,12 +66,14 @@ func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter
 	if prefix == "" {
 		prefix = DefaultKeyPrefix
 	}
-	return &Limiter{
+	l := &Limiter{
 		configs: configs, rdb: rdb, prefix: prefix, grace: DefaultReservationGrace,
 		window: lua.NewWindow(), report: lua.NewReport(),
-		breaker: newBreaker(), cache: newOverLimitCache(DefaultOverLimitCacheSize), now: time.Now,
+		breaker: newBreaker(), now: time.Now,
 		cluster: isCluster(rdb),
 	}
+	l.SetBounds(Bounds{})
+	return l
 }
 
 // StoreHealthy tells the limiter that Redis answered a health check: a
@@ -97,7 +96,7 @@ func (l *Limiter) Load(ctx context.Context) error {
 // Bad input returns an *InvalidError and charges nothing; a Redis failure
 // returns a *StoreError. Over limit is a Decision, not an error.
 func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, error) {
-	if err := req.validate(); err != nil {
+	if err := req.validate(&l.bounds); err != nil {
 		return Decision{}, err
 	}
 	p, dom := l.plan(req)
@@ -176,7 +175,7 @@ func (l *Limiter) finish(ctx context.Context, req *Request, p plan, dom *config.
 // Usage reports the current state of every limit the descriptors match,
 // charging nothing.
 func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, error) {
-	if err := req.validate(); err != nil {
+	if err := req.validate(&l.bounds); err != nil {
 		return nil, err
 	}
 	p, _ := l.plan(req)

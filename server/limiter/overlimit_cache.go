@@ -17,10 +17,17 @@ import (
 // reopen a counter early: the replica that gives the hits back forgets the
 // counter's entry at once; other replicas may keep refusing it from memory
 // until their entries expire (at most the refusal's retry_after).
+//
+// It is bounded by bytes (Bounds.OverLimitCacheBytes): a full cache evicts an
+// entry — an expired one if a short walk from a random place in the map
+// finds one, else the first it met — so a caller who fills it with
+// long-lived refusals gets no more than its share, and never stops it from
+// working for others.
 type overLimitCache struct {
-	maxEntries int
+	maxBytes int
 
 	mu      sync.Mutex
+	bytes   int // what the entries hold: their keys plus entryOverhead each
 	entries map[string]blocked
 }
 
@@ -30,8 +37,15 @@ type blocked struct {
 	limit uint64
 }
 
-func newOverLimitCache(maxEntries int) *overLimitCache {
-	return &overLimitCache{maxEntries: maxEntries, entries: make(map[string]blocked)}
+// entryOverhead is what an entry holds besides its key's bytes: the map
+// slot, the key's string header and the entry, with the map's slack.
+const entryOverhead = 120
+
+// evictWalk is how many entries an eviction looks at for an expired one.
+const evictWalk = 8
+
+func newOverLimitCache(maxBytes int) *overLimitCache {
+	return &overLimitCache{maxBytes: maxBytes, entries: make(map[string]blocked)}
 }
 
 // blockedFor returns how long the counter under key with this limit stays
@@ -48,28 +62,54 @@ func (c *overLimitCache) blockedFor(key string, limit uint64, now time.Time) (re
 }
 
 // block records that the counter under key refuses until until, and that
-// what it counts ages out at reset; now is the clock's time, for evicting
+// what it counts ages out at reset; now is the clock's time, for preferring
 // expired entries when the cache is full.
 func (c *overLimitCache) block(key string, limit uint64, until, reset, now time.Time) {
+	cost := len(key) + entryOverhead
+	if cost > c.maxBytes {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.maxEntries {
-		for k, b := range c.entries {
-			if !now.Before(b.until) {
-				delete(c.entries, k)
-			}
+	if _, ok := c.entries[key]; !ok {
+		for c.bytes+cost > c.maxBytes {
+			c.evict(now)
 		}
-		if len(c.entries) >= c.maxEntries {
-			return // full of live entries: ask Redis instead
-		}
+		c.bytes += cost
 	}
 	c.entries[key] = blocked{until: until, reset: reset, limit: limit}
+}
+
+// evict drops one entry; c.mu is held and the cache is not empty.
+func (c *overLimitCache) evict(now time.Time) {
+	victim, seen := "", 0
+	for k, b := range c.entries { // Go starts every walk at a random place
+		if !now.Before(b.until) {
+			victim = k
+			break
+		}
+		if seen == 0 {
+			victim = k
+		}
+		if seen++; seen == evictWalk {
+			break
+		}
+	}
+	c.remove(victim)
+}
+
+// remove drops key's entry, if any; c.mu is held.
+func (c *overLimitCache) remove(key string) {
+	if _, ok := c.entries[key]; ok {
+		delete(c.entries, key)
+		c.bytes -= len(key) + entryOverhead
+	}
 }
 
 // forget drops what the cache knows of the counter under key: its count went
 // down (a refund), so it may admit before the entry would expire.
 func (c *overLimitCache) forget(key string) {
 	c.mu.Lock()
-	delete(c.entries, key)
+	c.remove(key)
 	c.mu.Unlock()
 }

@@ -55,7 +55,7 @@ func (e *NotFoundError) Error() string {
 // and the actual usage is charged now, even past the limit. A second report
 // of the same reservation changes nothing and answers as the first did.
 func (l *Limiter) Report(ctx context.Context, req *ReportRequest) (ReportResult, error) {
-	if err := req.validate(); err != nil {
+	if err := req.validate(&l.bounds); err != nil {
 		return ReportResult{}, err
 	}
 	if req.ReservationID != "" {
@@ -137,7 +137,7 @@ func (l *Limiter) chargeUsage(ctx context.Context, req *ReportRequest) (ReportRe
 }
 
 // validate checks a report before anything is charged.
-func (r *ReportRequest) validate() error {
+func (r *ReportRequest) validate(b *Bounds) error {
 	if err := r.Usage.validate("usage"); err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (r *ReportRequest) validate() error {
 	}
 	if r.Domain != "" || len(r.Descriptors) > 0 {
 		req := Request{Domain: r.Domain, Descriptors: r.Descriptors}
-		return req.validate()
+		return req.validate(b)
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ func denied(field, what string) error {
 }
 
 // validate checks a request before anything is read or charged.
-func (r *Request) validate() error {
+func (r *Request) validate(b *Bounds) error {
 	switch {
 	case r.Domain == "":
 		return invalid("domain", "must not be empty")
@@ -148,6 +148,12 @@ func (r *Request) validate() error {
 		if err := d.validate(i); err != nil {
 			return err
 		}
+		if err := checkOverride(i, &d); err != nil {
+			return err
+		}
+	}
+	if err := b.checkSize(r); err != nil {
+		return err
 	}
 	if r.DecideOnly {
 		for i := range r.Descriptors {

@@ -1,0 +1,148 @@
+package server_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
+	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sluice-rl/sluice/internal/redistest"
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+)
+
+// isolationConfig has a fail-closed domain for the victims, a fail-open one
+// capped at 100 a minute, and a domain for the attacker's overrides.
+var isolationConfig = map[string]string{
+	"victims.yaml":      "domain: victims\ndescriptors:\n  - key: api\n    rate_limit: {unit: second, requests_per_unit: 1000000}\n",
+	"victims_open.yaml": "domain: victims_open\nfailure_mode: open\ndescriptors:\n  - key: api\n    rate_limit: {unit: minute, requests_per_unit: 100}\n",
+	"attacker.yaml":     "domain: attacker\ndescriptors:\n  - key: remote_address\n    rate_limit: {unit: second, requests_per_unit: 10}\n",
+}
+
+// writeConfigDir writes files into a fresh directory and returns it.
+func writeConfigDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// victims is a load of well-behaved callers beside an attacker.
+type victims struct {
+	ok, unavailable, other atomic.Int64
+	openAdmitted           atomic.Int64
+	firstOther             atomic.Value
+}
+
+// run keeps n callers asking (each with a 1 s deadline) until stop, half on
+// the fail-closed domain, half on the fail-open one.
+func (v *victims) run(c sluicev1.RateLimitServiceClient, n int, stop *atomic.Bool, wg *sync.WaitGroup) {
+	for i := range n {
+		domain := "victims"
+		if i%2 == 1 {
+			domain = "victims_open"
+		}
+		wg.Go(func() {
+			req := &sluicev1.ShouldRateLimitRequest{Domain: domain, Descriptors: []*sluicev1.Descriptor{{Entries: []*sluicev1.Entry{{Key: "api", Value: "shared"}}}}}
+			for !stop.Load() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				resp, err := c.ShouldRateLimit(ctx, req)
+				cancel()
+				switch {
+				case err == nil:
+					v.ok.Add(1)
+					if domain == "victims_open" && resp.OverallCode == sluicev1.Code_OK {
+						v.openAdmitted.Add(1)
+					}
+				case status.Code(err) == codes.Unavailable:
+					v.unavailable.Add(1)
+				default:
+					v.other.Add(1)
+					v.firstOther.CompareAndSwap(nil, err.Error())
+				}
+			}
+		})
+	}
+}
+
+// check asserts that the victims never saw the attack.
+func (v *victims) check(t *testing.T) {
+	t.Helper()
+	t.Logf("victims: ok %d, unavailable %d, other %d; the fail-open domain admitted %d", v.ok.Load(), v.unavailable.Load(), v.other.Load(), v.openAdmitted.Load())
+	if v.ok.Load() == 0 {
+		t.Error("no victim call got through")
+	}
+	if n := v.unavailable.Load(); n > 0 {
+		t.Errorf("victims got %d Unavailable: the attacker opened the circuit breaker for everybody", n)
+	}
+	if n := v.other.Load(); n > 0 {
+		t.Errorf("victims got %d other errors, e.g. %v", n, v.firstOther.Load())
+	}
+	if n := v.openAdmitted.Load(); n > 100 {
+		t.Errorf("the fail-open domain admitted %d against a limit of 100 a minute", n)
+	}
+}
+
+// TestBadOverridesNeverOpenTheBreakerForOthers: limit overrides no counter
+// can have (a window that overflows time.Duration or runs for centuries)
+// are the caller's error, InvalidArgument naming the field, before any Redis
+// call — never a Redis failure that opens the circuit for every caller.
+func TestBadOverridesNeverOpenTheBreakerForOthers(t *testing.T) {
+	rs := redistest.New(t)
+	s := startSluice(t, writeConfigDir(t, isolationConfig), rs.URL())
+	conn := dial(t, s)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var v victims
+	v.run(sluicev1.NewRateLimitServiceClient(conn), 8, &stop, &wg)
+
+	envoy := rlsv3.NewRateLimitServiceClient(conn)
+	bad := []*ratelimitv3.RateLimitDescriptor_RateLimitOverride{
+		{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_YEAR, UnitMultiplier: wrapperspb.UInt32(292)},
+		{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_YEAR, UnitMultiplier: wrapperspb.UInt32(293)}, // overflows time.Duration
+		{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_SECOND, UnitMultiplier: wrapperspb.UInt32(math.MaxUint32)},
+		{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_DAY, UnitMultiplier: wrapperspb.UInt32(366)},
+	}
+	var attacks, refused atomic.Int64
+	for a := range 4 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				d := envoyDesc("remote_address", "10.0.0.1")
+				d.Limit = bad[(a+i)%len(bad)]
+				_, err := envoy.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "attacker", Descriptors: []*ratelimitv3.RateLimitDescriptor{d}})
+				attacks.Add(1)
+				if status.Code(err) == codes.InvalidArgument && strings.Contains(err.Error(), "descriptors[0].limit.unit_multiplier") {
+					refused.Add(1)
+				} else if i < 3 {
+					t.Errorf("override %v: %v, want InvalidArgument naming descriptors[0].limit.unit_multiplier", d.Limit, err)
+				}
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("attacker: %d calls, %d InvalidArgument", attacks.Load(), refused.Load())
+	if refused.Load() != attacks.Load() {
+		t.Errorf("%d of %d bad overrides were not InvalidArgument", attacks.Load()-refused.Load(), attacks.Load())
+	}
+	v.check(t)
+	if keys, err := redistest.Client(t, rs).Keys(context.Background(), "*attacker*").Result(); err != nil || len(keys) > 0 {
+		t.Errorf("the refused overrides wrote %v (%v)", keys, err)
+	}
+}

@@ -56,8 +56,9 @@ local function reconcile(i)
     local e = hash(key)
 
     if a > 0 and b >= first then
-      local v = incr(e, int(b), b, -a)
-      if v < 0 then incr(e, int(b), b, -v) end
+      -- a bucket emptied (or given back already, by a refund) is deleted, never
+      -- left at 0: a key the refund deleted must not come back without a TTL
+      if incr(e, int(b), b, -a) <= 0 then del(e, find(e, int(b))) end
       local rsv = key .. ':rsv'
       local re = cached[rsv]
       if re ~= nil then

@@ -4,7 +4,8 @@
 -- lets one script call run a batch of calls and read and write each counter
 -- hash once.
 --
--- A counter is a hash: field = bucket index (decimal), value = count. Time is
+-- A counter is a hash: field = bucket index (decimal), value = count; a field
+-- "<bucket>:<holder>" holds units of that bucket leased to a replica. Time is
 -- Redis TIME in integer microseconds. Lua numbers are doubles: every value here
 -- is an integer below 2^53, so arithmetic is exact.
 
@@ -32,6 +33,17 @@ end
 -- a record) is written straight through.
 local cached, order = {}, {}
 
+-- bucketOf is the bucket number of a counter hash field: "<k>", or a lease
+-- record "<k>:<holder>" (units leased to holder in bucket k, counted as part of
+-- bucket k; see window.lua's op 4); false for any other field.
+local function bucketOf(f)
+  local b = tonumber(f)
+  if b ~= nil then return b end
+  local k = string.match(f, '^(%d+):')
+  if k ~= nil then return tonumber(k) end
+  return false
+end
+
 local function hash(key)
   local e = cached[key]
   if e == nil then
@@ -39,7 +51,7 @@ local function hash(key)
     e = {n = #raw / 2}
     for j = 1, #raw, 2 do
       local x = 2 * (j - 1)
-      e[x + 1], e[x + 2], e[x + 3], e[x + 4] = raw[j], tonumber(raw[j]) or false, tonumber(raw[j + 1]) or 0, false
+      e[x + 1], e[x + 2], e[x + 3], e[x + 4] = raw[j], bucketOf(raw[j]), tonumber(raw[j + 1]) or 0, false
     end
     cached[key] = e
     order[#order + 1] = key
@@ -66,6 +78,11 @@ local function incr(e, f, b, delta)
   local v = (e[x + 3] or 0) + delta
   e[x + 3], e[x + 4] = v, true
   return v
+end
+
+-- add adds delta to the count of the field at slot offset x of cached hash e
+local function add(e, x, delta)
+  e[x + 3], e[x + 4] = (e[x + 3] or 0) + delta, true
 end
 
 -- del deletes the field at slot offset x of cached hash e
@@ -124,14 +141,23 @@ local function count(e, first, k)
   return used, newest, stale
 end
 
--- counted buckets of hash e, sorted oldest first: {bucket, count, slot offset}
+-- counted fields of hash e, oldest bucket first: {bucket, count, slot
+-- offset}. Within a bucket the lease records ("<k>:<holder>", by name) come
+-- before the bucket's own field "<k>", so that the order never depends on how
+-- the hash happens to be laid out: a refund taken newest first (from the end)
+-- takes from "<k>" before any lease.
 local function counted(e, first, k)
   local out = {}
   for x = 0, 4 * (e.n - 1), 4 do
     local b, c = e[x + 2], e[x + 3]
-    if c and b and b >= first and b <= k then out[#out + 1] = {b, c, x} end
+    if c and b and b >= first and b <= k then out[#out + 1] = {b, c, x, e[x + 1]} end
   end
-  table.sort(out, function(p, q) return p[1] < q[1] end)
+  table.sort(out, function(p, q)
+    if p[1] ~= q[1] then return p[1] < q[1] end
+    local pr, qr = #p[4] > #int(p[1]), #q[4] > #int(q[1]) -- a record's name is longer
+    if pr ~= qr then return pr end
+    return p[4] < q[4]
+  end)
   return out
 end
 

@@ -179,8 +179,9 @@ func runReports(t *testing.T, rng *rand.Rand, rdb *redis.Client, recs []string, 
 	}
 }
 
-// randomMergeBatch makes n calls on a few shared keys: every op, shadow
-// counters, peeks, reservations, and now and then a key holding a string.
+// randomMergeBatch makes n calls on a few shared keys: every op (leases
+// granted and returned too), shadow counters, peeks, reservations, and now
+// and then a key holding a string.
 func randomMergeBatch(rng *rand.Rand, n, round int, bucketNow int64) []mergeCall {
 	keys := []string{"{t}a", "{t}b", "{t}c"}
 	calls := make([]mergeCall, n)
@@ -194,10 +195,19 @@ func randomMergeBatch(rng *rand.Rand, n, round int, bucketNow int64) []mergeCall
 			ct := Counter{
 				Key: keys[k], Bucket: time.Hour, Buckets: 1 + k,
 				Limit: uint64(5 + 5*k), Cost: uint64(rng.IntN(6)),
-				Shadow: rng.IntN(6) == 0, Op: Op(rng.IntN(4)),
+				Shadow: rng.IntN(6) == 0, Op: Op(rng.IntN(5)),
 			}
 			if ct.Op == OpReserve {
 				ct.Kind = uint8(1 + rng.IntN(3))
+			}
+			if ct.Op == OpLease && c.mode == Peek {
+				ct.Op = OpCheck
+			}
+			if ct.Op == OpLease {
+				ct.Shadow, ct.Holder = false, []string{"h1", "h2"}[rng.IntN(2)]
+				if rng.IntN(2) == 0 {
+					ct.From = bucketNow // a return
+				}
 			}
 			if ct.Op == OpRefund && rng.IntN(2) == 0 {
 				ct.From = bucketNow
@@ -279,7 +289,7 @@ func compareOutcome(t *testing.T, what string, merged, single mergeOutcome, slac
 	for j := range m.Counters {
 		mc, sc := m.Counters[j], s.Counters[j]
 		if mc.Over != sc.Over || mc.Used != sc.Used || mc.Remaining != sc.Remaining || mc.Amount != sc.Amount ||
-			!near(mc.ResetAfter, sc.ResetAfter) || !near(mc.RetryAfter, sc.RetryAfter) {
+			!near(mc.ResetAfter, sc.ResetAfter) || !near(mc.RetryAfter, sc.RetryAfter) || !near(mc.BucketLeft, sc.BucketLeft) {
 			t.Fatalf("%s counter %d: merged %+v, single %+v", what, j, mc, sc)
 		}
 	}

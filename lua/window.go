@@ -35,6 +35,10 @@ type Counter struct {
 	// reservation record (and read back by Report); 0 for none. A counter
 	// with a Kind also reports its reserved amount in Peek mode.
 	Kind uint8
+	// Holder, for OpLease, names the replica the lease belongs to: 1 to
+	// 32 characters of [0-9a-z], unique among the replicas sharing the
+	// counters. Empty for every other op.
+	Holder string
 }
 
 // Op says what a counter's Cost does.
@@ -54,6 +58,17 @@ const (
 	OpForce Op = 2
 	// OpRefund gives Cost back, newest buckets first, never below zero.
 	OpRefund Op = 3
+	// OpLease grants or returns a quota lease of Holder (docs/leases.md),
+	// in Charge mode only; it never refuses the call, and it sees what the
+	// call's earlier counters did. With From 0 it grants up to Cost units,
+	// at most half of what is free (limit − used), into the current
+	// bucket: CounterResult.Amount is the grant and BucketLeft the time
+	// until the bucket ends. With From > 0 it returns Holder's lease in
+	// bucket From, of which Holder spent Cost units: it keeps what Redis
+	// holds of the lease up to Cost and gives back the rest (Amount, ≤ 0);
+	// nothing once From has left the window, nothing when Redis holds no
+	// such lease (it was returned already, or its grant was lost).
+	OpLease Op = 4
 )
 
 // Mode says whether a Window call charges the counters.
@@ -77,6 +92,9 @@ type CounterResult struct {
 	// Peek mode, for a counter with a Kind, what is reserved and not yet
 	// reported in the window.
 	Amount int64
+	// BucketLeft is, for OpLease, the time from Now until the current
+	// bucket ends: a lease granted now lives in this bucket only.
+	BucketLeft time.Duration
 }
 
 // Result is the answer of a Window call.
@@ -123,6 +141,13 @@ func (w *Window) Run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 	if len(counters) == 0 {
 		return Result{}, errors.New("window: no counters")
 	}
+	if mode == Peek {
+		for i := range counters {
+			if counters[i].Op == OpLease {
+				return Result{}, fmt.Errorf("window: counter %d: a lease needs Charge mode", i)
+			}
+		}
+	}
 	return w.run(ctx, rdb, mode, counters, "", 0)
 }
 
@@ -147,7 +172,7 @@ func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 			return Result{}, fmt.Errorf("window: counter %d: %w", i, err)
 		}
 		keys[i] = c.Key
-		kind := ""
+		kind := c.Holder
 		if c.Kind != 0 {
 			kind = strconv.Itoa(int(c.Kind)) // small: no allocation
 		}
@@ -168,7 +193,7 @@ func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 	if err, ok := calls[0].(error); ok {
 		return Result{}, fmt.Errorf("window script: %w", err)
 	}
-	return parseWindowReply(calls[0], len(counters))
+	return parseWindowReply(calls[0], counters)
 }
 
 // flags packs the counter's shadow bit, op and inclusive bit into the
@@ -201,16 +226,36 @@ func (c *Counter) validate() error {
 		return fmt.Errorf("limit %d is above 2^53-1", c.Limit)
 	case c.Cost > maxExact:
 		return fmt.Errorf("cost %d is above 2^53-1", c.Cost)
-	case c.Op > OpRefund:
+	case c.Op > OpLease:
 		return fmt.Errorf("unknown op %d", c.Op)
 	case c.From < 0:
 		return fmt.Errorf("refund bucket %d is negative", c.From)
+	case c.Op == OpLease && (c.Kind != 0 || c.Shadow):
+		return errors.New("a lease has no kind and is never shadow")
+	case c.Op == OpLease && !validHolder(c.Holder):
+		return fmt.Errorf("lease holder %q is not 1 to 32 characters of [0-9a-z]", c.Holder)
+	case c.Op != OpLease && c.Holder != "":
+		return fmt.Errorf("holder %q given for op %d; only a lease has one", c.Holder, c.Op)
 	}
 	return nil
 }
 
+// validHolder reports whether h can name a lease holder in a hash field.
+func validHolder(h string) bool {
+	if len(h) == 0 || len(h) > 32 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
+}
+
 // parseWindowReply checks the reply's shape: {now_us, allowed, then 6 integers per counter}.
-func parseWindowReply(reply any, n int) (Result, error) {
+func parseWindowReply(reply any, counters []Counter) (Result, error) {
+	n := len(counters)
 	vals, ok := reply.([]any)
 	if !ok {
 		return Result{}, fmt.Errorf("window script: reply is %T, want an array", reply)
@@ -271,6 +316,9 @@ func parseWindowReply(reply any, n int) (Result, error) {
 			ResetAfter: time.Duration(f[3]) * time.Microsecond,
 			RetryAfter: time.Duration(f[4]) * time.Microsecond,
 			Amount:     f[5],
+		}
+		if counters[i].Op == OpLease {
+			res.Counters[i].RetryAfter, res.Counters[i].BucketLeft = 0, time.Duration(f[4])*time.Microsecond
 		}
 	}
 	return res, nil

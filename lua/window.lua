@@ -5,7 +5,9 @@
 -- A limit L per window W is split into buckets of width w microseconds. At time
 -- now the current bucket is k = floor(now / w); a counter counts buckets
 -- k-n .. k, where n*w >= W, so no interval of length W ever admits more than L.
--- Each counter is a hash: field = bucket index (decimal), value = count.
+-- Each counter is a hash: field = bucket index (decimal), value = count. Units
+-- leased to a replica (op 4) sit in a field "<bucket>:<holder>" of their bucket
+-- and count as part of it: the field is also the lease's record.
 -- A token counter keeps what is reserved and not yet reported in a second hash,
 -- <key>:rsv, laid out the same way (the reserved amounts are also in the counter).
 --
@@ -31,14 +33,25 @@
 --                                      while used < limit and takes what remains
 --                            2 force   charge cost even past the limit; never refuses
 --                            3 refund  give cost back, newest buckets first, never below 0
+--                            4 lease   (charge mode only; never refuses; evaluated after
+--                                      the call's earlier counters are applied)
+--                                      from = 0: grant g = min(cost, floor(free / 2))
+--                                      units, free = limit - used, into the current
+--                                      bucket's record "<k>:<holder>"
+--                                      from > 0: return: the holder spent cost units of
+--                                      its lease in bucket from; keep min(record, cost)
+--                                      (moved into "<from>"), give back the rest, delete
+--                                      the record; nothing once from left the window
 --              bit 4 (16): inclusive, envoyproxy/ratelimit's rule that a limit is passed
 --                          only once used > limit: a cost-0 check is ok while
 --                          used <= limit; a force charges only while used <= limit (the
 --                          call that takes the counter past its limit counts whole,
 --                          later ones nothing until it is back at its limit)
---   kind       token kind code written into the reservation record ("" for none)
+--   kind       token kind code written into the reservation record ("" for none);
+--              for op 4 the lease holder: 1-32 characters of [0-9a-z]
 --   from       for refund: > 0 gives back from this bucket only (nothing once it has left
---              the window) — undoing a charge exactly; 0 gives back newest buckets first
+--              the window) — undoing a charge exactly; 0 gives back newest buckets first;
+--              for lease: see op 4
 -- KEYS         for each call in order: the hash key of each of its nc counters,
 --              then its reservation record key when record_ttl_ms > 0
 --
@@ -51,12 +64,41 @@
 --   for a force that is not inclusive),
 --   amount: in charge mode what was charged (negative: refunded); in peek mode
 --           what <key>:rsv holds in the window (reserved, not yet reported).
+--   For op 4, retry_us is the time left in the current bucket: (k + 1) * w - now.
 --
 -- Time is Redis TIME in integer microseconds. Lua numbers are doubles: every
 -- value here is an integer below 2^53, so arithmetic is exact.
 --
--- It runs after counters.lua (now, int, bucket, hash, incr, del, count,
+-- It runs after counters.lua (now, int, bucket, hash, find, incr, add, del, count,
 -- counted, writeBack, replyOf).
+
+-- lease runs op 4 on cached hash e for the counter whose arguments start at
+-- ARGV[a], in current bucket k; ms is the expiry a charge sets. It returns the
+-- amount charged (a grant, >= 0) or given back (a return, <= 0).
+local function lease(e, a, k, n, w, limit, ms)
+  local cost = tonumber(ARGV[a + 3])
+  local holder = ARGV[a + 5]
+  local from = tonumber(ARGV[a + 6])
+  if from > 0 then
+    if from < k - n or from > k then return 0 end
+    local x = find(e, int(from) .. ':' .. holder)
+    if x == nil or not e[x + 3] then return 0 end
+    local have = e[x + 3]
+    local keep = math.min(have, cost)
+    if keep > 0 then incr(e, int(from), from, keep) end
+    del(e, x)
+    return keep - have
+  end
+  local used, _, stale = count(e, k - n, k)
+  local g = math.min(cost, math.floor((limit - used) / 2))
+  if g <= 0 then return 0 end
+  incr(e, int(k) .. ':' .. holder, k, g)
+  if stale ~= nil then
+    for _, j in ipairs(stale) do del(e, j) end
+  end
+  e.ttl = ms
+  return g
+end
 
 -- decide runs one call: its keys follow KEYS[ko], its arguments start at ARGV[ao]
 local function decide(ko, ao)
@@ -85,7 +127,9 @@ local function decide(ko, ao)
     local used, newest, stale = count(e, first, k)
 
     local ok, amount = true, 0
-    if op == 2 then
+    if op == 4 then
+      -- a lease is evaluated in the charge phase, below
+    elseif op == 2 then
       ok = used + cost <= limit
       if not inclusive or used <= limit then amount = cost end
     elseif op == 3 then
@@ -115,6 +159,7 @@ local function decide(ko, ao)
     local reset = 0
     if newest ~= nil then reset = (newest + n + 1) * w - now end
     local retry = 0
+    if op == 4 then retry = (k + 1) * w - now end
     if not ok and (op < 2 or (op == 2 and inclusive)) then
       -- walk the counted buckets oldest first until enough has aged out
       retry = reset
@@ -130,7 +175,7 @@ local function decide(ko, ao)
     end
 
     local shown = 0
-    if not charge and ARGV[a + 5] ~= '' then
+    if not charge and op ~= 4 and ARGV[a + 5] ~= '' then
       shown = count(hash(KEYS[ko + i] .. ':rsv'), first, k)
     end
 
@@ -166,7 +211,14 @@ local function decide(ko, ao)
     local amount = amounts[i]
     local r = 3 + 6 * (i - 1)
     local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
-    if amount > 0 then
+    local after = nil -- what the counter holds after this op, when it recounts
+    if ops[i] == 4 then
+      amount = lease(e, a, k, n, w, limit, ms)
+      local newest
+      after, newest = count(e, k - n, k)
+      if newest ~= nil then reply[r + 3] = (newest + n + 1) * w - now else reply[r + 3] = 0 end
+      reply[r + 4] = (k + 1) * w - now
+    elseif amount > 0 then
       incr(e, int(k), k, amount)
       local stale = stales[i]
       if stale ~= nil then
@@ -187,12 +239,12 @@ local function decide(ko, ao)
         if take == bs[j][2] then
           del(e, bs[j][3])
         elseif take > 0 then
-          incr(e, int(bs[j][1]), bs[j][1], -take)
+          add(e, bs[j][3], -take)
         end
         left = left - take
       end
     end
-    local used = reply[r + 1] + amount
+    local used = after or reply[r + 1] + amount
     reply[r + 1] = used
     reply[r + 2] = math.max(limit - used, 0)
     reply[r + 5] = amount

@@ -57,6 +57,7 @@ func TestWindowRunRejectsBadInput(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	good := Counter{Key: "k", Bucket: time.Second, Buckets: 10, Limit: 5, Cost: 1}
+	lease := Counter{Key: "k", Bucket: time.Second, Buckets: 10, Limit: 5, Cost: 1, Op: OpLease, Holder: "r1"}
 	for _, tc := range []struct {
 		name     string
 		mode     Mode
@@ -74,6 +75,14 @@ func TestWindowRunRejectsBadInput(t *testing.T) {
 		{"limit too big", Charge, []Counter{func() Counter { c := good; c.Limit = 1 << 60; return c }()}, "limit"},
 		{"cost too big", Charge, []Counter{func() Counter { c := good; c.Cost = 1 << 60; return c }()}, "cost"},
 		{"second counter bad", Peek, []Counter{good, {}}, "counter 1: empty key"},
+		{"lease in peek mode", Peek, []Counter{lease}, "needs Charge mode"},
+		{"lease without holder", Charge, []Counter{func() Counter { c := lease; c.Holder = ""; return c }()}, "holder"},
+		{"lease holder with a colon", Charge, []Counter{func() Counter { c := lease; c.Holder = "a:b"; return c }()}, "holder"},
+		{"lease holder too long", Charge, []Counter{func() Counter { c := lease; c.Holder = strings.Repeat("a", 33); return c }()}, "holder"},
+		{"shadow lease", Charge, []Counter{func() Counter { c := lease; c.Shadow = true; return c }()}, "never shadow"},
+		{"lease with a kind", Charge, []Counter{func() Counter { c := lease; c.Kind = 1; return c }()}, "no kind"},
+		{"holder on a check", Charge, []Counter{func() Counter { c := good; c.Holder = "h"; return c }()}, "only a lease"},
+		{"unknown op", Charge, []Counter{func() Counter { c := good; c.Op = 5; return c }()}, "unknown op"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewWindow().Run(context.Background(), rdb, tc.mode, tc.counters)
@@ -89,7 +98,7 @@ func TestWindowRunRejectsBadInput(t *testing.T) {
 
 func TestParseWindowReply(t *testing.T) {
 	ok := []any{int64(1751630400000000), int64(1), int64(1), int64(2), int64(3), int64(4), int64(0), int64(-2)}
-	res, err := parseWindowReply(ok, 1)
+	res, err := parseWindowReply(ok, make([]Counter, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +127,7 @@ func TestParseWindowReply(t *testing.T) {
 		{"bad code", with(2, int64(3)), "code is 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseWindowReply(tc.reply, 1)
+			_, err := parseWindowReply(tc.reply, make([]Counter, 1))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}

@@ -125,10 +125,10 @@ func (c *checker) parseLimits(f fields, path string) (limits []parsedLimit, unli
 	return limits, unlimited, present
 }
 
-var requestLimitKeys = []string{"unit", "requests_per_unit", "unlimited", "name", "replaces", "window", "requests", "buckets"}
+var requestLimitKeys = []string{"unit", "requests_per_unit", "unlimited", "name", "replaces", "window", "requests", "buckets", "lease"}
 
 // parseRequestLimit reads a request limit: envoy's {unit, requests_per_unit, unlimited, name,
-// replaces} or Sluice's {window, requests, buckets}, in any mix.
+// replaces} or Sluice's {window, requests, buckets, lease}, in any mix.
 func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) ([]Limit, bool, bool) {
 	l := Limit{Kind: KindRequests, Buckets: DefaultBuckets}
 	f, ok := c.mapping(n, path, requestLimitKeys...)
@@ -143,6 +143,9 @@ func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) ([]Li
 	}
 	if f.has("replaces") {
 		l.Replaces = c.parseReplaces(f.vals["replaces"], join(path, "replaces"), l.Name)
+	}
+	if f.has("lease") {
+		l.Lease = c.leaseMode(f.vals["lease"], join(path, "lease"))
 	}
 
 	var unlimited bool
@@ -168,7 +171,7 @@ func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) ([]Li
 		if !single {
 			c.errorf(f.keys["unlimited"], join(path, "unlimited"), "unlimited is only allowed in a single rate_limit, not in a list")
 		}
-		for _, k := range []string{"unit", "window", "buckets"} {
+		for _, k := range []string{"unit", "window", "buckets", "lease"} {
 			if f.has(k) {
 				c.errorf(f.keys[k], join(path, k), "must not be given with unlimited")
 			}
@@ -185,6 +188,21 @@ func parseRequestLimit(c *checker, n *yaml.Node, path string, single bool) ([]Li
 	}
 	l.ID = limitID(l)
 	return []Limit{l}, false, len(c.problems) == errs
+}
+
+// leaseMode reads `lease: auto | off`.
+func (c *checker) leaseMode(n *yaml.Node, path string) LeaseMode {
+	v, ok := c.str(n, path)
+	switch {
+	case !ok:
+	case v == "auto":
+		return LeaseAuto
+	case v == "off":
+		return LeaseOff
+	default:
+		c.errorf(resolve(n), path, "must be auto or off, not %q", v)
+	}
+	return LeaseAuto
 }
 
 // parseWindow reads the window of a limit, as a unit or a duration, and its buckets.

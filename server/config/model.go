@@ -22,6 +22,7 @@
 //	      requests_per_unit: 100      # 0 refuses everything (envoy's block list idiom)
 //	      name: pizza                 # optional, for replaces
 //	      replaces: [{name: other}]   # this limit drops the named limits from the same request
+//	      lease: auto                 # Sluice: auto (default) or off, quota leases (docs/leases.md)
 //	    rate_limits:                  # Sluice: several limits (instead of rate_limit)
 //	      - {window: 10s, requests: 50, buckets: 20}
 //	      - {unit: hour, requests: 10000}
@@ -109,10 +110,33 @@ type Limit struct {
 	Requests uint64 // the amount allowed per window, in requests or tokens; 0 refuses all
 	Unit     string // "second".."year" when given as unit, "" when given as window
 	Replaces []string
+	// Lease says whether replicas may decide this limit from quota leases
+	// (docs/leases.md): LeaseAuto, the zero value, unless the file says
+	// `lease: off`. Token limits are never leased.
+	Lease LeaseMode
 	// ID is stable and unique among the limits of one descriptor, for use in Redis keys:
 	// the kind, the window and the bucket count, like "r:1s:10". It does not change
 	// with Requests, so raising a limit keeps its count.
 	ID string
+}
+
+// LeaseMode is a request limit's `lease` setting.
+type LeaseMode uint8
+
+const (
+	// LeaseAuto lets a replica lease the limit's units where its own demand
+	// makes a lease pay (the default).
+	LeaseAuto LeaseMode = iota
+	// LeaseOff decides every call directly in Redis.
+	LeaseOff
+)
+
+// String names the mode as the config writes it.
+func (m LeaseMode) String() string {
+	if m == LeaseOff {
+		return "off"
+	}
+	return "auto"
 }
 
 // Rule is what a request descriptor matched. Its slices are shared: do not modify them.

@@ -633,3 +633,43 @@ descriptors:
 		t.Errorf("share_threshold after a wildcard that does not cover it: %+v %v", r, ok)
 	}
 }
+
+func TestParseLease(t *testing.T) {
+	d, err := Parse("l.yaml", []byte(`
+domain: d
+descriptors:
+  - key: a
+    rate_limit: {unit: second, requests_per_unit: 5}
+  - key: b
+    rate_limit: {unit: second, requests_per_unit: 5, lease: off}
+  - key: c
+    rate_limits:
+      - {window: 1s, requests: 5, lease: auto}
+      - {window: 1m, requests: 50, lease: off}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, key := range []string{"a", "b", "c"} {
+		r, _ := d.Match([]Entry{{key, "x"}})
+		for _, l := range r.Limits {
+			got = append(got, key+" "+l.ID+" "+l.Lease.String())
+		}
+	}
+	want := []string{"a r:1s:10 auto", "b r:1s:10 off", "c r:1s:10 auto", "c r:1m:10 off"}
+	if !slices.Equal(got, want) {
+		t.Errorf("lease modes\n got %q\nwant %q", got, want)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"rate_limit: {unit: second, requests_per_unit: 5, lease: sometimes}", `l.yaml:4: descriptors[0].rate_limit.lease: must be auto or off, not "sometimes"`},
+		{"rate_limit: {unit: second, requests_per_unit: 5, lease: [off]}", "l.yaml:4: descriptors[0].rate_limit.lease: must be a string"},
+		{"rate_limit: {unlimited: true, lease: off}", "descriptors[0].rate_limit.lease: must not be given with unlimited"},
+		{"token_limit: {window: 1m, total_tokens: 5, lease: auto}", "descriptors[0].token_limit.lease: unknown key"},
+	} {
+		_, err := Parse("l.yaml", []byte("domain: d\ndescriptors:\n  - key: a\n    "+tc.yaml+"\n"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

@@ -232,7 +232,7 @@ func (c *Counter) validate() error {
 		return fmt.Errorf("refund bucket %d is negative", c.From)
 	case c.Op == OpLease && (c.Kind != 0 || c.Shadow):
 		return errors.New("a lease has no kind and is never shadow")
-	case c.Op == OpLease && !validHolder(c.Holder):
+	case c.Op == OpLease && !ValidHolder(c.Holder):
 		return fmt.Errorf("lease holder %q is not 1 to 32 characters of [0-9a-z]", c.Holder)
 	case c.Op != OpLease && c.Holder != "":
 		return fmt.Errorf("holder %q given for op %d; only a lease has one", c.Holder, c.Op)
@@ -240,8 +240,8 @@ func (c *Counter) validate() error {
 	return nil
 }
 
-// validHolder reports whether h can name a lease holder in a hash field.
-func validHolder(h string) bool {
+// ValidHolder reports whether h can name a lease holder in a hash field.
+func ValidHolder(h string) bool {
 	if len(h) == 0 || len(h) > 32 {
 		return false
 	}

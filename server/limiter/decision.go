@@ -76,6 +76,10 @@ type Decision struct {
 	// FailedOpen is true when Redis could not be asked and the domain's
 	// failure_mode is open: the call is admitted uncounted.
 	FailedOpen bool
+	// Leased is true when every limit was decided from this replica's quota
+	// leases, without a Redis call: Remaining and the reset times are the
+	// replica's estimates (docs/leases.md).
+	Leased bool
 }
 
 // LimitUsage is the current state of one limit of one descriptor.

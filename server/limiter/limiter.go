@@ -7,7 +7,9 @@
 // domain and descriptor path. Two descriptors that name the same counter
 // share it, their costs added, so a call can never check a counter twice and
 // charge it twice. All counters go to Redis in one script call, which charges
-// all of them or — when any enforced counter refuses — none.
+// all of them or — when any enforced counter refuses — none. With quota leases
+// on (leases.go), the counters this replica holds a lease on are decided from
+// memory first, and only the others go to Redis.
 package limiter
 
 import (
@@ -55,6 +57,9 @@ type Limiter struct {
 	cluster bool
 	// quotaMode makes every descriptor quota-mode (see quota.go).
 	quotaMode bool
+	// leases, when on, decide counters from this replica's quota leases
+	// (leases.go); nil when off.
+	leases *leaseManager
 }
 
 // New returns a Limiter that reads the config through configs on every call
@@ -119,13 +124,8 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 		l.finish(ctx, req, p, dom, &dec)
 		return dec, nil
 	}
-	var res lua.Result
-	var id string
 	start := l.now()
-	err := l.storeCall(ctx, p.script(), func() (err error) {
-		res, id, err = l.decide(ctx, &p)
-		return err
-	})
+	res, id, leased, err := l.decideLeased(ctx, &p, dom.Name)
 	if err != nil {
 		if !dom.FailOpen {
 			return Decision{}, err
@@ -137,6 +137,7 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	if res.Allowed {
 		dec.ReservationID = id
 	}
+	dec.Leased = leased
 	l.remember(p, res, start)
 	dec.Now = res.Now
 	p.settle(res.Counters, &dec)
@@ -213,6 +214,9 @@ type plan struct {
 	matched  []bool
 	quota    []bool // per descriptor: counts in quota mode (quota.go)
 	counters []lua.Counter
+	// leasable[i] is true when counters[i] may be decided from a quota
+	// lease (see leasable).
+	leasable []bool
 	uses     []use
 	// reserves is true when a counter reserves tokens; longest is the
 	// longest window among those.
@@ -353,20 +357,31 @@ func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
 				shadow = shadow || never
 			}
 			key := counterKey(&b, l.prefix, dom.Name, r.Path, lim.ID)
-			p.uses = append(p.uses, use{descriptor: i, limit: lim, counter: p.addCounter(key, lim, cost, op, shadow, inclusive)})
+			lease := l.leases != nil && leasable(lim, cost, op, shadow) && !inclusive && req.Descriptors[i].Override == nil
+			p.uses = append(p.uses, use{descriptor: i, limit: lim, counter: p.addCounter(key, lim, cost, op, shadow, inclusive, lease)})
 		}
 	}
 	return p, dom
 }
 
+// leasable reports whether a limit charged cost with op may be decided from
+// a quota lease: an enforced request limit above 0 that allows leases,
+// charged (not checked at cost 0, not given back). Overrides never are.
+func leasable(lim *config.Limit, cost uint64, op lua.Op, shadow bool) bool {
+	return lim.Lease == config.LeaseAuto && lim.Kind == config.KindRequests && lim.Requests > 0 &&
+		op == lua.OpCheck && cost > 0 && !shadow
+}
+
 // addCounter adds a counter, or adds cost to the one already under key (with
 // the same op and rule; counters that differ in them stay apart, each
-// evaluated alone).
-func (p *plan) addCounter(key string, lim *config.Limit, cost uint64, op lua.Op, shadow, inclusive bool) int {
+// evaluated alone). lease says whether this use allows a quota lease; a
+// shared counter is leased only when every use allows it.
+func (p *plan) addCounter(key string, lim *config.Limit, cost uint64, op lua.Op, shadow, inclusive, lease bool) int {
 	for i := range p.counters {
 		if c := &p.counters[i]; c.Key == key && c.Op == op && c.Inclusive == inclusive {
 			c.Cost += cost
 			c.Shadow = c.Shadow && shadow
+			p.leasable[i] = p.leasable[i] && lease && !c.Shadow && c.Limit == lim.Requests
 			return i
 		}
 	}
@@ -380,6 +395,7 @@ func (p *plan) addCounter(key string, lim *config.Limit, cost uint64, op lua.Op,
 		p.longest = max(p.longest, lim.Window)
 	}
 	p.counters = append(p.counters, c)
+	p.leasable = append(p.leasable, lease)
 	return len(p.counters) - 1
 }
 

@@ -24,6 +24,24 @@ type Observer interface {
 	StoreCall(ctx context.Context, script string, took time.Duration, err error)
 }
 
+// LeaseObserver is implemented by an Observer that also wants to know what
+// quota leases do (docs/leases.md). LeaseActivity runs once per lease call,
+// off the hot path, and must not block.
+type LeaseObserver interface {
+	LeaseActivity(ctx context.Context, domain string, a LeaseActivity)
+}
+
+// LeaseActivity is what lease calls did on the counters of one domain.
+type LeaseActivity struct {
+	// Grants counts grants of at least one unit.
+	Grants int
+	// Granted, Returned and Wasted are units: charged in Redis for this
+	// replica, given back to Redis unspent, and neither spent nor given
+	// back (held until their bucket left the window, or taken back by a
+	// decision after their lease was retired).
+	Granted, Returned, Wasted uint64
+}
+
 // SetObserver makes the limiter tell o what it does. Call it before serving.
 func (l *Limiter) SetObserver(o Observer) { l.observer = o }
 

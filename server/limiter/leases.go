@@ -1,0 +1,573 @@
+package limiter
+
+// How quota leases work here (the design and its proof: docs/leases.md)
+//
+// The lease manager keeps one slot per request counter that this replica
+// decides with leasing allowed. A decision first tries the slot's lease: a
+// clock reading before the deadline, the same limit, enough units — one
+// compare-and-swap. When that fails, or when what is left would not last two
+// lease round trips, it asks the slot for a lease call and (on failure)
+// decides the counter directly, as without leases. A slot makes at most one
+// lease call at a time (its busy flag), in the background: the call gives back
+// what earlier leases of the counter left over (exact returns, op 4 with
+// From) and asks for a new grant, sized by the replica's measured demand on
+// the counter for the rest of the current bucket; all of it is one window
+// call, which the store's Batcher merges with whatever decisions go to Redis
+// at the same moment. A sweeper returns the leftovers of leases that nobody
+// renewed, a few milliseconds after their bucket has ended. Close returns
+// every lease.
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-rl/sluice/lua"
+)
+
+// Lease tuning (docs/leases.md).
+const (
+	// DefaultLeaseDrift is the relative rate by which this replica's clock
+	// and Redis' may differ while a lease lives (1%).
+	DefaultLeaseDrift = 0.01
+	// DefaultLeaseCounters bounds how many counters a replica tracks for
+	// leasing; beyond it, new counters are decided directly.
+	DefaultLeaseCounters = 100_000
+	// minLeaseBucket: narrower buckets are never leased.
+	minLeaseBucket = 5 * time.Millisecond
+	// minLeaseUnits: a lease is asked for only when the replica expects to
+	// spend at least this many units from it.
+	minLeaseUnits = 4
+	// nearLimitGrant: a grant below this (and below what was asked) means the
+	// counter is near its limit: no more lease calls until the bucket ends.
+	nearLimitGrant = 2
+	// leaseAskFactor scales the measured demand for the rest of the bucket.
+	leaseAskFactor = 1.5
+	// leaseCallTimeout bounds one background lease call.
+	leaseCallTimeout = time.Second
+	// sweepEvery is how often the sweeper looks for leftovers to return;
+	// sweepGrace is how long after a bucket's end it leaves a counter's
+	// return to the counter's next lease call.
+	sweepEvery = 25 * time.Millisecond
+	sweepGrace = 5 * time.Millisecond
+	// idleSlot: a slot without leases that saw no decision for this long is
+	// forgotten (checked every evictEvery).
+	idleSlot   = 30 * time.Second
+	evictEvery = 5 * time.Second
+)
+
+// LeaseConfig tunes quota leases. The zero value is the default.
+type LeaseConfig struct {
+	// Holder names this replica in lease records: 1 to 32 characters of
+	// [0-9a-z], different for every replica sharing the Redis. (Optional,
+	// default: 12 random characters)
+	Holder string
+	// MaxCounters bounds the counters tracked for leasing. (Optional,
+	// default DefaultLeaseCounters)
+	MaxCounters int
+}
+
+// leaseHooks replace the manager's clock, its background calls and its
+// sweeper in tests that drive time themselves.
+type leaseHooks struct {
+	clock func() time.Duration
+	send  func(counters []lua.Counter, done func(lua.Result, error))
+	drift float64 // 0: DefaultLeaseDrift
+	sweep bool    // true: no sweeper goroutine; the test calls sweep
+}
+
+// EnableLeases turns on quota leases for the limits that allow them. Call it
+// before serving; Close returns the leases.
+func (l *Limiter) EnableLeases(cfg LeaseConfig) error { return l.enableLeases(cfg, leaseHooks{}) }
+
+func (l *Limiter) enableLeases(cfg LeaseConfig, h leaseHooks) error {
+	if cfg.Holder == "" {
+		cfg.Holder = randomHolder()
+	}
+	if !lua.ValidHolder(cfg.Holder) {
+		return errors.New("lease holder: want 1 to 32 characters of [0-9a-z]")
+	}
+	if cfg.MaxCounters <= 0 {
+		cfg.MaxCounters = DefaultLeaseCounters
+	}
+	m := &leaseManager{
+		holder: cfg.Holder, maxSlots: int64(cfg.MaxCounters), drift: DefaultLeaseDrift,
+		clock: h.clock, send: h.send, forget: l.cache.forget,
+		quit: make(chan struct{}),
+	}
+	if h.drift != 0 {
+		m.drift = h.drift // a test's: may even be wrong (below 0), to show the margin matters
+	}
+	if m.clock == nil {
+		start := time.Now()
+		m.clock = func() time.Duration { return time.Since(start) } // monotonic
+	}
+	m.call = func(ctx context.Context, counters []lua.Counter) (res lua.Result, err error) {
+		err = l.storeCall(ctx, "lease", func() (err error) {
+			res, err = l.window.Run(ctx, l.rdb, lua.Charge, counters)
+			return err
+		})
+		return res, err
+	}
+	if m.send == nil {
+		m.send = m.sendInBackground
+	}
+	if lo, ok := l.observer.(LeaseObserver); ok {
+		m.observer = lo
+	}
+	if !h.sweep {
+		m.wg.Go(m.sweeper)
+	}
+	l.leases = m
+	return nil
+}
+
+// Close returns this replica's leases (bounded by ctx) and stops the lease
+// sweeper. The limiter keeps deciding, directly.
+func (l *Limiter) Close(ctx context.Context) error {
+	if l.leases == nil {
+		return nil
+	}
+	return l.leases.close(ctx)
+}
+
+// randomHolder is a fresh holder name: 12 characters of [0-9a-z].
+func randomHolder() string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	for i := range b {
+		b[i] = digits[int(b[i])%len(digits)]
+	}
+	return string(b[:])
+}
+
+// leaseManager holds one replica's leases.
+type leaseManager struct {
+	holder   string
+	drift    float64
+	maxSlots int64
+	clock    func() time.Duration
+	call     func(ctx context.Context, counters []lua.Counter) (lua.Result, error)
+	send     func(counters []lua.Counter, done func(lua.Result, error))
+	forget   func(key string) // the over-limit cache's entry of a counter that got a grant
+	observer LeaseObserver
+
+	slots  sync.Map // counter key -> *leaseSlot
+	nslots atomic.Int64
+	held   sync.Map // counter key -> *leaseSlot holding a lease or returns: what the sweeper visits
+
+	rtt     atomic.Int64 // smoothed round trip of lease calls, ns
+	redis   atomic.Bool  // a lease reply came: redisAt and recvAt are set
+	redisAt atomic.Int64 // Redis TIME of the latest lease reply, µs
+	recvAt  atomic.Int64 // clock ns when it arrived
+
+	mu       sync.Mutex // guards closed against calls starting while Close waits
+	closed   bool
+	inflight sync.WaitGroup
+	quit     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// leaseSlot is what the manager knows of one counter.
+type leaseSlot struct {
+	key    string
+	domain string
+	width  int64 // µs
+	n      int64
+
+	cur    atomic.Pointer[lease]
+	busy   atomic.Bool  // a lease call is being made; guards the fields below
+	demand atomic.Int64 // units decisions asked of the counter here, ever
+	seen   atomic.Int64 // clock ns of the latest decision
+
+	rate       float64 // measured demand, units per second
+	measured   bool    // evalAt and evalDemand are set
+	evalAt     time.Duration
+	evalDemand int64
+	near       bool          // near the limit: no lease calls before nearUntil
+	nearUntil  time.Duration //
+	pending    []leaseReturn // retired leases whose leftovers are not yet returned
+}
+
+// leaseReturn is the leftover of a retired lease, to be given back.
+type leaseReturn struct {
+	bucket   int64
+	limit    uint64
+	spent    int64         // units spent from it: Redis keeps those
+	leftover int64         // units it still held when retired
+	until    time.Duration // after this reading its bucket has surely left the window
+}
+
+// slot returns the slot of counter c, making one when there is room; nil
+// when the counter cannot be leased here.
+func (m *leaseManager) slot(c *lua.Counter, domain string) *leaseSlot {
+	if v, ok := m.slots.Load(c.Key); ok {
+		return v.(*leaseSlot)
+	}
+	if c.Bucket < minLeaseBucket || m.nslots.Load() >= m.maxSlots {
+		return nil
+	}
+	s := &leaseSlot{key: c.Key, domain: domain, width: c.Bucket.Microseconds(), n: int64(c.Buckets)}
+	v, loaded := m.slots.LoadOrStore(c.Key, s)
+	if !loaded {
+		m.nslots.Add(1)
+	}
+	return v.(*leaseSlot)
+}
+
+// refill makes a lease call for slot s when one is due and none is under way:
+// decision c could not be served from a lease at clock reading t, or the
+// lease is running low. It never blocks.
+func (m *leaseManager) refill(s *leaseSlot, c *lua.Counter, t time.Duration) {
+	if !s.busy.CompareAndSwap(false, true) {
+		return
+	}
+	rate := s.measure(t)
+	cur := s.cur.Load()
+	expired := cur != nil && int64(t) >= cur.deadline.Load()
+	if cur != nil && cur.limit == c.Limit && expired && t < cur.boundary {
+		// Redis may still be in the lease's bucket: a grant now would be of
+		// little use. Decide directly until the bucket has surely ended.
+		s.busy.Store(false)
+		return
+	}
+	held := int64(0)
+	if cur != nil && (expired || cur.limit != c.Limit) {
+		m.retire(s, cur)
+		cur = nil
+	} else if cur != nil {
+		held = max(cur.left.Load(), 0)
+	}
+	ask := int64(0)
+	if !s.near || t >= s.nearUntil {
+		s.near = false
+		ask = m.ask(s, rate, t, c.Limit) - held
+		if ask < minLeaseUnits {
+			ask = 0
+		}
+	}
+	if leaseDebug != nil {
+		leaseDebug("refill t=%v rate=%.1f ask=%d held=%d near=%v", t, rate, ask, held, s.nearUntil)
+	}
+	m.start(s, t, ask, c.Limit)
+}
+
+// measure updates the slot's demand rate at clock reading t and returns it.
+// Held by the busy flag.
+func (s *leaseSlot) measure(t time.Duration) float64 {
+	d := s.demand.Load()
+	if !s.measured {
+		s.measured, s.evalAt, s.evalDemand = true, t, d
+		return 0
+	}
+	dt := t - s.evalAt
+	if dt < time.Millisecond {
+		return s.rate // too short to tell
+	}
+	inst := float64(d-s.evalDemand) / dt.Seconds()
+	if s.rate == 0 {
+		s.rate = inst
+	} else {
+		s.rate = (s.rate + inst) / 2
+	}
+	s.evalAt, s.evalDemand = t, d
+	return s.rate
+}
+
+// ask sizes a grant: the measured demand for what is left of the bucket in
+// which the call will run, times leaseAskFactor, at most the limit.
+func (m *leaseManager) ask(s *leaseSlot, rate float64, t time.Duration, limit uint64) int64 {
+	left := float64(s.width) / 2 // µs; until Redis' clock is known
+	if m.redis.Load() {
+		redisNow := m.redisAt.Load() + (int64(t)-m.recvAt.Load()+m.rtt.Load()/2)/int64(time.Microsecond)
+		left = float64(s.width - redisNow%s.width)
+	}
+	want := math.Ceil(leaseAskFactor * rate * left / 1e6)
+	return int64(min(want, float64(limit)))
+}
+
+// retire stops lease ls of slot s and queues what it left for return.
+// Held by the busy flag.
+func (m *leaseManager) retire(s *leaseSlot, ls *lease) {
+	s.cur.CompareAndSwap(ls, nil)
+	leftover, ok := ls.retire()
+	if !ok {
+		return
+	}
+	// The bucket has surely left the window n buckets after it surely ended.
+	until := ls.boundary + time.Duration(ls.n*ls.width)*time.Microsecond
+	s.pending = append(s.pending, leaseReturn{bucket: ls.bucket, limit: ls.limit, spent: ls.granted - leftover, leftover: leftover, until: until})
+}
+
+// leaseCall is one lease call of a slot under way.
+type leaseCall struct {
+	slot     *leaseSlot
+	sent     time.Duration // clock reading before it was handed over
+	returns  []leaseReturn
+	ask      int64
+	limit    uint64
+	counters []lua.Counter
+}
+
+// start sends the slot's due returns and, when ask > 0, a grant, as one
+// window call in the background; with nothing to send it frees the slot.
+// Held by the busy flag, which the call's completion releases.
+func (m *leaseManager) start(s *leaseSlot, t time.Duration, ask int64, limit uint64) {
+	call := m.prepare(s, t, ask, limit)
+	if call == nil {
+		s.busy.Store(false)
+		return
+	}
+	call.sent = m.clock()
+	m.send(call.counters, func(res lua.Result, err error) { m.finish(call, res, err) })
+}
+
+// prepare builds the lease call of slot s at clock reading t: its due
+// returns and, when ask > 0, a grant. It is nil when there is nothing to send.
+func (m *leaseManager) prepare(s *leaseSlot, t time.Duration, ask int64, limit uint64) *leaseCall {
+	call := &leaseCall{slot: s, ask: ask, limit: limit}
+	var wasted int64
+	for _, r := range s.pending {
+		if t >= r.until {
+			wasted += r.leftover // its bucket has left every window: nothing to give back
+			continue
+		}
+		call.returns = append(call.returns, r)
+	}
+	s.pending = s.pending[:0]
+	if wasted > 0 {
+		m.report(s.domain, LeaseActivity{Wasted: uint64(wasted)})
+	}
+	if len(call.returns) == 0 && ask == 0 {
+		return nil
+	}
+	counters := make([]lua.Counter, 0, len(call.returns)+1)
+	base := lua.Counter{Key: s.key, Bucket: time.Duration(s.width) * time.Microsecond, Buckets: int(s.n), Op: lua.OpLease, Holder: m.holder}
+	for _, r := range call.returns {
+		c := base
+		c.Limit, c.Cost, c.From = r.limit, uint64(r.spent), r.bucket
+		counters = append(counters, c)
+	}
+	if ask > 0 {
+		c := base
+		c.Limit, c.Cost = limit, uint64(ask)
+		counters = append(counters, c)
+	}
+	call.counters = counters
+	return call
+}
+
+// sendInBackground runs a lease call on a goroutine of its own (the
+// production send).
+func (m *leaseManager) sendInBackground(counters []lua.Counter, done func(lua.Result, error)) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		done(lua.Result{}, errLeasesClosed)
+		return
+	}
+	m.inflight.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.inflight.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), leaseCallTimeout)
+		defer cancel()
+		done(m.call(ctx, counters))
+	}()
+}
+
+var leaseDebug func(string, ...any)
+
+var errLeasesClosed = errors.New("leases closed")
+
+// finish applies the outcome of a lease call and frees its slot.
+func (m *leaseManager) finish(call *leaseCall, res lua.Result, err error) {
+	s := call.slot
+	defer s.busy.Store(false)
+	t := m.clock()
+	if err != nil {
+		// Nothing is known to have happened: the returns are tried again
+		// (a return is idempotent), a grant that did happen stays counted.
+		s.pending = append(s.pending, call.returns...)
+		return
+	}
+	rtt := int64(t - call.sent)
+	if old := m.rtt.Load(); old != 0 {
+		rtt = (old*7 + rtt) / 8
+	}
+	m.rtt.Store(rtt)
+	m.redisAt.Store(res.Now.UnixMicro())
+	m.recvAt.Store(int64(t))
+	m.redis.Store(true)
+
+	var act LeaseActivity
+	for i, r := range call.returns {
+		back := -res.Counters[i].Amount
+		act.Returned += uint64(back)
+		act.Wasted += uint64(max(r.leftover-back, 0))
+	}
+	if call.ask > 0 {
+		m.granted(s, call, res, t, &act)
+	}
+	if s.cur.Load() != nil || len(s.pending) > 0 {
+		m.held.Store(s.key, s)
+	}
+	m.report(s.domain, act)
+}
+
+// granted applies the grant of a lease call (its last counter).
+func (m *leaseManager) granted(s *leaseSlot, call *leaseCall, res lua.Result, t time.Duration, act *LeaseActivity) {
+	gr := res.Counters[len(res.Counters)-1]
+	now := res.Now.UnixMicro()
+	k := now / s.width
+	left := gr.BucketLeft
+	// Lemma 1 of docs/leases.md: before this reading Redis is still in bucket k.
+	deadline := call.sent + time.Duration(float64(left-time.Microsecond)/(1+m.drift))
+	// After this one it has surely left it.
+	boundary := t + time.Duration(float64(left)/(1-m.drift)) + time.Microsecond
+	g := gr.Amount
+	cur := s.cur.Load()
+	if cur != nil && (cur.bucket != k || cur.limit != call.limit) {
+		m.retire(s, cur) // another bucket: its deadline has passed
+		cur = nil
+	}
+	if g > 0 {
+		act.Grants++
+		act.Granted += uint64(g)
+		if cur == nil {
+			cur = &lease{limit: call.limit, bucket: k, width: s.width, n: s.n, boundary: boundary}
+			cur.deadline.Store(int64(deadline))
+			cur.add(g)
+			s.cur.Store(cur)
+		} else {
+			cur.add(g)
+			cur.deadline.Store(max(cur.deadline.Load(), int64(deadline)))
+			cur.boundary = min(cur.boundary, boundary)
+		}
+		cur.free.Store(int64(gr.Remaining))
+		cur.redisAt.Store(now)
+		cur.recvAt.Store(int64(t))
+		rtt := max(m.rtt.Load(), int64(time.Millisecond))
+		cur.low.Store(int64(math.Ceil(s.rate * 2 * float64(rtt) / 1e9)))
+		m.forget(s.key)
+	}
+	if g < nearLimitGrant && g < call.ask {
+		s.near, s.nearUntil = true, boundary
+	}
+}
+
+// report tells the observer what lease calls did.
+func (m *leaseManager) report(domain string, act LeaseActivity) {
+	if m.observer != nil && act != (LeaseActivity{}) {
+		m.observer.LeaseActivity(context.Background(), domain, act)
+	}
+}
+
+// sweeper returns the leftovers of leases nobody renewed, and forgets idle
+// slots, until Close.
+func (m *leaseManager) sweeper() {
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
+	lastEvict := m.clock()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-tick.C:
+		}
+		t := m.clock()
+		m.sweep(t)
+		if t-lastEvict >= evictEvery {
+			m.evict(t)
+			lastEvict = t
+		}
+	}
+}
+
+// sweep retires the leases whose bucket ended more than sweepGrace ago and
+// sends the returns due, one call per counter.
+func (m *leaseManager) sweep(t time.Duration) {
+	m.held.Range(func(key, v any) bool {
+		s := v.(*leaseSlot)
+		if !s.busy.CompareAndSwap(false, true) {
+			return true // a lease call is under way; it carries the returns
+		}
+		if cur := s.cur.Load(); cur != nil && t >= cur.boundary+sweepGrace {
+			m.retire(s, cur)
+		}
+		if s.cur.Load() == nil && len(s.pending) == 0 {
+			m.held.Delete(key)
+			s.busy.Store(false)
+			return true
+		}
+		if len(s.pending) == 0 {
+			s.busy.Store(false)
+			return true
+		}
+		m.start(s, t, 0, 0)
+		return true
+	})
+}
+
+// evict forgets slots that hold nothing and saw no decision for idleSlot.
+func (m *leaseManager) evict(t time.Duration) {
+	m.slots.Range(func(key, v any) bool {
+		s := v.(*leaseSlot)
+		if t-time.Duration(s.seen.Load()) < idleSlot || !s.busy.CompareAndSwap(false, true) {
+			return true
+		}
+		if s.cur.Load() == nil && len(s.pending) == 0 {
+			m.slots.Delete(key)
+			m.nslots.Add(-1)
+		}
+		s.busy.Store(false)
+		return true
+	})
+}
+
+// close stops new lease calls and the sweeper, waits for the calls under
+// way, and returns every lease, bounded by ctx.
+func (m *leaseManager) close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	close(m.quit)
+	m.wg.Wait()
+	m.inflight.Wait()
+	t := m.clock()
+	var errs []error
+	m.held.Range(func(key, v any) bool {
+		s := v.(*leaseSlot)
+		if !s.busy.CompareAndSwap(false, true) {
+			return true
+		}
+		if cur := s.cur.Load(); cur != nil {
+			m.retire(s, cur)
+		}
+		call := m.prepare(s, t, 0, 0)
+		if call == nil {
+			s.busy.Store(false)
+			return true
+		}
+		call.sent = m.clock()
+		res, err := m.call(ctx, call.counters)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		m.finish(call, res, err)
+		return true
+	})
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return nil
+}

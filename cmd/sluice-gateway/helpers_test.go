@@ -154,7 +154,12 @@ keys:
 // /tiny/1.0.0 to a gateway config, with the extra YAML fields given (e.g.
 // "error_format: openai").
 func withAPI(config string, b *backends, fields ...string) string {
-	api := "apis:\n  - name: TinyAPI\n    version: 1.0.0\n    context: /tiny/1.0.0\n    type: ai\n    production: " + b.prodURL + "\n"
+	return withAPIAt(config, b.prodURL, fields...)
+}
+
+// withAPIAt is withAPI with TinyAPI's production backend at url.
+func withAPIAt(config, url string, fields ...string) string {
+	api := "apis:\n  - name: TinyAPI\n    version: 1.0.0\n    context: /tiny/1.0.0\n    type: ai\n    production: " + url + "\n"
 	for _, f := range fields {
 		api += "    " + f + "\n"
 	}

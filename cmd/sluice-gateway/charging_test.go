@@ -23,7 +23,9 @@ const chargeBody = `{"model":"gpt-4o","max_tokens":50,"messages":[{"role":"user"
 const chargeStream = `{"model":"gpt-4o","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"tell me about weirs"}]}`
 
 // promptEstimate is the gateway's prompt estimate of body.
-func promptEstimate(body string) uint64 { return llm.Estimate([]byte(body), llm.ByModel, 0).PromptTokens }
+func promptEstimate(body string) uint64 {
+	return llm.Estimate([]byte(body), llm.ByModel, 0).PromptTokens
+}
 
 // sse writes one event and flushes it.
 func sse(w http.ResponseWriter, data string) {

@@ -76,6 +76,13 @@ type API struct {
 	// 503, or 429 (what SDKs treat as a rate limit), or any 4xx/5xx.
 	// (Optional, default 503)
 	RefusalStatus int `yaml:"refusal_status"`
+	// PerConsumer adds a second descriptor to every check of this API,
+	// [api, environment, consumer=<value>], so that Sluice's config can give
+	// each consumer its own limits under the backend cap: "key" (the value
+	// is the key's name) or "application" (the key's application). Both
+	// descriptors are decided together: a call over either is refused and
+	// charges neither. (Optional, default none)
+	PerConsumer string `yaml:"per_consumer"`
 	// Production and Sandbox are the upstream base URLs. (At least one)
 	Production string `yaml:"production"`
 	Sandbox    string `yaml:"sandbox"`
@@ -87,7 +94,20 @@ type Key struct {
 	Key string `yaml:"key"`
 	// Type is "production" or "sandbox". (Required)
 	Type string `yaml:"type"`
+	// Name names the key in per_consumer: key descriptors. (Required when
+	// an API has per_consumer: key)
+	Name string `yaml:"name"`
+	// Application is the application the key belongs to, for per_consumer:
+	// application descriptors. (Required when an API has per_consumer:
+	// application)
+	Application string `yaml:"application"`
 }
+
+// The values of API.PerConsumer.
+const (
+	perKey         = "key"
+	perApplication = "application"
+)
 
 // loadConfig reads, defaults and validates the file at path.
 func loadConfig(path string) (*Config, error) {
@@ -182,6 +202,9 @@ func (c *Config) Validate() error {
 		if a.RefusalStatus < 400 || a.RefusalStatus > 599 {
 			bad("%s.refusal_status: want an HTTP error status (503, 429, ...), got %d", at, a.RefusalStatus)
 		}
+		if a.PerConsumer != "" && a.PerConsumer != perKey && a.PerConsumer != perApplication {
+			bad("%s.per_consumer: want key or application, got %q", at, a.PerConsumer)
+		}
 		if _, err := llm.ParseEncoding(a.Encoding); err != nil {
 			bad("%s.%v", at, err)
 		}
@@ -212,6 +235,12 @@ func (c *Config) Validate() error {
 		keys[k.Key] = true
 		if k.Type != client.Production && k.Type != client.Sandbox {
 			bad("%s.type: want production or sandbox, got %q", at, k.Type)
+		}
+		for _, a := range c.APIs {
+			if (a.PerConsumer == perKey && k.Name == "") || (a.PerConsumer == perApplication && k.Application == "") {
+				bad("%s: %s required: API %s has per_consumer: %s", at, map[string]string{perKey: "name", perApplication: "application"}[a.PerConsumer], a.Name, a.PerConsumer)
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)

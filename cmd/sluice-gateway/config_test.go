@@ -14,7 +14,7 @@ func TestTheExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:9090" || cfg.Domain != "apim" || cfg.FailureMode != "closed" || cfg.Timeout != 50*time.Millisecond ||
-		len(cfg.APIs) != 2 || cfg.APIs[0].Type != "ai" || len(cfg.Keys) != 2 {
+		len(cfg.APIs) != 2 || cfg.APIs[0].Type != "ai" || cfg.APIs[0].PerConsumer != "key" || cfg.APIs[0].ErrorFormat != "openai" || len(cfg.Keys) != 3 {
 		t.Errorf("%+v", cfg)
 	}
 }
@@ -103,4 +103,14 @@ func load(t *testing.T, body string) *Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// loadConfigText loads a config from its text.
+func loadConfigText(t *testing.T, body string) (*Config, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return loadConfig(path)
 }

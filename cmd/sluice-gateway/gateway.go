@@ -48,7 +48,7 @@ func newGateway(cfg *Config, c *client.Client, log *slog.Logger) (*gateway, erro
 			}
 			rt.upstreams[env] = u
 		}
-		mc := client.MiddlewareConfig{Domain: cfg.Domain, API: api.Name, Version: api.Version, Logger: log, Refuse: rt.errors.refuse}
+		mc := client.MiddlewareConfig{Domain: cfg.Domain, Descriptors: rt.descriptors, Logger: log, Refuse: rt.errors.refuse}
 		if api.Type == "ai" {
 			enc, _ := llm.ParseEncoding(api.Encoding) // validated
 			mc.Meter = &llm.Meter{DefaultCompletion: cfg.DefaultMaxTokens, Encoding: enc}
@@ -81,16 +81,37 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.errors.write(w, http.StatusUnauthorized, faultMissingKey, "invalid_request_error")
 		return
 	}
-	env, ok := g.keys.environment(key)
-	if !ok {
+	k := g.keys.lookup(key)
+	if k == nil {
 		rt.errors.write(w, http.StatusUnauthorized, faultInvalidKey, "invalid_request_error")
 		return
 	}
+	env := k.Type
 	if rt.upstreams[env] == nil {
 		rt.errors.write(w, http.StatusForbidden, faultNoEndpoint, "invalid_request_error")
 		return
 	}
-	rt.handler.ServeHTTP(w, r.WithContext(client.WithEnvironment(r.Context(), env)))
+	ctx := context.WithValue(client.WithEnvironment(r.Context(), env), keyContext{}, k)
+	rt.handler.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// keyContext marks a call's context with the *Key it presented.
+type keyContext struct{}
+
+// descriptors are the descriptors of a call: the backend cap [api,
+// environment], and with per_consumer [api, environment, consumer=<key name
+// or application>].
+func (rt *route) descriptors(r *http.Request) []client.Descriptor {
+	ds := client.APIDescriptors(rt.api.Name, rt.api.Version, client.EnvironmentFrom(r.Context()))
+	k, _ := r.Context().Value(keyContext{}).(*Key)
+	if k == nil || rt.api.PerConsumer == "" {
+		return ds
+	}
+	consumer := k.Name
+	if rt.api.PerConsumer == perApplication {
+		consumer = k.Application
+	}
+	return append(ds, append(append(client.Descriptor{}, ds[0]...), client.Entry{Key: "consumer", Value: consumer}))
 }
 
 func (g *gateway) route(path string) *route {

@@ -54,6 +54,15 @@ descriptors:
         value: production
         rate_limit: {window: 1m, requests: 1}
         token_limit: {window: 1m, total_tokens: 100000}
+  - key: api
+    value: ShareAPI:1.0.0
+    descriptors:
+      - key: environment
+        value: production
+        rate_limit: {window: 1m, requests: 3}       # the backend cap
+        descriptors:
+          - key: consumer                           # each consumer its own count
+            rate_limit: {window: 1m, requests: 2}
 `
 
 // faultBody is the exact answer over limit.

@@ -6,15 +6,15 @@ import (
 	"strings"
 )
 
-// keyring maps API keys to the environment they open.
+// keyring maps API keys to what they open and who holds them.
 type keyring struct {
-	keys map[[sha256.Size]byte]string
+	keys map[[sha256.Size]byte]*Key
 }
 
 func newKeyring(keys []Key) *keyring {
-	k := &keyring{keys: make(map[[sha256.Size]byte]string, len(keys))}
-	for _, key := range keys {
-		k.keys[sha256.Sum256([]byte(key.Key))] = key.Type
+	k := &keyring{keys: make(map[[sha256.Size]byte]*Key, len(keys))}
+	for i := range keys {
+		k.keys[sha256.Sum256([]byte(keys[i].Key))] = &keys[i]
 	}
 	return k
 }
@@ -31,10 +31,7 @@ func presented(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("apikey"))
 }
 
-// environment is the environment key opens, and whether key is known. Keys
-// are looked up by their SHA-256, so the lookup time does not depend on how
-// much of a wrong key matches a right one.
-func (k *keyring) environment(key string) (string, bool) {
-	env, ok := k.keys[sha256.Sum256([]byte(key))]
-	return env, ok
-}
+// lookup is the config of key, or nil when it is not known. Keys are looked
+// up by their SHA-256, so the lookup time does not depend on how much of a
+// wrong key matches a right one.
+func (k *keyring) lookup(key string) *Key { return k.keys[sha256.Sum256([]byte(key))] }

@@ -25,6 +25,16 @@ type RuntimeKeys struct {
 	Audit string
 }
 
+// RuntimeOp is what a RuntimeWrite does to its path.
+type RuntimeOp string
+
+// The operations of runtime.lua.
+const (
+	RuntimePut    RuntimeOp = "p" // write the record
+	RuntimeDelete RuntimeOp = "d" // delete the record, if there is one
+	RuntimeCheck  RuntimeOp = "c" // only check the version
+)
+
 // RuntimeWrite is one path of a runtime.lua call.
 type RuntimeWrite struct {
 	// Field is the path's id in the hash of runtime limits.
@@ -32,19 +42,22 @@ type RuntimeWrite struct {
 	// Expected is "" (any), "+" (a record must exist), or the decimal
 	// version the record must have now ("0": there must be none).
 	Expected string
-	// Record holds the new record's JSON members after version and
-	// updated_at_us, without the opening brace (`"a":1}`); empty deletes.
+	Op       RuntimeOp
+	// Record holds, for RuntimePut, the new record's JSON members after
+	// version and updated_at_us, without the opening brace (`"a":1}`).
 	Record string
-	// Audit holds the audit entry's JSON members after revision and at_us,
-	// without braces (`"who":"x"`).
+	// Audit holds, for RuntimePut and RuntimeDelete, the audit entry's JSON
+	// members after revision and at_us, without braces (`"who":"x"`).
 	Audit string
 }
 
 // RuntimeResult is the answer of a runtime.lua call.
 type RuntimeResult struct {
-	// Written is true when every write was applied; then Revision is the
-	// version of the records written and TimeUS the Redis time, in µs.
-	Written  bool
+	// Written is true when the checks held and something was changed;
+	// then Revision is the version of the records written. Unchanged is
+	// true when the checks held but nothing needed a change; then Revision
+	// is the current one. TimeUS is the Redis time, in µs.
+	Written, Unchanged bool
 	Revision int64
 	TimeUS   int64
 	// Stale, when not Written, is the index of the write whose Expected
@@ -68,19 +81,24 @@ func (r *Runtime) Run(ctx context.Context, rdb redis.Scripter, keys RuntimeKeys,
 	if auditMax < 1 {
 		return RuntimeResult{}, fmt.Errorf("runtime script: audit bound %d, want at least 1", auditMax)
 	}
-	args := make([]any, 0, 3+4*len(writes))
+	args := make([]any, 0, 3+5*len(writes))
 	args = append(args, channel, auditMax, len(writes))
 	for _, w := range writes {
 		if w.Field == "" {
 			return RuntimeResult{}, errors.New("runtime script: empty field")
 		}
-		args = append(args, w.Field, w.Expected, w.Record, w.Audit)
+		switch w.Op {
+		case RuntimePut, RuntimeDelete, RuntimeCheck:
+		default:
+			return RuntimeResult{}, fmt.Errorf("runtime script: op %q", w.Op)
+		}
+		args = append(args, w.Field, w.Expected, string(w.Op), w.Record, w.Audit)
 	}
 	reply, err := r.script.Run(ctx, rdb, []string{keys.Limits, keys.Revision, keys.Audit}, args...).Int64Slice()
 	if err != nil {
 		return RuntimeResult{}, fmt.Errorf("runtime script: %w", err)
 	}
-	if len(reply) != 3 || reply[0] < 0 || reply[0] > 1 {
+	if len(reply) != 3 || reply[0] < 0 || reply[0] > 2 {
 		return RuntimeResult{}, fmt.Errorf("runtime script: reply %v, want {status, a, b}", reply)
 	}
 	if reply[0] == 0 {
@@ -90,5 +108,5 @@ func (r *Runtime) Run(ctx context.Context, rdb redis.Scripter, keys RuntimeKeys,
 		}
 		return RuntimeResult{Stale: int(j - 1), Current: reply[2]}, nil
 	}
-	return RuntimeResult{Written: true, Revision: reply[1], TimeUS: reply[2]}, nil
+	return RuntimeResult{Written: reply[0] == 1, Unchanged: reply[0] == 2, Revision: reply[1], TimeUS: reply[2]}, nil
 }

@@ -33,7 +33,7 @@ func runtimeBackends(t *testing.T, f func(t *testing.T, rdb *redis.Client)) {
 var testRuntimeKeys = RuntimeKeys{Limits: "t:{rt}:limits", Revision: "t:{rt}:revision", Audit: "t:{rt}:audit"}
 
 func put(field, expected, body string) RuntimeWrite {
-	return RuntimeWrite{Field: field, Expected: expected, Record: `"body":"` + body + `"}`, Audit: `"field":"` + field + `"`}
+	return RuntimeWrite{Field: field, Expected: expected, Op: RuntimePut, Record: `"body":"` + body + `"}`, Audit: `"field":"` + field + `"`}
 }
 
 func TestRuntimeWrites(t *testing.T) {
@@ -78,13 +78,13 @@ func TestRuntimeWrites(t *testing.T) {
 			t.Errorf("audit has %d entries after a stale call, want 2", n)
 		}
 		// "+" needs a record.
-		res, _ = r.Run(ctx, rdb, testRuntimeKeys, "t:runtime", 3, []RuntimeWrite{{Field: "c", Expected: "+", Audit: `"x":1`}})
+		res, _ = r.Run(ctx, rdb, testRuntimeKeys, "t:runtime", 3, []RuntimeWrite{{Field: "c", Expected: "+", Op: RuntimeDelete, Audit: `"x":1`}})
 		if res.Written || res.Stale != 0 || res.Current != 0 {
 			t.Errorf("delete of a missing record: %+v", res)
 		}
 
 		// Delete with the right version; the audit keeps old and new.
-		res, err = r.Run(ctx, rdb, testRuntimeKeys, "t:runtime", 3, []RuntimeWrite{{Field: "a", Expected: "1", Audit: `"field":"a"`}})
+		res, err = r.Run(ctx, rdb, testRuntimeKeys, "t:runtime", 3, []RuntimeWrite{{Field: "a", Expected: "1", Op: RuntimeDelete, Audit: `"field":"a"`}})
 		if err != nil || !res.Written || res.Revision != 2 {
 			t.Fatalf("delete: %+v %v", res, err)
 		}
@@ -104,6 +104,19 @@ func TestRuntimeWrites(t *testing.T) {
 		if err := json.Unmarshal([]byte(entries[0]), &newest); err != nil || newest.Revision != 2 || newest.Field != "a" ||
 			string(newest.Old) != rec || string(newest.New) != "null" {
 			t.Errorf("newest audit entry %q: %+v %v", entries[0], newest, err)
+		}
+		// A check of b's version and a delete of nothing change nothing.
+		res, err = r.Run(ctx, rdb, testRuntimeKeys, "t:runtime", 3, []RuntimeWrite{{Field: "b", Expected: "1", Op: RuntimeCheck}, {Field: "a", Op: RuntimeDelete, Audit: `"x":1`}})
+		if err != nil || res.Written || !res.Unchanged || res.Revision != 2 {
+			t.Fatalf("check only: %+v %v", res, err)
+		}
+		// A check that fails stops a put.
+		res, _ = r.Run(ctx, rdb, testRuntimeKeys, "t:runtime", 3, []RuntimeWrite{{Field: "b", Expected: "7", Op: RuntimeCheck}, put("e", "", "E")})
+		if res.Written || res.Stale != 0 || res.Current != 1 {
+			t.Errorf("failed check: %+v", res)
+		}
+		if n, _ := rdb.HExists(ctx, testRuntimeKeys.Limits, "e").Result(); n {
+			t.Error("a put went through a failed check")
 		}
 		// The audit list keeps its bound: 3.
 		if _, err := r.Run(ctx, rdb, testRuntimeKeys, "t:runtime", 3, []RuntimeWrite{put("d", "", "D")}); err != nil {
@@ -170,7 +183,7 @@ func TestRuntimeRunRejectsBadInput(t *testing.T) {
 	for _, tc := range []struct {
 		max    int
 		writes []RuntimeWrite
-	}{{10, nil}, {0, []RuntimeWrite{put("a", "", "x")}}, {10, []RuntimeWrite{{Field: ""}}}} {
+	}{{10, nil}, {0, []RuntimeWrite{put("a", "", "x")}}, {10, []RuntimeWrite{{Field: "", Op: RuntimePut}}}, {10, []RuntimeWrite{{Field: "a", Op: "x"}}}} {
 		if _, err := r.Run(context.Background(), rdb, testRuntimeKeys, "c", tc.max, tc.writes); err == nil {
 			t.Errorf("%+v: no error", tc)
 		}

@@ -299,3 +299,30 @@ descriptors:
 		t.Errorf("initial state %+v", st)
 	}
 }
+
+// TestWriteCheckOnlyGuardsAPathItDoesNotChange checks that a version check
+// of one path stops the write of another, and that a write of nothing but
+// checks changes nothing.
+func TestWriteCheckOnlyGuardsAPathItDoesNotChange(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	s := NewStore(rdb, "t:")
+	ctx := context.Background()
+	other := []config.Entry{sandbox[0], {Key: "environment", Value: "production"}}
+	if _, err := s.Write(ctx, Actor{Who: "a"}, []Change{{Domain: "apim", Path: sandbox, Limit: requests(1, "1s")}}); err != nil {
+		t.Fatal(err)
+	}
+	var stale *StaleError
+	_, err := s.Write(ctx, Actor{Who: "b"}, []Change{{Domain: "apim", Path: sandbox, CheckOnly: true, Expect: "0"}, {Domain: "apim", Path: other, Limit: requests(2, "1s")}})
+	if !errors.As(err, &stale) || stale.Change != 0 || stale.Current != 1 {
+		t.Fatalf("write behind a failed check: %v", err)
+	}
+	w, err := s.Write(ctx, Actor{Who: "b"}, []Change{{Domain: "apim", Path: sandbox, CheckOnly: true, Expect: "1"}, {Domain: "apim", Path: other}})
+	if err != nil || w.Changed || w.Revision != 1 {
+		t.Fatalf("checks only: %+v %v", w, err)
+	}
+	if snap, _ := s.Snapshot(ctx); snap.Revision != 1 || len(snap.Records) != 1 {
+		t.Errorf("snapshot %+v", snap)
+	}
+}

@@ -25,8 +25,11 @@ type Actor struct {
 type Change struct {
 	Domain string
 	Path   []config.Entry
-	// Limit is the new runtime limit; nil deletes the path's.
+	// Limit is the new runtime limit; nil deletes the path's (if it has
+	// one), unless CheckOnly.
 	Limit *sluicev1.RuntimeLimit
+	// CheckOnly only checks Expect (or MustExist): the path stays as it is.
+	CheckOnly bool
 	// Expect is the version the path must have now: "" any, "0" none yet,
 	// else a version; MustExist asks for a record of any version.
 	Expect    string
@@ -35,7 +38,11 @@ type Change struct {
 
 // Written is the outcome of a successful write.
 type Written struct {
-	// Revision is the version of every record written.
+	// Changed is false when there was nothing to change (only checks, or
+	// deletes of paths without a runtime limit).
+	Changed bool
+	// Revision is the version of every record written, or when nothing
+	// changed the current revision.
 	Revision int64
 	// Time is when, by the Redis clock.
 	Time time.Time
@@ -65,9 +72,15 @@ func (s *Store) Write(ctx context.Context, who Actor, changes []Change) (Written
 		case c.MustExist:
 			w.Expected = "+"
 		}
+		w.Op = lua.RuntimeDelete
 		action := "delete"
-		if c.Limit != nil {
-			action = "put"
+		switch {
+		case c.CheckOnly:
+			w.Op = lua.RuntimeCheck
+			writes[i] = w
+			continue
+		case c.Limit != nil:
+			w.Op, action = lua.RuntimePut, "put"
 			if _, err := Override(c.Domain, c.Path, c.Limit); err != nil {
 				return Written{}, err
 			}
@@ -94,8 +107,8 @@ func (s *Store) Write(ctx context.Context, who Actor, changes []Change) (Written
 	if err != nil {
 		return Written{}, &StoreError{Err: err}
 	}
-	if !res.Written {
+	if !res.Written && !res.Unchanged {
 		return Written{}, &StaleError{Change: res.Stale, Current: res.Current}
 	}
-	return Written{Revision: res.Revision, Time: time.UnixMicro(res.TimeUS)}, nil
+	return Written{Changed: res.Written, Revision: res.Revision, Time: time.UnixMicro(res.TimeUS)}, nil
 }

@@ -80,6 +80,20 @@ type Config struct {
 	// client certificate verified by TLSClientCAFile, so that nobody who
 	// merely reaches a port can spend, refund or read quota. (Optional)
 	AuthToken string
+	// AdminAddr, when set, serves the admin API (sluice.v1.AdminService as
+	// JSON: runtime limits, the audit trail, the config export) and the web
+	// console on a port of its own — never on the data-plane ports — over
+	// TLS when the other ports use it. Anyone who reaches it can change
+	// limits unless AdminTokenFile is set: keep it on loopback or behind a
+	// network policy. (Optional, default: none; sluice serve defaults it to
+	// 127.0.0.1:8082)
+	AdminAddr string
+	// AdminTokenFile, when set, holds the admin tokens, one "name:token" per
+	// line: every admin call then needs "Authorization: Bearer <token>", and
+	// the audit trail records the name. AdminReadTokenFile holds tokens that
+	// may only read (it needs AdminTokenFile). Both are reread when they
+	// change. (Optional)
+	AdminTokenFile, AdminReadTokenFile string
 	// RuntimePollInterval is how often each replica checks Redis for changed
 	// runtime limits in case a change message was lost; messages apply
 	// changes at once. (Optional, default 500ms)
@@ -163,6 +177,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReservationGrace < 0 {
 		errs = append(errs, errors.New("reservation grace: must not be negative"))
+	}
+	if c.AdminReadTokenFile != "" && c.AdminTokenFile == "" {
+		errs = append(errs, errors.New("admin read token file: needs an admin token file too"))
+	}
+	if (c.AdminTokenFile != "" || c.AdminReadTokenFile != "") && c.AdminAddr == "" {
+		errs = append(errs, errors.New("admin token file: there is no admin port (admin addr)"))
 	}
 	if c.RuntimePollInterval < 0 {
 		errs = append(errs, errors.New("runtime poll interval: must not be negative"))

@@ -31,6 +31,7 @@ import (
 	"github.com/sluice-rl/sluice/server/store"
 	"github.com/sluice-rl/sluice/server/telemetry"
 	"github.com/sluice-rl/sluice/server/tlsconf"
+	"github.com/sluice-rl/sluice/server/traffic"
 )
 
 // Server is a running Sluice: listening from New on, serving once Run starts.
@@ -52,6 +53,8 @@ type Server struct {
 	http      *http.Server
 	selfConn  *grpc.ClientConn
 	tel       *telemetry.Telemetry
+	traffic   *traffic.Recorder // calls per API environment, for the console
+	admin     *adminPort        // nil without Config.AdminAddr
 	closeOnce sync.Once
 }
 
@@ -85,7 +88,8 @@ func New(cfg Config) (*Server, error) {
 	s.limiter = limiter.New(s.configs.Load, st.Scripter, cfg.KeyPrefix)
 	s.limiter.SetReservationGrace(cfg.ReservationGrace)
 	s.limiter.SetBounds(cfg.Bounds)
-	s.limiter.SetObserver(s.tel)
+	s.traffic = traffic.NewRecorder(st.Client, cfg.KeyPrefix)
+	s.limiter.SetObserver(observers{s.tel, s.traffic})
 	s.limiter.SetQuotaMode(cfg.QuotaMode)
 	if err := s.listen(); err != nil {
 		_ = st.Close()
@@ -152,6 +156,9 @@ func (s *Server) listen() (err error) {
 		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug), // e.g. failed TLS handshakes
 	}
+	if err := s.buildAdmin(); err != nil {
+		return err
+	}
 	if s.opsLis != nil {
 		s.ops = &http.Server{
 			Handler: httpapi.OpsHandler(s.ready.ready, s.tel.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second,
@@ -192,7 +199,7 @@ func (s *Server) bind() (err error) {
 		s.grpcLis = tls.NewListener(s.grpcLis, certs.ServerConfig("h2"))
 		s.httpLis = tls.NewListener(s.httpLis, certs.ServerConfig("http/1.1"))
 	}
-	return nil
+	return s.bindAdmin(certs)
 }
 
 // closeListeners closes every listener opened so far.
@@ -205,6 +212,7 @@ func (s *Server) closeListeners() {
 	if s.selfLis != nil {
 		_ = s.selfLis.Close()
 	}
+	_ = s.closeAdmin()
 }
 
 // GRPCAddr is the bound gRPC address (useful with port 0).
@@ -242,6 +250,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.ready.probe(ctx, s.cfg.ReadinessInterval)
 	wg.Go(func() { s.ready.run(bg, s.cfg.ReadinessInterval) })
 	wg.Go(func() { s.watcher.Run(bg) })
+	wg.Go(func() { s.traffic.Run(bg) })
 	wg.Go(func() {
 		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, s.configs.State().Base, func(set *config.Set) {
 			s.configs.SetBase(set)
@@ -253,16 +262,20 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	})
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- s.grpc.Serve(s.grpcLis) }()
 	go func() { _ = s.grpc.Serve(s.selfLis) }() // ends with the server's GracefulStop
 	go func() { errc <- s.http.Serve(s.httpLis) }()
 	if s.ops != nil {
 		go func() { errc <- s.ops.Serve(s.opsLis) }()
 	}
+	s.serveAdmin(bg, errc)
 	attrs := []any{"grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "config", s.cfg.ConfigPath}
 	if s.ops != nil {
 		attrs = append(attrs, "health", s.HealthAddr())
+	}
+	if s.admin != nil {
+		attrs = append(attrs, "admin", s.AdminAddr())
 	}
 	log.Info("sluice serving", attrs...)
 
@@ -286,7 +299,7 @@ func (s *Server) drain() error {
 	s.health.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
-	httpErr := s.http.Shutdown(ctx)
+	httpErr := errors.Join(s.http.Shutdown(ctx), s.shutdownAdmin(ctx))
 	if s.ops != nil {
 		defer func() { _ = s.ops.Close() }() // probes get answers until the drain ends
 	}

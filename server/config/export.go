@@ -73,6 +73,23 @@ func (s *Set) Export() ([]byte, error) {
 	return out, nil
 }
 
+// Fragment writes the rule as the fields its descriptor has in a file —
+// flags and limits, as ParseOverride reads them — or nil when it has none.
+func (r Rule) Fragment() ([]byte, error) {
+	m := mapping(false)
+	if r.Shadow {
+		m.add("shadow_mode", boolean(true))
+	}
+	if r.DetailedMetric {
+		m.add("detailed_metric", boolean(true))
+	}
+	exportLimits(m, r)
+	if len(m.Content) == 0 {
+		return nil, nil
+	}
+	return yaml.Marshal(m.Node)
+}
+
 // exportDescriptors writes the children of n, or nil when it has none:
 // per key (sorted), exact values (sorted), then wildcards in match order,
 // then the key-only descriptor.

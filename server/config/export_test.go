@@ -175,3 +175,24 @@ func TestWindowText(t *testing.T) {
 		}
 	}
 }
+
+func TestRuleFragmentParsesBack(t *testing.T) {
+	d, err := Parse("full.yaml", []byte(everyField))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := []Entry{{"api", "A"}, {"environment", "production"}}
+	r, _ := d.Lookup(path)
+	frag, err := r.Fragment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := ParseOverride("full", path, frag)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, frag)
+	}
+	o.leaf.rule.Path = path
+	if !reflect.DeepEqual(o.leaf.rule, r) {
+		t.Errorf("fragment\n%s\nparses into %+v, want %+v", frag, o.leaf.rule, r)
+	}
+}

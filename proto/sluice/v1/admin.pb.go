@@ -1046,7 +1046,10 @@ type ListApisResponse struct {
 	// apis of the domain.
 	Apis []*Api `protobuf:"bytes,1,rep,name=apis,proto3" json:"apis,omitempty"`
 	// traffic_start is the first second of every API's traffic series.
-	TrafficStart  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=traffic_start,json=trafficStart,proto3" json:"traffic_start,omitempty"`
+	TrafficStart *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=traffic_start,json=trafficStart,proto3" json:"traffic_start,omitempty"`
+	// usage_error, when not empty, says why usage and traffic are missing
+	// (Redis did not answer); the limits are still those in effect.
+	UsageError    string `protobuf:"bytes,3,opt,name=usage_error,json=usageError,proto3" json:"usage_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1093,6 +1096,13 @@ func (x *ListApisResponse) GetTrafficStart() *timestamppb.Timestamp {
 		return x.TrafficStart
 	}
 	return nil
+}
+
+func (x *ListApisResponse) GetUsageError() string {
+	if x != nil {
+		return x.UsageError
+	}
+	return ""
 }
 
 // Api is one API: its two environments.
@@ -2324,10 +2334,12 @@ const file_sluice_v1_admin_proto_rawDesc = "" +
 	"\x1aDeleteRuntimeLimitResponse\x12<\n" +
 	"\rruntime_limit\x18\x01 \x01(\v2\x17.sluice.v1.RuntimeLimitR\fruntimeLimit\")\n" +
 	"\x0fListApisRequest\x12\x16\n" +
-	"\x06domain\x18\x01 \x01(\tR\x06domain\"w\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\"\x98\x01\n" +
 	"\x10ListApisResponse\x12\"\n" +
 	"\x04apis\x18\x01 \x03(\v2\x0e.sluice.v1.ApiR\x04apis\x12?\n" +
-	"\rtraffic_start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ftrafficStart\"\xbb\x01\n" +
+	"\rtraffic_start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ftrafficStart\x12\x1f\n" +
+	"\vusage_error\x18\x03 \x01(\tR\n" +
+	"usageError\"\xbb\x01\n" +
 	"\x03Api\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
 	"\n" +

@@ -3,9 +3,11 @@
 //	sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
 //	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE [--decide-token-file FILE]]
 //	             [--max-descriptor-bytes N] [--max-request-bytes N] [--over-limit-cache-bytes N]
+//	             [--admin-addr ADDR|off [--admin-token-file FILE [--admin-read-token-file FILE]]]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	             [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
 //	sluice check-config [--merge-domain-config] PATH
+//	sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...
 //
 // Each serve flag may also come from the environment: SLUICE_CONFIG,
 // SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_HEALTH_ADDR, SLUICE_TLS_CERT,
@@ -17,7 +19,8 @@
 // SLUICE_QUOTA_MODE (or QUOTA_MODE), SLUICE_ENVOY_RESPONSE_HEADERS (or
 // LIMIT_RESPONSE_HEADERS_ENABLED, with LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER
 // and LIMIT_RESET_HEADER naming the headers), SLUICE_ENVOY_DYNAMIC_METADATA (or
-// RESPONSE_DYNAMIC_METADATA); a flag wins over its variable. Unless GOGC is set, the garbage collector runs at
+// RESPONSE_DYNAMIC_METADATA), SLUICE_ADMIN_ADDR, SLUICE_ADMIN_TOKEN_FILE,
+// SLUICE_ADMIN_READ_TOKEN_FILE; a flag wins over its variable. Unless GOGC is set, the garbage collector runs at
 // GOGC=400 (internal/gctune). Traces are exported over
 // OTLP/gRPC when the standard OTEL_* variables ask for it (see
 // telemetry.TracerProviderFromEnv); with none set, nothing is exported.
@@ -64,9 +67,11 @@ const usage = `usage:
   sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE [--decide-token-file FILE]]
                [--max-descriptor-bytes N] [--max-request-bytes N] [--over-limit-cache-bytes N]
+               [--admin-addr ADDR|off [--admin-token-file FILE [--admin-read-token-file FILE]]]
                [--log-format text|json] [--log-level debug|info|warn|error]
                [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
   sluice check-config [--merge-domain-config] PATH
+  sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...   (sluice limits for more)
 `
 
 // run is main without the process: testable with its own arguments,
@@ -81,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stderr)
 	case "check-config":
 		return checkConfig(args[1:], getenv, stdout, stderr)
+	case "limits":
+		return limits(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -127,6 +134,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.IntVar(&cfg.Bounds.DescriptorBytes, "max-descriptor-bytes", bounds.DescriptorBytes, "bytes of keys and values one descriptor may have; more is INVALID_ARGUMENT (0: 4096) (env SLUICE_MAX_DESCRIPTOR_BYTES)")
 	fs.IntVar(&cfg.Bounds.RequestBytes, "max-request-bytes", bounds.RequestBytes, "bytes of domain, keys and values one request may have (0: 65536) (env SLUICE_MAX_REQUEST_BYTES)")
 	fs.IntVar(&cfg.Bounds.OverLimitCacheBytes, "over-limit-cache-bytes", bounds.OverLimitCacheBytes, "memory of the over-limit cache, which answers refusals without Redis (0: 16777216) (env SLUICE_OVER_LIMIT_CACHE_BYTES)")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", envOr(getenv, "SLUICE_ADMIN_ADDR", "127.0.0.1:8082"), "admin API and web console listen address, loopback by default; off: no admin port (env SLUICE_ADMIN_ADDR)")
+	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", getenv("SLUICE_ADMIN_TOKEN_FILE"), "file of admin tokens, one name:token per line: every admin call then needs one (env SLUICE_ADMIN_TOKEN_FILE)")
+	fs.StringVar(&cfg.AdminReadTokenFile, "admin-read-token-file", getenv("SLUICE_ADMIN_READ_TOKEN_FILE"), "file of read-only admin tokens, name:token per line (env SLUICE_ADMIN_READ_TOKEN_FILE)")
 	logFormat := fs.String("log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -143,6 +153,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if cfg.ConfigPath == "" {
 		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG) is required")
 		return errUsage
+	}
+	if cfg.AdminAddr == "off" {
+		cfg.AdminAddr = ""
 	}
 	if cfg.AuthToken, err = readToken("--auth-token-file", *tokenFile, getenv("SLUICE_AUTH_TOKEN")); err != nil {
 		return err

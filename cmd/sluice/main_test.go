@@ -120,12 +120,13 @@ func freeAddr(t *testing.T) string {
 // SLUICE_* variables on the embedded store, asks it over HTTP, and stops it
 // the way SIGTERM does (the context main derives from the signal).
 func TestServeFromEnvironmentThenStop(t *testing.T) {
-	httpAddr, grpcAddr, healthAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	httpAddr, grpcAddr, healthAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	env := map[string]string{
 		"SLUICE_CONFIG":      "../../deploy/examples/sluice.yaml",
 		"SLUICE_HTTP_ADDR":   httpAddr,
 		"SLUICE_GRPC_ADDR":   grpcAddr,
 		"SLUICE_HEALTH_ADDR": healthAddr,
+		"SLUICE_ADMIN_ADDR":  adminAddr,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncbuf.Buffer
@@ -160,6 +161,14 @@ func TestServeFromEnvironmentThenStop(t *testing.T) {
 			t.Errorf("readyz on SLUICE_HEALTH_ADDR: %d", resp.StatusCode)
 		}
 	}
+	if resp, err := http.Get("http://" + adminAddr + "/v1/domains"); err != nil {
+		t.Errorf("SLUICE_ADMIN_ADDR: %v", err)
+	} else {
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("admin domains on SLUICE_ADMIN_ADDR: %d", resp.StatusCode)
+		}
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -177,7 +186,7 @@ func TestServeRejectsABrokenConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	err := run(context.Background(), []string{"serve", "--config", path, "--http-addr", freeAddr(t), "--grpc-addr", freeAddr(t)}, noEnv, &logs, &logs)
+	err := run(context.Background(), []string{"serve", "--config", path, "--http-addr", freeAddr(t), "--grpc-addr", freeAddr(t), "--admin-addr", "off"}, noEnv, &logs, &logs)
 	if err == nil || !strings.Contains(fmt.Sprint(err), "domain") {
 		t.Errorf("serve with a broken config: %v, want an error naming the field", err)
 	}

@@ -23,7 +23,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	httpAddr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t))
+	cmd := exec.Command(bin, "serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", freeAddr(t))
 	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

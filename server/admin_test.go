@@ -42,8 +42,8 @@ func adminConfig(t *testing.T, configPath, redisURL string) server.Config {
 	return server.Config{ConfigPath: configPath, RedisURL: redisURL, AdminAddr: "127.0.0.1:0", AdminTokenFile: write, AdminReadTokenFile: read}
 }
 
-// answer is one admin HTTP answer.
-type answer struct {
+// adminAnswer is one admin HTTP answer.
+type adminAnswer struct {
 	code   int
 	header http.Header
 	body   map[string]any
@@ -51,7 +51,7 @@ type answer struct {
 }
 
 // admin calls a server's admin port with a token ("" for none).
-func admin(t *testing.T, s *sluice, token, method, path, body string, header ...string) answer {
+func admin(t *testing.T, s *sluice, token, method, path, body string, header ...string) adminAnswer {
 	t.Helper()
 	req, err := http.NewRequest(method, "http://"+s.AdminAddr()+path, strings.NewReader(body))
 	if err != nil {
@@ -69,7 +69,7 @@ func admin(t *testing.T, s *sluice, token, method, path, body string, header ...
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	a := answer{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	a := adminAnswer{code: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	_ = json.Unmarshal(raw, &a.body)
 	return a
 }
@@ -328,7 +328,7 @@ func TestFileReloadAndRuntimeChangeAtOnce(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	var put answer
+	var put adminAnswer
 	wg.Go(func() {
 		put = admin(t, a, opsToken, "PUT", pizzaThroughput, `{"sandbox": {"requests": 30, "window": "1m"}}`)
 	})

@@ -33,7 +33,7 @@ var notOverridable = []string{"key", "value", "descriptors"}
 // the problems are the same; their Field is relative to the mapping, like
 // "rate_limits[0].requests", and they carry no file or line.
 //
-// A path value ending in "*" names a wildcard descriptor, an empty value a
+// A path value with a "*" names a wildcard descriptor, an empty value a
 // key-only one, as in a file.
 func ParseOverride(domain string, path []Entry, data []byte) (*Override, error) {
 	var ps Problems

@@ -58,8 +58,8 @@ type RuntimeResult struct {
 	// true when the checks held but nothing needed a change; then Revision
 	// is the current one. TimeUS is the Redis time, in µs.
 	Written, Unchanged bool
-	Revision int64
-	TimeUS   int64
+	Revision           int64
+	TimeUS             int64
 	// Stale, when not Written, is the index of the write whose Expected
 	// did not hold, and Current the version it found (0: none).
 	Stale   int

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -77,12 +78,7 @@ func (s *Set) Export() ([]byte, error) {
 // flags and limits, as ParseOverride reads them — or nil when it has none.
 func (r Rule) Fragment() ([]byte, error) {
 	m := mapping(false)
-	if r.Shadow {
-		m.add("shadow_mode", boolean(true))
-	}
-	if r.DetailedMetric {
-		m.add("detailed_metric", boolean(true))
-	}
+	exportFlags(m, r)
 	exportLimits(m, r)
 	if len(m.Content) == 0 {
 		return nil, nil
@@ -123,12 +119,7 @@ func exportDescriptor(key, value string, n *node) *yaml.Node {
 	if n.shared {
 		m.add("share_threshold", boolean(true))
 	}
-	if n.rule.Shadow {
-		m.add("shadow_mode", boolean(true))
-	}
-	if n.rule.DetailedMetric {
-		m.add("detailed_metric", boolean(true))
-	}
+	exportFlags(m, n.rule)
 	if n.hasRule {
 		exportLimits(m, n.rule)
 	}
@@ -136,6 +127,54 @@ func exportDescriptor(key, value string, n *node) *yaml.Node {
 		m.add("descriptors", list)
 	}
 	return m.Node
+}
+
+// exportFlags adds what a descriptor says besides its limits.
+func exportFlags(m yamlMapping, r Rule) {
+	if r.Shadow {
+		m.add("shadow_mode", boolean(true))
+	}
+	if r.Quota {
+		m.add("quota_mode", boolean(true))
+	}
+	if r.DetailedMetric {
+		m.add("detailed_metric", boolean(true))
+	}
+	if r.Metadata != nil {
+		m.add("metadata", metadataNode(r.Metadata))
+	}
+}
+
+// metadataNode writes a metadata value as the YAML it was read from: a
+// float that looks whole keeps a ".0", so it loads back as a float.
+func metadataNode(v any) *yaml.Node {
+	switch v := v.(type) {
+	case map[string]any:
+		m := mapping(false)
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			m.add(k, metadataNode(v[k]))
+		}
+		return m.Node
+	case []any:
+		l := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, e := range v {
+			l.Content = append(l.Content, metadataNode(e))
+		}
+		return l
+	case bool:
+		return boolean(v)
+	case int64:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(v, 10)}
+	case float64:
+		text := strconv.FormatFloat(v, 'g', -1, 64)
+		if !strings.ContainsAny(text, ".eE") {
+			text += ".0"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: text}
+	case string:
+		return str(v)
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
 }
 
 // exportLimits adds the rule's limits to a descriptor: one request limit as
@@ -185,6 +224,9 @@ func exportRequestLimit(l Limit) *yaml.Node {
 	}
 	if l.Buckets != DefaultBuckets {
 		m.add("buckets", integer(uint64(l.Buckets)))
+	}
+	if l.Lease != LeaseAuto {
+		m.add("lease", str(l.Lease.String()))
 	}
 	if len(l.Replaces) > 0 {
 		list := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}

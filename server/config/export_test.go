@@ -24,8 +24,9 @@ descriptors:
       - key: environment
         value: production
         detailed_metric: true
+        metadata: {team: payments, tier: 2, share: 0.5, whole: 3.0, tags: [a, 1, true, null], nested: {k: v}}
         rate_limits:
-          - {name: burst, window: 10s, requests: 50, replaces: [{name: other}]}
+          - {name: burst, window: 10s, requests: 50, replaces: [{name: other}], lease: off}
           - {unit: hour, requests_per_unit: 10000, buckets: 60}
           - {window: 1500ms, requests: 3}
           - {window: 48h, requests: 9}
@@ -46,6 +47,7 @@ descriptors:
     value: ac*
     rate_limit: {unit: second, requests_per_unit: 1}
   - key: tenant
+    quota_mode: true
     rate_limit: {unit: second, requests_per_unit: 2}
   - key: "true"
     value: "10"

@@ -2,9 +2,13 @@ package overlay
 
 import (
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strconv"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 	"gopkg.in/yaml.v3"
 
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
@@ -67,10 +71,43 @@ func messageNode(m protoreflect.Message, skip map[protoreflect.Name]bool) *yaml.
 	return n
 }
 
+// anyNode writes a JSON value (a Struct's) as YAML; whole numbers as
+// integers, as a file would write them.
+func anyNode(v any) *yaml.Node {
+	scalar := func(tag, s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: s} }
+	switch v := v.(type) {
+	case map[string]any:
+		n := &yaml.Node{Kind: yaml.MappingNode}
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			n.Content = append(n.Content, scalar("!!str", k), anyNode(v[k]))
+		}
+		return n
+	case []any:
+		n := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, e := range v {
+			n.Content = append(n.Content, anyNode(e))
+		}
+		return n
+	case bool:
+		return scalar("!!bool", strconv.FormatBool(v))
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return scalar("!!int", strconv.FormatInt(int64(v), 10))
+		}
+		return scalar("!!float", strconv.FormatFloat(v, 'g', -1, 64))
+	case string:
+		return scalar("!!str", v)
+	}
+	return scalar("!!null", "null")
+}
+
 func valueNode(fd protoreflect.FieldDescriptor, v protoreflect.Value) *yaml.Node {
 	scalar := func(tag, s string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: s} }
 	switch fd.Kind() {
 	case protoreflect.MessageKind:
+		if st, ok := v.Message().Interface().(*structpb.Struct); ok {
+			return anyNode(st.AsMap())
+		}
 		return messageNode(v.Message(), nil)
 	case protoreflect.BoolKind:
 		return scalar("!!bool", strconv.FormatBool(v.Bool()))

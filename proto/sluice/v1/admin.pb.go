@@ -9,6 +9,7 @@ package sluicev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -57,7 +58,12 @@ type RuntimeLimit struct {
 	// certificate's subject (output only).
 	UpdatedBy string `protobuf:"bytes,12,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
 	// update_time is when it was written, by the Redis clock (output only).
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// quota_mode counts every call while the request limits are not over, as
+	// envoyproxy/ratelimit's quota mode.
+	QuotaMode *bool `protobuf:"varint,14,opt,name=quota_mode,json=quotaMode,proto3,oneof" json:"quota_mode,omitempty"`
+	// metadata is sent with the descriptor's decisions, as in a file.
+	Metadata      *structpb.Struct `protobuf:"bytes,15,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -183,6 +189,20 @@ func (x *RuntimeLimit) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *RuntimeLimit) GetQuotaMode() bool {
+	if x != nil && x.QuotaMode != nil {
+		return *x.QuotaMode
+	}
+	return false
+}
+
+func (x *RuntimeLimit) GetMetadata() *structpb.Struct {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 // RequestLimit is one request limit, with the fields and meaning of a
 // config file's rate_limit: envoyproxy/ratelimit's unit and
 // requests_per_unit, or Sluice's window and requests.
@@ -203,7 +223,10 @@ type RequestLimit struct {
 	// requests is the amount per window (same as requests_per_unit).
 	Requests *int64 `protobuf:"varint,7,opt,name=requests,proto3,oneof" json:"requests,omitempty"`
 	// buckets splits the window (default 10).
-	Buckets       *int64 `protobuf:"varint,8,opt,name=buckets,proto3,oneof" json:"buckets,omitempty"`
+	Buckets *int64 `protobuf:"varint,8,opt,name=buckets,proto3,oneof" json:"buckets,omitempty"`
+	// lease is auto (default) or off: whether replicas may decide the limit
+	// from quota leases.
+	Lease         *string `protobuf:"bytes,9,opt,name=lease,proto3,oneof" json:"lease,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,6 +315,13 @@ func (x *RequestLimit) GetBuckets() int64 {
 		return *x.Buckets
 	}
 	return 0
+}
+
+func (x *RequestLimit) GetLease() string {
+	if x != nil && x.Lease != nil {
+		return *x.Lease
+	}
+	return ""
 }
 
 // LimitName names a limit in replaces.
@@ -2242,7 +2272,7 @@ var File_sluice_v1_admin_proto protoreflect.FileDescriptor
 
 const file_sluice_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x15sluice/v1/admin.proto\x12\tsluice.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19sluice/v1/ratelimit.proto\"\xa1\x05\n" +
+	"\x15sluice/v1/admin.proto\x12\tsluice.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19sluice/v1/ratelimit.proto\"\x89\x06\n" +
 	"\fRuntimeLimit\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12$\n" +
 	"\x04path\x18\x02 \x03(\v2\x10.sluice.v1.EntryR\x04path\x126\n" +
@@ -2263,11 +2293,15 @@ const file_sluice_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"updated_by\x18\f \x01(\tR\tupdatedBy\x12;\n" +
 	"\vupdate_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTimeB\x0e\n" +
+	"updateTime\x12\"\n" +
+	"\n" +
+	"quota_mode\x18\x0e \x01(\bH\x04R\tquotaMode\x88\x01\x01\x123\n" +
+	"\bmetadata\x18\x0f \x01(\v2\x17.google.protobuf.StructR\bmetadataB\x0e\n" +
 	"\f_shadow_modeB\x12\n" +
 	"\x10_detailed_metricB\x12\n" +
 	"\x10_value_to_metricB\x12\n" +
-	"\x10_share_threshold\"\xfd\x02\n" +
+	"\x10_share_thresholdB\r\n" +
+	"\v_quota_mode\"\xa2\x03\n" +
 	"\fRequestLimit\x12\x17\n" +
 	"\x04unit\x18\x01 \x01(\tH\x00R\x04unit\x88\x01\x01\x12/\n" +
 	"\x11requests_per_unit\x18\x02 \x01(\x03H\x01R\x0frequestsPerUnit\x88\x01\x01\x12!\n" +
@@ -2276,7 +2310,8 @@ const file_sluice_v1_admin_proto_rawDesc = "" +
 	"\breplaces\x18\x05 \x03(\v2\x14.sluice.v1.LimitNameR\breplaces\x12\x1b\n" +
 	"\x06window\x18\x06 \x01(\tH\x04R\x06window\x88\x01\x01\x12\x1f\n" +
 	"\brequests\x18\a \x01(\x03H\x05R\brequests\x88\x01\x01\x12\x1d\n" +
-	"\abuckets\x18\b \x01(\x03H\x06R\abuckets\x88\x01\x01B\a\n" +
+	"\abuckets\x18\b \x01(\x03H\x06R\abuckets\x88\x01\x01\x12\x19\n" +
+	"\x05lease\x18\t \x01(\tH\aR\x05lease\x88\x01\x01B\a\n" +
 	"\x05_unitB\x14\n" +
 	"\x12_requests_per_unitB\f\n" +
 	"\n" +
@@ -2285,7 +2320,8 @@ const file_sluice_v1_admin_proto_rawDesc = "" +
 	"\a_windowB\v\n" +
 	"\t_requestsB\n" +
 	"\n" +
-	"\b_buckets\"-\n" +
+	"\b_bucketsB\b\n" +
+	"\x06_lease\"-\n" +
 	"\tLimitName\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01B\a\n" +
 	"\x05_name\"\xe0\x02\n" +
@@ -2496,7 +2532,8 @@ var file_sluice_v1_admin_proto_goTypes = []any{
 	(*ExportConfigResponse)(nil),            // 32: sluice.v1.ExportConfigResponse
 	(*Entry)(nil),                           // 33: sluice.v1.Entry
 	(*timestamppb.Timestamp)(nil),           // 34: google.protobuf.Timestamp
-	(*LimitUsage)(nil),                      // 35: sluice.v1.LimitUsage
+	(*structpb.Struct)(nil),                 // 35: google.protobuf.Struct
+	(*LimitUsage)(nil),                      // 36: sluice.v1.LimitUsage
 }
 var file_sluice_v1_admin_proto_depIdxs = []int32{
 	33, // 0: sluice.v1.RuntimeLimit.path:type_name -> sluice.v1.Entry
@@ -2505,59 +2542,60 @@ var file_sluice_v1_admin_proto_depIdxs = []int32{
 	3,  // 3: sluice.v1.RuntimeLimit.token_limit:type_name -> sluice.v1.TokenLimit
 	3,  // 4: sluice.v1.RuntimeLimit.token_limits:type_name -> sluice.v1.TokenLimit
 	34, // 5: sluice.v1.RuntimeLimit.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 6: sluice.v1.RequestLimit.replaces:type_name -> sluice.v1.LimitName
-	5,  // 7: sluice.v1.ListDomainsResponse.domains:type_name -> sluice.v1.Domain
-	0,  // 8: sluice.v1.ListRuntimeLimitsResponse.runtime_limits:type_name -> sluice.v1.RuntimeLimit
-	0,  // 9: sluice.v1.GetRuntimeLimitResponse.runtime_limit:type_name -> sluice.v1.RuntimeLimit
-	0,  // 10: sluice.v1.PutRuntimeLimitRequest.runtime_limit:type_name -> sluice.v1.RuntimeLimit
-	0,  // 11: sluice.v1.PutRuntimeLimitResponse.runtime_limit:type_name -> sluice.v1.RuntimeLimit
-	0,  // 12: sluice.v1.DeleteRuntimeLimitResponse.runtime_limit:type_name -> sluice.v1.RuntimeLimit
-	17, // 13: sluice.v1.ListApisResponse.apis:type_name -> sluice.v1.Api
-	34, // 14: sluice.v1.ListApisResponse.traffic_start:type_name -> google.protobuf.Timestamp
-	18, // 15: sluice.v1.Api.production:type_name -> sluice.v1.ApiEnvironment
-	18, // 16: sluice.v1.Api.sandbox:type_name -> sluice.v1.ApiEnvironment
-	35, // 17: sluice.v1.ApiEnvironment.limits:type_name -> sluice.v1.LimitUsage
-	34, // 18: sluice.v1.ApiEnvironment.update_time:type_name -> google.protobuf.Timestamp
-	20, // 19: sluice.v1.BackendThroughput.production:type_name -> sluice.v1.RequestThroughput
-	20, // 20: sluice.v1.BackendThroughput.sandbox:type_name -> sluice.v1.RequestThroughput
-	21, // 21: sluice.v1.BackendThroughput.production_tokens:type_name -> sluice.v1.TokenThroughput
-	21, // 22: sluice.v1.BackendThroughput.sandbox_tokens:type_name -> sluice.v1.TokenThroughput
-	19, // 23: sluice.v1.GetBackendThroughputResponse.backend_throughput:type_name -> sluice.v1.BackendThroughput
-	19, // 24: sluice.v1.PutBackendThroughputRequest.backend_throughput:type_name -> sluice.v1.BackendThroughput
-	19, // 25: sluice.v1.PutBackendThroughputResponse.backend_throughput:type_name -> sluice.v1.BackendThroughput
-	19, // 26: sluice.v1.DeleteBackendThroughputResponse.backend_throughput:type_name -> sluice.v1.BackendThroughput
-	34, // 27: sluice.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
-	33, // 28: sluice.v1.AuditEntry.path:type_name -> sluice.v1.Entry
-	0,  // 29: sluice.v1.AuditEntry.old_value:type_name -> sluice.v1.RuntimeLimit
-	0,  // 30: sluice.v1.AuditEntry.new_value:type_name -> sluice.v1.RuntimeLimit
-	28, // 31: sluice.v1.ListAuditEntriesResponse.entries:type_name -> sluice.v1.AuditEntry
-	4,  // 32: sluice.v1.AdminService.ListDomains:input_type -> sluice.v1.ListDomainsRequest
-	7,  // 33: sluice.v1.AdminService.ListRuntimeLimits:input_type -> sluice.v1.ListRuntimeLimitsRequest
-	9,  // 34: sluice.v1.AdminService.GetRuntimeLimit:input_type -> sluice.v1.GetRuntimeLimitRequest
-	11, // 35: sluice.v1.AdminService.PutRuntimeLimit:input_type -> sluice.v1.PutRuntimeLimitRequest
-	13, // 36: sluice.v1.AdminService.DeleteRuntimeLimit:input_type -> sluice.v1.DeleteRuntimeLimitRequest
-	15, // 37: sluice.v1.AdminService.ListApis:input_type -> sluice.v1.ListApisRequest
-	22, // 38: sluice.v1.AdminService.GetBackendThroughput:input_type -> sluice.v1.GetBackendThroughputRequest
-	24, // 39: sluice.v1.AdminService.PutBackendThroughput:input_type -> sluice.v1.PutBackendThroughputRequest
-	26, // 40: sluice.v1.AdminService.DeleteBackendThroughput:input_type -> sluice.v1.DeleteBackendThroughputRequest
-	29, // 41: sluice.v1.AdminService.ListAuditEntries:input_type -> sluice.v1.ListAuditEntriesRequest
-	31, // 42: sluice.v1.AdminService.ExportConfig:input_type -> sluice.v1.ExportConfigRequest
-	6,  // 43: sluice.v1.AdminService.ListDomains:output_type -> sluice.v1.ListDomainsResponse
-	8,  // 44: sluice.v1.AdminService.ListRuntimeLimits:output_type -> sluice.v1.ListRuntimeLimitsResponse
-	10, // 45: sluice.v1.AdminService.GetRuntimeLimit:output_type -> sluice.v1.GetRuntimeLimitResponse
-	12, // 46: sluice.v1.AdminService.PutRuntimeLimit:output_type -> sluice.v1.PutRuntimeLimitResponse
-	14, // 47: sluice.v1.AdminService.DeleteRuntimeLimit:output_type -> sluice.v1.DeleteRuntimeLimitResponse
-	16, // 48: sluice.v1.AdminService.ListApis:output_type -> sluice.v1.ListApisResponse
-	23, // 49: sluice.v1.AdminService.GetBackendThroughput:output_type -> sluice.v1.GetBackendThroughputResponse
-	25, // 50: sluice.v1.AdminService.PutBackendThroughput:output_type -> sluice.v1.PutBackendThroughputResponse
-	27, // 51: sluice.v1.AdminService.DeleteBackendThroughput:output_type -> sluice.v1.DeleteBackendThroughputResponse
-	30, // 52: sluice.v1.AdminService.ListAuditEntries:output_type -> sluice.v1.ListAuditEntriesResponse
-	32, // 53: sluice.v1.AdminService.ExportConfig:output_type -> sluice.v1.ExportConfigResponse
-	43, // [43:54] is the sub-list for method output_type
-	32, // [32:43] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	35, // 6: sluice.v1.RuntimeLimit.metadata:type_name -> google.protobuf.Struct
+	2,  // 7: sluice.v1.RequestLimit.replaces:type_name -> sluice.v1.LimitName
+	5,  // 8: sluice.v1.ListDomainsResponse.domains:type_name -> sluice.v1.Domain
+	0,  // 9: sluice.v1.ListRuntimeLimitsResponse.runtime_limits:type_name -> sluice.v1.RuntimeLimit
+	0,  // 10: sluice.v1.GetRuntimeLimitResponse.runtime_limit:type_name -> sluice.v1.RuntimeLimit
+	0,  // 11: sluice.v1.PutRuntimeLimitRequest.runtime_limit:type_name -> sluice.v1.RuntimeLimit
+	0,  // 12: sluice.v1.PutRuntimeLimitResponse.runtime_limit:type_name -> sluice.v1.RuntimeLimit
+	0,  // 13: sluice.v1.DeleteRuntimeLimitResponse.runtime_limit:type_name -> sluice.v1.RuntimeLimit
+	17, // 14: sluice.v1.ListApisResponse.apis:type_name -> sluice.v1.Api
+	34, // 15: sluice.v1.ListApisResponse.traffic_start:type_name -> google.protobuf.Timestamp
+	18, // 16: sluice.v1.Api.production:type_name -> sluice.v1.ApiEnvironment
+	18, // 17: sluice.v1.Api.sandbox:type_name -> sluice.v1.ApiEnvironment
+	36, // 18: sluice.v1.ApiEnvironment.limits:type_name -> sluice.v1.LimitUsage
+	34, // 19: sluice.v1.ApiEnvironment.update_time:type_name -> google.protobuf.Timestamp
+	20, // 20: sluice.v1.BackendThroughput.production:type_name -> sluice.v1.RequestThroughput
+	20, // 21: sluice.v1.BackendThroughput.sandbox:type_name -> sluice.v1.RequestThroughput
+	21, // 22: sluice.v1.BackendThroughput.production_tokens:type_name -> sluice.v1.TokenThroughput
+	21, // 23: sluice.v1.BackendThroughput.sandbox_tokens:type_name -> sluice.v1.TokenThroughput
+	19, // 24: sluice.v1.GetBackendThroughputResponse.backend_throughput:type_name -> sluice.v1.BackendThroughput
+	19, // 25: sluice.v1.PutBackendThroughputRequest.backend_throughput:type_name -> sluice.v1.BackendThroughput
+	19, // 26: sluice.v1.PutBackendThroughputResponse.backend_throughput:type_name -> sluice.v1.BackendThroughput
+	19, // 27: sluice.v1.DeleteBackendThroughputResponse.backend_throughput:type_name -> sluice.v1.BackendThroughput
+	34, // 28: sluice.v1.AuditEntry.time:type_name -> google.protobuf.Timestamp
+	33, // 29: sluice.v1.AuditEntry.path:type_name -> sluice.v1.Entry
+	0,  // 30: sluice.v1.AuditEntry.old_value:type_name -> sluice.v1.RuntimeLimit
+	0,  // 31: sluice.v1.AuditEntry.new_value:type_name -> sluice.v1.RuntimeLimit
+	28, // 32: sluice.v1.ListAuditEntriesResponse.entries:type_name -> sluice.v1.AuditEntry
+	4,  // 33: sluice.v1.AdminService.ListDomains:input_type -> sluice.v1.ListDomainsRequest
+	7,  // 34: sluice.v1.AdminService.ListRuntimeLimits:input_type -> sluice.v1.ListRuntimeLimitsRequest
+	9,  // 35: sluice.v1.AdminService.GetRuntimeLimit:input_type -> sluice.v1.GetRuntimeLimitRequest
+	11, // 36: sluice.v1.AdminService.PutRuntimeLimit:input_type -> sluice.v1.PutRuntimeLimitRequest
+	13, // 37: sluice.v1.AdminService.DeleteRuntimeLimit:input_type -> sluice.v1.DeleteRuntimeLimitRequest
+	15, // 38: sluice.v1.AdminService.ListApis:input_type -> sluice.v1.ListApisRequest
+	22, // 39: sluice.v1.AdminService.GetBackendThroughput:input_type -> sluice.v1.GetBackendThroughputRequest
+	24, // 40: sluice.v1.AdminService.PutBackendThroughput:input_type -> sluice.v1.PutBackendThroughputRequest
+	26, // 41: sluice.v1.AdminService.DeleteBackendThroughput:input_type -> sluice.v1.DeleteBackendThroughputRequest
+	29, // 42: sluice.v1.AdminService.ListAuditEntries:input_type -> sluice.v1.ListAuditEntriesRequest
+	31, // 43: sluice.v1.AdminService.ExportConfig:input_type -> sluice.v1.ExportConfigRequest
+	6,  // 44: sluice.v1.AdminService.ListDomains:output_type -> sluice.v1.ListDomainsResponse
+	8,  // 45: sluice.v1.AdminService.ListRuntimeLimits:output_type -> sluice.v1.ListRuntimeLimitsResponse
+	10, // 46: sluice.v1.AdminService.GetRuntimeLimit:output_type -> sluice.v1.GetRuntimeLimitResponse
+	12, // 47: sluice.v1.AdminService.PutRuntimeLimit:output_type -> sluice.v1.PutRuntimeLimitResponse
+	14, // 48: sluice.v1.AdminService.DeleteRuntimeLimit:output_type -> sluice.v1.DeleteRuntimeLimitResponse
+	16, // 49: sluice.v1.AdminService.ListApis:output_type -> sluice.v1.ListApisResponse
+	23, // 50: sluice.v1.AdminService.GetBackendThroughput:output_type -> sluice.v1.GetBackendThroughputResponse
+	25, // 51: sluice.v1.AdminService.PutBackendThroughput:output_type -> sluice.v1.PutBackendThroughputResponse
+	27, // 52: sluice.v1.AdminService.DeleteBackendThroughput:output_type -> sluice.v1.DeleteBackendThroughputResponse
+	30, // 53: sluice.v1.AdminService.ListAuditEntries:output_type -> sluice.v1.ListAuditEntriesResponse
+	32, // 54: sluice.v1.AdminService.ExportConfig:output_type -> sluice.v1.ExportConfigResponse
+	44, // [44:55] is the sub-list for method output_type
+	33, // [33:44] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_sluice_v1_admin_proto_init() }

@@ -20,11 +20,14 @@ import (
 // under the deciding limit; near-limit and shadow-mode hits; and the tokens
 // the call reserved (usage_estimate) or charged (Envoy's token hits).
 func (t *Telemetry) Decided(ctx context.Context, req *limiter.Request, rules []config.Rule, dec *limiter.Decision) {
-	if dec.Cached || dec.FailedOpen {
+	if dec.Cached || dec.FailedOpen || dec.Leased {
 		ds := t.domains.get(req.Domain) // configured: a limit matched, or its failure_mode is open
-		if dec.Cached {
+		switch {
+		case dec.Cached:
 			t.cacheHits.Add(ctx, 1, ds.plain...)
-		} else {
+		case dec.Leased:
+			t.leaseDecisions.Add(ctx, 1, ds.plain...)
+		default:
 			t.failedOpen.Add(ctx, 1, ds.plain...)
 		}
 	}
@@ -167,6 +170,19 @@ func (t *Telemetry) Reported(ctx context.Context, req *limiter.ReportRequest, re
 		t.tokensReported.Add(ctx, int64(amounts[k]), s.reported[rv][k]...)
 		if v == viaFallback {
 			t.tokensMissing.Add(ctx, int64(amounts[k]), s.missing[k]...)
+		}
+	}
+}
+
+// LeaseActivity counts what lease calls did on one domain's counters.
+func (t *Telemetry) LeaseActivity(ctx context.Context, domain string, a limiter.LeaseActivity) {
+	s := t.domains.get(domain) // configured: its limits were leased
+	if a.Grants > 0 {
+		t.leaseGrants.Add(ctx, int64(a.Grants), s.plain...)
+	}
+	for e, n := range [numLeaseEvents]uint64{leaseGranted: a.Granted, leaseReturned: a.Returned, leaseWasted: a.Wasted} {
+		if n > 0 {
+			t.leaseUnits.Add(ctx, int64(n), s.lease[e]...)
 		}
 	}
 }

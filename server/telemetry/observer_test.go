@@ -240,3 +240,28 @@ func BenchmarkObserverStoreCall(b *testing.B) {
 		tel.StoreCall(ctx, "window", 150*time.Microsecond, nil)
 	}
 }
+
+func TestLeaseDecisionsGrantsAndUnits(t *testing.T) {
+	tel := newTestTelemetry(t)
+	ctx := context.Background()
+	req := &limiter.Request{Domain: "apim", Descriptors: []limiter.Descriptor{{Entries: []config.Entry{{Key: "api", Value: "A"}}}}}
+	rules := []config.Rule{{Stat: "apim.api_A", Limits: []config.Limit{minuteLimit}}}
+	for range 3 {
+		tel.Decided(ctx, req, rules, &limiter.Decision{Leased: true, Statuses: []limiter.Status{{Limit: &rules[0].Limits[0], Remaining: 9}}})
+	}
+	tel.LeaseActivity(ctx, "apim", limiter.LeaseActivity{Grants: 2, Granted: 40, Returned: 7})
+	tel.LeaseActivity(ctx, "apim", limiter.LeaseActivity{Wasted: 3})
+	tel.StoreCall(ctx, "lease", time.Millisecond, nil)
+	want := map[string]float64{
+		"sluice_decisions_total{code=ok,descriptor=apim.api_A,domain=apim,limit=r:1m:10}": 3,
+		"sluice_lease_decisions_total{domain=apim}":                                       3,
+		"sluice_lease_grants_total{domain=apim}":                                          2,
+		"sluice_lease_units_total{domain=apim,event=granted}":                             40,
+		"sluice_lease_units_total{domain=apim,event=returned}":                            7,
+		"sluice_lease_units_total{domain=apim,event=wasted}":                              3,
+		"sluice_redis_duration_seconds{script=lease}":                                     1,
+		"sluice_config_reloads_total{}":                                                   0,
+		"sluice_config_reload_errors_total{}":                                             0,
+	}
+	assertSeries(t, gathered(t, tel), want)
+}

@@ -22,6 +22,7 @@ const (
 	attrScript     = attribute.Key("script")
 	attrMethod     = attribute.Key("method")
 	attrReason     = attribute.Key("reason")
+	attrEvent      = attribute.Key("event")
 )
 
 // Label values of code.
@@ -116,6 +117,7 @@ var tokenKinds = [...]config.Kind{config.KindTotalTokens, config.KindPromptToken
 // config.Kind.
 type domainSeries struct {
 	plain    []metric.AddOption // domain alone
+	lease    [numLeaseEvents][]metric.AddOption
 	reserved [config.KindCompletionTokens + 1][]metric.AddOption
 	missing  [config.KindCompletionTokens + 1][]metric.AddOption
 	reported [numVias][config.KindCompletionTokens + 1][]metric.AddOption
@@ -123,6 +125,9 @@ type domainSeries struct {
 
 func newDomainSeries(domain string) *domainSeries {
 	s := &domainSeries{plain: addOpts(attrDomain.String(domain))}
+	for e := range numLeaseEvents {
+		s.lease[e] = addOpts(attrDomain.String(domain), attrEvent.String(e.String()))
+	}
 	for _, k := range tokenKinds {
 		d, kind := attrDomain.String(domain), attrKind.String(k.String())
 		s.reserved[k] = addOpts(d, kind)
@@ -149,6 +154,18 @@ const (
 func (v via) String() string {
 	return [...]string{"reservation", "repeated", "descriptors", "fallback", "envoy_hits"}[v]
 }
+
+// leaseEvent is what happened to units of quota leases.
+type leaseEvent int
+
+const (
+	leaseGranted  leaseEvent = iota // charged in Redis for this replica
+	leaseReturned                   // given back to Redis unspent
+	leaseWasted                     // neither spent nor given back
+	numLeaseEvents
+)
+
+func (e leaseEvent) String() string { return [...]string{"granted", "returned", "wasted"}[e] }
 
 // reason is why a script call failed.
 type reason int

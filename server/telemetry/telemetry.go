@@ -84,6 +84,9 @@ type Telemetry struct {
 	reports        metric.Int64Counter
 	cacheHits      metric.Int64Counter
 	failedOpen     metric.Int64Counter
+	leaseDecisions metric.Int64Counter
+	leaseGrants    metric.Int64Counter
+	leaseUnits     metric.Int64Counter
 	callDuration   metric.Float64Histogram
 	redisDuration  metric.Float64Histogram
 	redisErrors    metric.Int64Counter
@@ -103,7 +106,10 @@ type Telemetry struct {
 	suppressedLogs atomic.Int64
 }
 
-var _ limiter.Observer = (*Telemetry)(nil)
+var (
+	_ limiter.Observer      = (*Telemetry)(nil)
+	_ limiter.LeaseObserver = (*Telemetry)(nil)
+)
 
 // Latency buckets, in seconds: 50 µs to 2.5 s. A decision is one Redis round
 // trip (tens to hundreds of µs); the default deadline is 1 s.
@@ -187,6 +193,9 @@ func (t *Telemetry) instruments(m metric.Meter) error {
 	t.reports = counter("sluice.reports", "{report}", "Successful usage reports, by how they were charged.")
 	t.cacheHits = counter("sluice.over_limit_cache.hits", "{decision}", "Refusals answered from the replica's over-limit cache, without a Redis call.")
 	t.failedOpen = counter("sluice.failed_open", "{decision}", "Calls admitted uncounted because Redis could not be asked and the domain's failure_mode is open.")
+	t.leaseDecisions = counter("sluice.lease.decisions", "{decision}", "Decisions answered entirely from the replica's quota leases, without a Redis call.")
+	t.leaseGrants = counter("sluice.lease.grants", "{grant}", "Quota lease grants of at least one unit.")
+	t.leaseUnits = counter("sluice.lease.units", "{unit}", "Units of quota leases: granted, returned unspent, or wasted (neither spent nor returned).")
 	t.redisErrors = counter("sluice.redis.errors", "{error}", "Redis script calls that failed, by reason.")
 	t.reloads = counter("sluice.config.reloads", "{reload}", "Config reloads that were applied.")
 	t.reloadErrors = counter("sluice.config.reload_errors", "{reload}", "Config reloads that failed; the previous config stayed.")

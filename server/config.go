@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/grpcapi"
 	"github.com/sluice-rl/sluice/server/limiter"
 	"github.com/sluice-rl/sluice/server/overlay"
@@ -65,6 +66,11 @@ type Config struct {
 	ReadinessInterval time.Duration
 	// KeyPrefix starts every Redis key. (Optional, default "sluice:")
 	KeyPrefix string
+	// Leases says whether replicas decide request limits from quota leases
+	// where their demand makes it pay (docs/leases.md): config.LeaseAuto,
+	// the zero value, or config.LeaseOff for every decision in Redis. A
+	// limit's own `lease: off` wins. (Optional, default auto)
+	Leases config.LeaseMode
 	// ReservationGrace is how long a token reservation record outlives the
 	// longest window it reserved on, for slow calls to report into.
 	// (Optional, default 10m)

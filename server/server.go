@@ -96,6 +96,12 @@ func New(cfg Config) (*Server, error) {
 		_ = s.tel.Shutdown(context.Background())
 		return nil, err
 	}
+	if cfg.Leases == config.LeaseAuto { // last: its sweeper stops in Close
+		if err := s.limiter.EnableLeases(limiter.LeaseConfig{}); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -314,13 +320,19 @@ func (s *Server) drain() error {
 	return errors.Join(httpErr, s.Close())
 }
 
-// Close releases the store and connections; Run calls it when it returns.
-// Call it yourself only for a Server whose Run never started.
+// leaseReturnTimeout bounds giving back this replica's quota leases at Close.
+const leaseReturnTimeout = 2 * time.Second
+
+// Close returns this replica's quota leases and releases the store and
+// connections; Run calls it when it returns. Call it yourself only for a
+// Server whose Run never started.
 func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.closeListeners()
-		err = errors.Join(s.selfConn.Close(), s.store.Close(), s.tel.Shutdown(context.Background()))
+		ctx, cancel := context.WithTimeout(context.Background(), leaseReturnTimeout)
+		defer cancel()
+		err = errors.Join(s.selfConn.Close(), s.limiter.Close(ctx), s.store.Close(), s.tel.Shutdown(context.Background()))
 	})
 	return err
 }

@@ -6,6 +6,7 @@
 //	             [--admin-addr ADDR|off [--admin-token-file FILE [--admin-read-token-file FILE]]]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	             [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
+//	             [--leases auto|off]
 //	sluice check-config [--merge-domain-config] PATH
 //	sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...
 //
@@ -20,7 +21,7 @@
 // LIMIT_RESPONSE_HEADERS_ENABLED, with LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER
 // and LIMIT_RESET_HEADER naming the headers), SLUICE_ENVOY_DYNAMIC_METADATA (or
 // RESPONSE_DYNAMIC_METADATA), SLUICE_ADMIN_ADDR, SLUICE_ADMIN_TOKEN_FILE,
-// SLUICE_ADMIN_READ_TOKEN_FILE; a flag wins over its variable. Unless GOGC is set, the garbage collector runs at
+// SLUICE_ADMIN_READ_TOKEN_FILE, SLUICE_LEASES; a flag wins over its variable. Unless GOGC is set, the garbage collector runs at
 // GOGC=400 (internal/gctune). Traces are exported over
 // OTLP/gRPC when the standard OTEL_* variables ask for it (see
 // telemetry.TracerProviderFromEnv); with none set, nothing is exported.
@@ -70,6 +71,7 @@ const usage = `usage:
                [--admin-addr ADDR|off [--admin-token-file FILE [--admin-read-token-file FILE]]]
                [--log-format text|json] [--log-level debug|info|warn|error]
                [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
+               [--leases auto|off]
   sluice check-config [--merge-domain-config] PATH
   sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...   (sluice limits for more)
 `
@@ -139,7 +141,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.AdminReadTokenFile, "admin-read-token-file", getenv("SLUICE_ADMIN_READ_TOKEN_FILE"), "file of read-only admin tokens, name:token per line (env SLUICE_ADMIN_READ_TOKEN_FILE)")
 	logFormat := fs.String("log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
+	// quota leases (docs/leases.md)
+	leases := fs.String("leases", envOr(getenv, "SLUICE_LEASES", "auto"), "quota leases: auto decides hot request limits from leases, exactly, where a replica's demand makes it pay; off sends every decision to Redis (env SLUICE_LEASES)")
 	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	switch *leases {
+	case "auto":
+		cfg.Leases = config.LeaseAuto
+	case "off":
+		cfg.Leases = config.LeaseOff
+	default:
+		fmt.Fprintf(stderr, "serve: --leases %q: want auto or off\n", *leases)
 		return errUsage
 	}
 	if fs.NArg() > 0 {

@@ -95,7 +95,8 @@ func TestCheckConfigMergeDomains(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"frobnicate"}, {"serve"}, {"check-config"}, {"serve", "--no-such-flag"}} {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"serve"}, {"check-config"}, {"serve", "--no-such-flag"},
+		{"serve", "--config", "../../deploy/examples/sluice.yaml", "--leases", "sometimes"}} {
 		var out, errOut bytes.Buffer
 		if err := run(context.Background(), args, noEnv, &out, &errOut); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", args, err)

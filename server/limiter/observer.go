@@ -43,7 +43,12 @@ type LeaseActivity struct {
 }
 
 // SetObserver makes the limiter tell o what it does. Call it before serving.
-func (l *Limiter) SetObserver(o Observer) { l.observer = o }
+func (l *Limiter) SetObserver(o Observer) {
+	l.observer = o
+	if l.leases != nil {
+		l.leases.observer, _ = o.(LeaseObserver)
+	}
+}
 
 // storeCall runs one script call through the circuit breaker and tells the
 // observer about it. A failure comes back as a *StoreError.

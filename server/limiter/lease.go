@@ -18,16 +18,35 @@ type lease struct {
 	width  int64  // bucket width, µs
 	n      int64  // previous buckets counted
 
-	left     atomic.Int64 // units not spent; < 0 once retired
-	deadline atomic.Int64 // clock ns: spend only at readings before it
-	low      atomic.Int64 // ask for more when left falls below this
-	free     atomic.Int64 // what Redis had free after the latest grant
-	redisAt  atomic.Int64 // Redis TIME of the latest grant, µs
-	recvAt   atomic.Int64 // clock ns when that grant's reply arrived
+	left     atomic.Int64           // units not spent; < 0 once retired
+	deadline atomic.Int64           // clock ns: spend only at readings before it
+	low      atomic.Int64           // ask for more when left falls below this
+	free     atomic.Pointer[freeAt] // what Redis had free at the latest answer seen
+	redisAt  atomic.Int64           // Redis TIME of the latest grant, µs
+	recvAt   atomic.Int64           // clock ns when that grant's reply arrived
 
 	// Guarded by the slot's busy flag (only one lease call at a time).
 	granted  int64         // units of this lease that Redis charged, as far as we know
 	boundary time.Duration // clock reading after which Redis has certainly left bucket k
+}
+
+// freeAt is what Redis had free on a counter at one Redis instant.
+type freeAt struct{ free, at int64 } // units, µs
+
+// see keeps what Redis had free at Redis instant at (µs), unless the lease
+// already knows a later answer (replies of concurrent calls arrive in any
+// order); of two answers of one instant (one script call), the smaller.
+func (ls *lease) see(free, at int64) {
+	next := &freeAt{free, at}
+	for {
+		old := ls.free.Load()
+		if old != nil && (old.at > at || old.at == at && old.free <= free) {
+			return
+		}
+		if ls.free.CompareAndSwap(old, next) {
+			return
+		}
+	}
 }
 
 // retiredMark is what retire leaves in left: far enough below zero that no
@@ -92,7 +111,11 @@ func (ls *lease) usable(limit uint64, t time.Duration) bool {
 // and the time until everything counted has aged out, from the lease's
 // bucket and Redis' clock as estimated from the latest grant.
 func (ls *lease) estimate(t time.Duration) (remaining uint64, reset time.Duration) {
-	rem := ls.free.Load() + max(ls.left.Load(), 0)
+	var rem int64
+	if f := ls.free.Load(); f != nil {
+		rem = f.free
+	}
+	rem += max(ls.left.Load(), 0)
 	redisNow := ls.redisAt.Load() + (int64(t)-ls.recvAt.Load())/int64(time.Microsecond)
 	end := (ls.bucket + ls.n + 1) * ls.width
 	return uint64(min(max(rem, 0), int64(ls.limit))), time.Duration(max(end-redisNow, 0)) * time.Microsecond

@@ -41,7 +41,7 @@ func (m *leaseManager) learn(p *plan, res lua.Result) {
 		}
 		if v, ok := m.slots.Load(p.counters[i].Key); ok {
 			if ls := v.(*leaseSlot).cur.Load(); ls != nil && ls.limit == p.counters[i].Limit {
-				ls.free.Store(int64(res.Counters[i].Remaining))
+				ls.see(int64(res.Counters[i].Remaining), res.Now.UnixMicro())
 			}
 		}
 	}
@@ -71,6 +71,9 @@ func (m *leaseManager) take(p *plan, domain string) leaseTake {
 			continue
 		}
 		c := &p.counters[i]
+		if c.Bucket < minLeaseBucket || c.Limit < minLeaseBucketUnits*uint64(c.Buckets+1) {
+			continue
+		}
 		s := m.slot(c, domain)
 		if s == nil {
 			continue

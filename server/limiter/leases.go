@@ -39,16 +39,30 @@ const (
 	DefaultLeaseCounters = 100_000
 	// minLeaseBucket: narrower buckets are never leased.
 	minLeaseBucket = 5 * time.Millisecond
+	// minLeaseBucketUnits: a limit that admits fewer units than this per
+	// bucket on average (limit / (n+1)) is never leased. All of it is "near
+	// the limit": a lease would be a large share of it, held at one replica
+	// while another refuses; and its admissions are too few to cost Redis
+	// much (its refusals come from the over-limit cache anyway).
+	minLeaseBucketUnits = 32
 	// minLeaseUnits: a lease is asked for only when the replica expects to
 	// spend at least this many units from it.
 	minLeaseUnits = 4
 	// nearLimitGrant: a grant below this (and below what was asked) means the
 	// counter is near its limit: no more lease calls until the bucket ends.
 	nearLimitGrant = 2
-	// leaseAskFactor scales the measured demand for the rest of the bucket.
+	// leaseAskFactor scales the measured demand for the rest of the bucket,
+	// or for leaseHorizon when the bucket lasts longer: a lease holds no
+	// more than about a second of its replica's demand, refilled as it
+	// runs low, so a replica whose demand drops (or that dies) holds little.
 	leaseAskFactor = 1.5
-	// leaseCallTimeout bounds one background lease call.
-	leaseCallTimeout = time.Second
+	leaseHorizon   = time.Second
+	// idleLease: a lease no decision touched for this long is returned
+	// before its bucket ends.
+	idleLease = time.Second
+	// leaseCallTimeout bounds one background lease call (and a bucket's
+	// width does: after it, a grant would come too late to be of use).
+	leaseCallTimeout = 250 * time.Millisecond
 	// sweepEvery is how often the sweeper looks for leftovers to return;
 	// sweepGrace is how long after a bucket's end it leaves a counter's
 	// return to the counter's next lease call.
@@ -209,7 +223,7 @@ func (m *leaseManager) slot(c *lua.Counter, domain string) *leaseSlot {
 	if v, ok := m.slots.Load(c.Key); ok {
 		return v.(*leaseSlot)
 	}
-	if c.Bucket < minLeaseBucket || m.nslots.Load() >= m.maxSlots {
+	if m.nslots.Load() >= m.maxSlots {
 		return nil
 	}
 	s := &leaseSlot{key: c.Key, domain: domain, width: c.Bucket.Microseconds(), n: int64(c.Buckets)}
@@ -287,6 +301,7 @@ func (m *leaseManager) ask(s *leaseSlot, rate float64, t time.Duration, limit ui
 		redisNow := m.redisAt.Load() + (int64(t)-m.recvAt.Load()+m.rtt.Load()/2)/int64(time.Microsecond)
 		left = float64(s.width - redisNow%s.width)
 	}
+	left = min(left, float64(leaseHorizon.Microseconds()))
 	want := math.Ceil(leaseAskFactor * rate * left / 1e6)
 	return int64(min(want, float64(limit)))
 }
@@ -375,7 +390,7 @@ func (m *leaseManager) sendInBackground(counters []lua.Counter, done func(lua.Re
 	m.mu.Unlock()
 	go func() {
 		defer m.inflight.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), leaseCallTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), min(leaseCallTimeout, counters[0].Bucket))
 		defer cancel()
 		done(m.call(ctx, counters))
 	}()
@@ -449,7 +464,7 @@ func (m *leaseManager) granted(s *leaseSlot, call *leaseCall, res lua.Result, t 
 			cur.deadline.Store(max(cur.deadline.Load(), int64(deadline)))
 			cur.boundary = min(cur.boundary, boundary)
 		}
-		cur.free.Store(int64(gr.Remaining))
+		cur.see(int64(gr.Remaining), now)
 		cur.redisAt.Store(now)
 		cur.recvAt.Store(int64(t))
 		rtt := max(m.rtt.Load(), int64(time.Millisecond))
@@ -489,15 +504,16 @@ func (m *leaseManager) sweeper() {
 	}
 }
 
-// sweep retires the leases whose bucket ended more than sweepGrace ago and
-// sends the returns due, one call per counter.
+// sweep retires the leases whose bucket ended more than sweepGrace ago, or
+// that no decision touched for idleLease, and sends the returns due, one call
+// per counter.
 func (m *leaseManager) sweep(t time.Duration) {
 	m.held.Range(func(key, v any) bool {
 		s := v.(*leaseSlot)
 		if !s.busy.CompareAndSwap(false, true) {
 			return true // a lease call is under way; it carries the returns
 		}
-		if cur := s.cur.Load(); cur != nil && t >= cur.boundary+sweepGrace {
+		if cur := s.cur.Load(); cur != nil && (t >= cur.boundary+sweepGrace || t-time.Duration(s.seen.Load()) >= idleLease) {
 			m.retire(s, cur)
 		}
 		if s.cur.Load() == nil && len(s.pending) == 0 {

@@ -345,10 +345,13 @@ func mostInAnyWindow(adm []simAdmission, w time.Duration) (most int64, at time.D
 // sustained is the admitted cost per window, as a fraction of the limit,
 // over whole groups of n+1 buckets from the first bucket boundary after
 // real time from (so that edge effects do not blur it: any n+1 buckets hold
-// at most L, hence n/(n+1) of L per W under steady overload).
+// at most L, hence n/(n+1) of L per W under steady overload). A run too
+// short for one group after from is measured from earlier, down to the
+// first window's end; 0 means it is too short even for that.
 func sustained(adm []simAdmission, lim *config.Limit, date time.Time, from, to time.Duration) float64 {
 	width, n := lua.SplitWindow(lim.Window, lim.Buckets)
 	group := time.Duration(n+1) * width
+	from = max(min(from, to-group-width), lim.Window)
 	start := date.Add(from).Truncate(width).Add(width).Sub(date)
 	groups := (to - start) / group
 	if groups < 1 {

@@ -18,7 +18,15 @@ import (
 	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the tests, or, when a test started this binary as a
+// separate sluice process (sluiceProcess), runs main itself.
+func TestMain(m *testing.M) {
+	if os.Getenv(runAsSluice) == "1" {
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func noEnv(string) string { return "" }
 

@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -11,19 +9,15 @@ import (
 	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
-// TestSIGTERMDrainsAndExitsZero builds the real binary, runs it on the
+// TestSIGTERMDrainsAndExitsZero runs sluice as its own process on the
 // embedded store, and stops it with SIGTERM as Kubernetes does: it must exit
 // 0 after draining.
 func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "sluice")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Skip("runs a sluice process")
 	}
 	httpAddr := freeAddr(t)
-	cmd := exec.Command(bin, "serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", freeAddr(t))
+	cmd := sluiceProcess(t, nil, "serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", freeAddr(t))
 	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

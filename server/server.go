@@ -276,14 +276,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { errc <- s.ops.Serve(s.opsLis) }()
 	}
 	s.serveAdmin(bg, errc)
-	attrs := []any{"grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "config", s.cfg.ConfigPath}
-	if s.ops != nil {
-		attrs = append(attrs, "health", s.HealthAddr())
-	}
-	if s.admin != nil {
-		attrs = append(attrs, "admin", s.AdminAddr())
-	}
-	log.Info("sluice serving", attrs...)
+	log.Info("sluice serving", s.startupAttrs()...)
 
 	var serveErr error
 	select {

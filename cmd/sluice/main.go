@@ -9,6 +9,7 @@
 //	             [--leases auto|off]
 //	sluice check-config [--merge-domain-config] PATH
 //	sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...
+//	sluice version (or --version)
 //
 // Each serve flag may also come from the environment: SLUICE_CONFIG,
 // SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_HEALTH_ADDR, SLUICE_TLS_CERT,
@@ -74,6 +75,7 @@ const usage = `usage:
                [--leases auto|off]
   sluice check-config [--merge-domain-config] PATH
   sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...   (sluice limits for more)
+  sluice version   (or --version)
 `
 
 // run is main without the process: testable with its own arguments,
@@ -82,6 +84,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsage
+	}
+	if isVersionCommand(args[0]) {
+		return printVersion(stdout)
 	}
 	switch args[0] {
 	case "serve":

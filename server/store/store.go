@@ -89,6 +89,7 @@ type Store struct {
 	Embedded bool
 	embedded *miniredis.Miniredis
 	closer   interface{ Close() error } // the Scripter's, if it has goroutines
+	info     Info
 }
 
 // Open connects to the Redis at url; an empty url starts the embedded store.
@@ -119,12 +120,13 @@ func OpenConfig(url string, cfg Config) (*Store, error) {
 		}
 		s.Embedded, s.embedded = true, mr
 		s.Client = newSingle(&redis.Options{Addr: mr.Addr()}, cfg)
+		s.info = Info{Embedded: true, Hosts: []string{mr.Addr()}}
 	default:
 		t, err := parseURL(url)
 		if err != nil {
 			return nil, err
 		}
-		s.Topology = t.topology
+		s.Topology, s.info = t.topology, t.describe()
 		switch t.topology {
 		case Sentinel:
 			s.Client = newFailover(t.failover, cfg)

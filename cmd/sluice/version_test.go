@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-rl/sluice/internal/syncbuf"
+	"github.com/sluice-rl/sluice/internal/version"
+)
+
+func TestVersionCommand(t *testing.T) {
+	for _, arg := range []string{"version", "--version", "-version"} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), []string{arg}, noEnv, &out, &errOut); err != nil {
+			t.Fatalf("%s: %v\n%s", arg, err, errOut.String())
+		}
+		want := "sluice " + version.String() + " (" + version.Go() + ")\n"
+		if out.String() != want {
+			t.Errorf("%s printed %q, want %q", arg, out.String(), want)
+		}
+	}
+}
+
+// TestVersionSetAtLinkTime builds the binary as a release does, with the
+// version in -ldflags -X, and asks it.
+func TestVersionSetAtLinkTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "sluice")
+	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X github.com/sluice-rl/sluice/internal/version.Version=v0.9.1-rc.2", ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, arg := range []string{"--version", "version"} {
+		out, err := exec.Command(bin, arg).Output()
+		if err != nil {
+			t.Fatalf("sluice %s: %v", arg, err)
+		}
+		if !strings.HasPrefix(string(out), "sluice v0.9.1-rc.2 (go") {
+			t.Errorf("sluice %s printed %q, want the link-time version", arg, out)
+		}
+	}
+}
+
+// TestStartupLogNamesVersionStoreDomainsAndPorts runs serve with JSON logs
+// and reads its "sluice serving" record: the version, the store's topology,
+// hosts and TLS (never the password), each domain with its descriptor count,
+// and every port. The Sentinels of the second case do not exist: the service
+// starts unready, and says what it was pointed at.
+func TestStartupLogNamesVersionStoreDomainsAndPorts(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"apim.yaml": "domain: apim\ndescriptors:\n  - key: api\n    value: PizzaShackAPI\n    descriptors:\n      - {key: environment, value: production, rate_limit: {unit: second, requests_per_unit: 5}}\n      - {key: environment, value: sandbox, rate_limit: {unit: second, requests_per_unit: 2}}\n",
+		"rl.yaml":   "domain: rl\ndescriptors:\n  - {key: foo, rate_limit: {unit: minute, requests_per_unit: 2}}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, redis      string
+		topology, master string
+		hosts            []any
+		tls              bool
+	}{
+		{name: "embedded", topology: "embedded"},
+		{name: "sentinel over TLS", redis: "rediss+sentinel://app:hunter2@127.0.0.1:1,127.0.0.1:2/mymaster?sentinel_password=hunter3",
+			topology: "sentinel", master: "mymaster", hosts: []any{"127.0.0.1:1", "127.0.0.1:2"}, tls: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			grpcAddr, httpAddr, healthAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+			args := []string{"serve", "--config", dir, "--log-format", "json", "--grpc-addr", grpcAddr, "--http-addr", httpAddr,
+				"--health-addr", healthAddr, "--admin-addr", adminAddr}
+			if tc.redis != "" {
+				args = append(args, "--redis", tc.redis)
+			}
+			rec := serveUntilLogged(t, args, noEnv, "sluice serving")
+			if rec["version"] != version.String() {
+				t.Errorf("version %v, want %q", rec["version"], version.String())
+			}
+			store, _ := rec["store"].(map[string]any)
+			if store["topology"] != tc.topology || store["tls"] != tc.tls {
+				t.Errorf("store %v, want topology %s, tls %v", store, tc.topology, tc.tls)
+			}
+			if tc.hosts != nil && !equalJSON(store["hosts"], tc.hosts) {
+				t.Errorf("store hosts %v, want %v", store["hosts"], tc.hosts)
+			}
+			if tc.master != "" && rec["store_master"] != tc.master {
+				t.Errorf("store_master %v, want %s", rec["store_master"], tc.master)
+			}
+			if !equalJSON(rec["descriptors"], map[string]any{"apim": 3, "rl": 1}) {
+				t.Errorf("descriptors %v, want apim 3 and rl 1", rec["descriptors"])
+			}
+			for key, want := range map[string]string{"grpc": grpcAddr, "http": httpAddr, "health": healthAddr, "admin": adminAddr} {
+				if rec[key] != want {
+					t.Errorf("%s = %v, want %s", key, rec[key], want)
+				}
+			}
+			if raw, _ := json.Marshal(rec); bytes.Contains(raw, []byte("hunter")) {
+				t.Errorf("the start-up record shows a password: %s", raw)
+			}
+		})
+	}
+}
+
+// serveUntilLogged runs `sluice serve` with JSON logs until it logs a record
+// with message msg, stops it, and returns that record.
+func serveUntilLogged(t *testing.T, args []string, getenv func(string) string, msg string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncbuf.Buffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, getenv, &logs, &logs) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}()
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if rec := logRecord(logs.String(), msg); rec != nil {
+			return rec
+		}
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("serve ended before logging %q: %v\n%s", msg, err, logs.String())
+		default:
+		}
+	}
+	t.Fatalf("no %q record within 15s:\n%s", msg, logs.String())
+	return nil
+}
+
+// logRecord finds the JSON log record with message msg.
+func logRecord(logs, msg string) map[string]any {
+	for _, line := range strings.Split(logs, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			return rec
+		}
+	}
+	return nil
+}
+
+// equalJSON compares got (decoded JSON) with want, as JSON.
+func equalJSON(got, want any) bool {
+	a, _ := json.Marshal(got)
+	b, _ := json.Marshal(want)
+	return bytes.Equal(a, b)
+}

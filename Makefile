@@ -22,7 +22,7 @@ run: ## run sluice on the embedded store with the example config
 	$(GO) run ./cmd/sluice serve --config $(CONFIG)
 
 test: ## run the whole suite (unit + real redis-server integration), with -race
-	$(GO) vet ./...
+	$(GO) vet -race ./...   # -race: vet type-checks against the same race-built packages the tests use, so they compile once
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 test-short: ## run the fast tests only

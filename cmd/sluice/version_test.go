@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,28 +23,6 @@ func TestVersionCommand(t *testing.T) {
 		want := "sluice " + version.String() + " (" + version.Go() + ")\n"
 		if out.String() != want {
 			t.Errorf("%s printed %q, want %q", arg, out.String(), want)
-		}
-	}
-}
-
-// TestVersionSetAtLinkTime builds the binary as a release does, with the
-// version in -ldflags -X, and asks it.
-func TestVersionSetAtLinkTime(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "sluice")
-	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X github.com/sluice-rl/sluice/internal/version.Version=v0.9.1-rc.2", ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	for _, arg := range []string{"--version", "version"} {
-		out, err := exec.Command(bin, arg).Output()
-		if err != nil {
-			t.Fatalf("sluice %s: %v", arg, err)
-		}
-		if !strings.HasPrefix(string(out), "sluice v0.9.1-rc.2 (go") {
-			t.Errorf("sluice %s printed %q, want the link-time version", arg, out)
 		}
 	}
 }

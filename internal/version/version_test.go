@@ -1,7 +1,10 @@
 package version
 
 import (
+	"os/exec"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +37,26 @@ func TestLinkTimeVersionWins(t *testing.T) {
 	Version = "v9.8.7"
 	if got := String(); got != "v9.8.7" {
 		t.Errorf("String() = %q with Version set, want v9.8.7", got)
+	}
+}
+
+// TestVersionSetAtLinkTime links a small program as a release links sluice,
+// with the version in -ldflags -X, so that the documented variable path is
+// the one that works.
+func TestVersionSetAtLinkTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program")
+	}
+	bin := filepath.Join(t.TempDir(), "printversion")
+	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X github.com/sluice-rl/sluice/internal/version.Version=v0.9.1-rc.2", "./testdata/printversion")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(out)); got != "v0.9.1-rc.2" {
+		t.Errorf("linked with -X ...Version=v0.9.1-rc.2, printed %q", got)
 	}
 }

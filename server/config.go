@@ -17,8 +17,13 @@ import (
 // environment variables; it fills this struct.
 type Config struct {
 	// ConfigPath is the limits config: a YAML file or a directory of them.
-	// (Required)
+	// (Required, unless ConfigSource is set)
 	ConfigPath string
+	// ConfigSource, when set, supplies the limits config instead of
+	// ConfigPath's files: an xDS management server (server/xds). The server
+	// starts with no domains and is not ready until the first config
+	// arrives. (Optional; give it or ConfigPath, not both)
+	ConfigSource ConfigSource
 	// RedisURL names the counter store, redis:// or rediss://. (Optional,
 	// default: the embedded in-process store)
 	RedisURL string
@@ -160,8 +165,11 @@ func (c *Config) auth() grpcapi.Auth {
 // Validate reports what is missing or out of range.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.ConfigPath == "" {
+	switch {
+	case c.ConfigPath == "" && c.ConfigSource == nil:
 		errs = append(errs, errors.New("config path: required"))
+	case c.ConfigPath != "" && c.ConfigSource != nil:
+		errs = append(errs, errors.New("config path: not with a config source (give files or a source, not both)"))
 	}
 	if c.ReloadInterval < 0 {
 		errs = append(errs, errors.New("reload interval: must not be negative"))

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
@@ -56,6 +57,9 @@ type Server struct {
 	traffic   *traffic.Recorder // calls per API environment, for the console
 	admin     *adminPort        // nil without Config.AdminAddr
 	closeOnce sync.Once
+
+	// configArrived is false while a ConfigSource has sent no config yet.
+	configArrived atomic.Bool
 }
 
 // New loads the config, opens the store and binds both ports. A config that
@@ -66,9 +70,9 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	set, err := config.LoadWith(cfg.ConfigPath, config.LoadOptions{MergeDomains: cfg.MergeDomainConfig})
+	set, err := initialConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", cfg.ConfigPath, err)
+		return nil, err
 	}
 	// Decisions sent together become one window-script call (lua.Merger).
 	st, err := store.OpenConfig(cfg.RedisURL, store.Config{
@@ -79,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.Logger = telemetry.Logger(cfg.Logger) // records carry the trace id
 	s := &Server{cfg: cfg, store: st, configs: overlay.NewEffective(set)}
+	s.configArrived.Store(cfg.ConfigSource == nil)
 	s.openRuntimeLimits()
 	s.tel, err = telemetry.New(telemetry.Options{Configs: s.configs.Load, TracerProvider: cfg.TracerProvider, Logger: cfg.Logger})
 	if err != nil {
@@ -131,7 +136,7 @@ func (s *Server) listen() (err error) {
 			s.limiter.StoreHealthy() // the breaker need not wait out its cooldown
 			err = s.runtimeLimitsLoaded(ctx)
 		}
-		return err
+		return errors.Join(s.configPending(), err)
 	}, s.health)
 
 	if err := s.bind(); err != nil {
@@ -257,16 +262,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.ready.run(bg, s.cfg.ReadinessInterval) })
 	wg.Go(func() { s.watcher.Run(bg) })
 	wg.Go(func() { s.traffic.Run(bg) })
-	wg.Go(func() {
-		config.Watch(bg, s.cfg.ConfigPath, s.cfg.ReloadInterval, s.configs.State().Base, func(set *config.Set) {
-			s.configs.SetBase(set)
-			s.tel.ConfigReloaded()
-			log.Info("config reloaded", "path", s.cfg.ConfigPath, "domains", set.Domains())
-		}, func(err error) {
-			s.tel.ConfigReloadFailed()
-			log.Error("config reload failed; keeping the previous config", "path", s.cfg.ConfigPath, "err", err)
-		})
-	})
+	wg.Go(func() { s.watchConfig(bg) })
 
 	errc := make(chan error, 4)
 	go func() { errc <- s.grpc.Serve(s.grpcLis) }()

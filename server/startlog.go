@@ -25,7 +25,7 @@ func (s *Server) startupAttrs() []any {
 		d, _ := base.Domain(name)
 		domains = append(domains, name, d.Descriptors())
 	}
-	attrs = append(attrs, "config", s.cfg.ConfigPath, slog.Group("descriptors", domains...))
+	attrs = append(attrs, "config", s.configName(), slog.Group("descriptors", domains...))
 	attrs = append(attrs, "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	if s.ops != nil {
 		attrs = append(attrs, "health", s.HealthAddr())

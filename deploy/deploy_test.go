@@ -59,6 +59,7 @@ var kinds = map[string]func() any{
 	"policy/v1/PodDisruptionBudget":          func() any { return &policyv1.PodDisruptionBudget{} },
 	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 	"kustomize.config.k8s.io/v1beta1/Kustomization": func() any { return &kustomization{} },
+	"monitoring.coreos.com/v1/ServiceMonitor":       func() any { return &serviceMonitor{} },
 }
 
 // kustomization is the part of kustomize's Kustomization these folders use; any other

@@ -146,6 +146,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs.StringVar(&cfg.AdminReadTokenFile, "admin-read-token-file", getenv("SLUICE_ADMIN_READ_TOKEN_FILE"), "file of read-only admin tokens, name:token per line (env SLUICE_ADMIN_READ_TOKEN_FILE)")
 	logFormat := fs.String("log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
+	xdsFlags := addXDSFlags(fs, getenv) // config over xDS: cmd/sluice/xds.go
 	// quota leases (docs/leases.md)
 	leases := fs.String("leases", envOr(getenv, "SLUICE_LEASES", "auto"), "quota leases: auto decides hot request limits from leases, exactly, where a replica's demand makes it pay; off sends every decision to Redis (env SLUICE_LEASES)")
 	if err := fs.Parse(args); err != nil {
@@ -164,12 +165,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	if envErr != nil {
+	if envErr = errors.Join(envErr, xdsFlags.check()); envErr != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", envErr)
 		return errUsage
 	}
-	if cfg.ConfigPath == "" {
-		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG) is required")
+	if cfg.ConfigPath == "" && !xdsFlags.enabled() {
+		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG) is required, unless --config-type grpc-xds-sotw")
 		return errUsage
 	}
 	if cfg.AdminAddr == "off" {
@@ -187,6 +188,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return errUsage
 	}
 	cfg.Logger = logger
+	if err := xdsFlags.source(&cfg, logger); err != nil {
+		return err
+	}
 	tp, shutdownTracing, err := telemetry.TracerProviderFromEnv(ctx, getenv)
 	if err != nil {
 		return fmt.Errorf("tracing: %w", err)

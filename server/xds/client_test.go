@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-rl/sluice/internal/syncbuf"
 	"github.com/sluice-rl/sluice/internal/testcerts"
+	"github.com/sluice-rl/sluice/internal/xdstest"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/xds"
 )
@@ -106,11 +107,11 @@ func newClient(t *testing.T, o xds.Options) *xds.Client {
 // TestClientAppliesAndAcksGoodConfigsAndNacksBadOnes follows one stream
 // through a good push, a bad one and a good one again.
 func TestClientAppliesAndAcksGoodConfigsAndNacksBadOnes(t *testing.T) {
-	cp := startControlPlane(t, "127.0.0.1:0", nil)
-	cp.push(t, "node-a", "1",
+	cp := xdstest.Start(t, "127.0.0.1:0", nil)
+	cp.Push(t, "node-a", "1",
 		limited("pizza", "apim", "api", "pizza", 3, rlsconfv3.RateLimitUnit_MINUTE),
 		limited("chat", "chat", "api", "chat", 7, rlsconfv3.RateLimitUnit_HOUR))
-	c := newClient(t, xds.Options{Server: cp.addr, NodeID: "node-a",
+	c := newClient(t, xds.Options{Server: cp.Addr, NodeID: "node-a",
 		NodeMetadata: map[string]string{"zone": "z1"}, Headers: map[string]string{"x-xds-token": "s3cret"}})
 	r := run(t, c)
 
@@ -118,24 +119,24 @@ func TestClientAppliesAndAcksGoodConfigsAndNacksBadOnes(t *testing.T) {
 	if got := set.Domains(); len(got) != 2 || requestsOf(set, "apim", "api", "pizza") != 3 || requestsOf(set, "chat", "api", "chat") != 7 {
 		t.Fatalf("first config: domains %v, apim %d, chat %d", got, requestsOf(set, "apim", "api", "pizza"), requestsOf(set, "chat", "api", "chat"))
 	}
-	first, _ := cp.waitRequest(t, 0, "first request", func(*discoveryv3.DiscoveryRequest) bool { return true })
+	first, _ := cp.WaitRequest(t, 0, "first request", func(*discoveryv3.DiscoveryRequest) bool { return true })
 	if first.GetNode().GetId() != "node-a" || first.GetTypeUrl() != xds.TypeURL || first.GetVersionInfo() != "" || first.GetResponseNonce() != "" {
 		t.Errorf("first request: %v", first)
 	}
 	if md := first.GetNode().GetMetadata().GetFields()["zone"]; md.GetStringValue() != "z1" {
 		t.Errorf("node metadata: %v", first.GetNode().GetMetadata())
 	}
-	if h := cp.streamHeaders(); len(h) != 1 || strings.Join(h[0].Get("x-xds-token"), ",") != "s3cret" {
+	if h := cp.StreamHeaders(); len(h) != 1 || strings.Join(h[0].Get("x-xds-token"), ",") != "s3cret" {
 		t.Errorf("stream headers: %v", h)
 	}
-	ack, at := cp.waitRequest(t, 0, "ACK of 1", isACK("1"))
-	if sent := cp.nonces("1"); len(sent) != 1 || ack.GetResponseNonce() != sent[0] {
+	ack, at := cp.WaitRequest(t, 0, "ACK of 1", xdstest.IsACK("1"))
+	if sent := cp.Nonces("1"); len(sent) != 1 || ack.GetResponseNonce() != sent[0] {
 		t.Errorf("ACK nonce %q, responses' %q", ack.GetResponseNonce(), sent)
 	}
 
 	// A push that does not load: reported, NACKed with the version in force
 	// and the rejected response's nonce, nothing applied.
-	cp.push(t, "node-a", "2", &rlsconfv3.RateLimitConfig{Name: "bad", Domain: "apim", Descriptors: []*rlsconfv3.RateLimitDescriptor{
+	cp.Push(t, "node-a", "2", &rlsconfv3.RateLimitConfig{Name: "bad", Domain: "apim", Descriptors: []*rlsconfv3.RateLimitDescriptor{
 		{Key: "api", Value: "pizza", RateLimit: &rlsconfv3.RateLimitPolicy{RequestsPerUnit: 3}}, // no unit
 	}})
 	err := r.nextReport(t)
@@ -143,14 +144,14 @@ func TestClientAppliesAndAcksGoodConfigsAndNacksBadOnes(t *testing.T) {
 	if !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), `version "2"`) {
 		t.Errorf("report: %v", err)
 	}
-	nack, at := cp.waitRequest(t, at+1, "NACK keeping 1", isNACK("1"))
-	if !strings.Contains(nack.GetErrorDetail().GetMessage(), why) || nack.GetResponseNonce() != cp.nonces("2")[0] {
-		t.Errorf("NACK: %v (nonces of 2: %q)", nack, cp.nonces("2"))
+	nack, at := cp.WaitRequest(t, at+1, "NACK keeping 1", xdstest.IsNACK("1"))
+	if !strings.Contains(nack.GetErrorDetail().GetMessage(), why) || nack.GetResponseNonce() != cp.Nonces("2")[0] {
+		t.Errorf("NACK: %v (nonces of 2: %q)", nack, cp.Nonces("2"))
 	}
 	// go-control-plane's cache sends the rejected version again in answer
 	// to the NACK: it is NACKed again, not reported again.
-	again, at := cp.waitRequest(t, at+1, "second NACK", isNACK("1"))
-	if sent := cp.nonces("2"); len(sent) < 2 || again.GetResponseNonce() != sent[1] || again.GetErrorDetail().GetMessage() != nack.GetErrorDetail().GetMessage() {
+	again, at := cp.WaitRequest(t, at+1, "second NACK", xdstest.IsNACK("1"))
+	if sent := cp.Nonces("2"); len(sent) < 2 || again.GetResponseNonce() != sent[1] || again.GetErrorDetail().GetMessage() != nack.GetErrorDetail().GetMessage() {
 		t.Errorf("second NACK: %v (nonces of 2: %q)", again, sent)
 	}
 	select {
@@ -160,35 +161,35 @@ func TestClientAppliesAndAcksGoodConfigsAndNacksBadOnes(t *testing.T) {
 	}
 
 	// The next good push is applied and ACKed.
-	cp.push(t, "node-a", "3", limited("pizza", "apim", "api", "pizza", 5, rlsconfv3.RateLimitUnit_MINUTE))
+	cp.Push(t, "node-a", "3", limited("pizza", "apim", "api", "pizza", 5, rlsconfv3.RateLimitUnit_MINUTE))
 	set = r.nextSet(t)
 	if got := set.Domains(); len(got) != 1 || requestsOf(set, "apim", "api", "pizza") != 5 {
 		t.Errorf("third config: %v %d", got, requestsOf(set, "apim", "api", "pizza"))
 	}
-	cp.waitRequest(t, at+1, "ACK of 3", isACK("3"))
+	cp.WaitRequest(t, at+1, "ACK of 3", xdstest.IsACK("3"))
 }
 
 // TestClientReconnectsAfterTheServerRestarts stops the management server and
 // starts another on the same address with a newer snapshot: the client
 // comes back, asks for the version it applied last, and takes the new one.
 func TestClientReconnectsAfterTheServerRestarts(t *testing.T) {
-	cp := startControlPlane(t, "127.0.0.1:0", nil)
-	cp.push(t, "default", "v1", limited("pizza", "apim", "api", "pizza", 3, rlsconfv3.RateLimitUnit_MINUTE))
-	r := run(t, newClient(t, xds.Options{Server: cp.addr}))
+	cp := xdstest.Start(t, "127.0.0.1:0", nil)
+	cp.Push(t, "default", "v1", limited("pizza", "apim", "api", "pizza", 3, rlsconfv3.RateLimitUnit_MINUTE))
+	r := run(t, newClient(t, xds.Options{Server: cp.Addr}))
 	r.nextSet(t)
-	cp.waitRequest(t, 0, "ACK of v1", isACK("v1"))
-	cp.stop()
+	cp.WaitRequest(t, 0, "ACK of v1", xdstest.IsACK("v1"))
+	cp.Stop()
 
-	cp2 := startControlPlane(t, cp.addr, nil)
-	cp2.push(t, "default", "v2", limited("pizza", "apim", "api", "pizza", 9, rlsconfv3.RateLimitUnit_MINUTE))
+	cp2 := xdstest.Start(t, cp.Addr, nil)
+	cp2.Push(t, "default", "v2", limited("pizza", "apim", "api", "pizza", 9, rlsconfv3.RateLimitUnit_MINUTE))
 	if set := r.nextSet(t); requestsOf(set, "apim", "api", "pizza") != 9 {
 		t.Errorf("after the restart: %d", requestsOf(set, "apim", "api", "pizza"))
 	}
-	resume, _ := cp2.waitRequest(t, 0, "resuming request", func(*discoveryv3.DiscoveryRequest) bool { return true })
+	resume, _ := cp2.WaitRequest(t, 0, "resuming request", func(*discoveryv3.DiscoveryRequest) bool { return true })
 	if resume.GetVersionInfo() != "v1" || resume.GetNode().GetId() != xds.DefaultNodeID || resume.GetResponseNonce() != "" {
 		t.Errorf("resuming request: %v", resume)
 	}
-	cp2.waitRequest(t, 0, "ACK of v2", isACK("v2"))
+	cp2.WaitRequest(t, 0, "ACK of v2", xdstest.IsACK("v2"))
 }
 
 // TestClientBacksOffWhileTheServerIsDown counts the client's connection
@@ -243,12 +244,12 @@ func TestClientBacksOffWhileTheServerIsDown(t *testing.T) {
 func TestClientMutualTLS(t *testing.T) {
 	ca := testcerts.NewCA(t, "xds test ca")
 	serverCert := ca.ClientCert(t, "control-plane")
-	cp := startControlPlane(t, "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert})
-	cp.push(t, "default", "1", limited("pizza", "apim", "api", "pizza", 3, rlsconfv3.RateLimitUnit_SECOND))
+	cp := xdstest.Start(t, "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert})
+	cp.Push(t, "default", "1", limited("pizza", "apim", "api", "pizza", 3, rlsconfv3.RateLimitUnit_SECOND))
 	dir := t.TempDir()
 	cert, key := ca.Issue(t, "sluice")
 	testcerts.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.PEM, "tls.crt": cert, "tls.key": key})
-	port := cp.addr[strings.LastIndex(cp.addr, ":"):]
+	port := cp.Addr[strings.LastIndex(cp.Addr, ":"):]
 
 	// Without a client certificate the handshake fails and nothing arrives.
 	logs := &syncbuf.Buffer{}
@@ -265,12 +266,12 @@ func TestClientMutualTLS(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
-	if !strings.Contains(logs.String(), "xds stream ended") || cp.received() != 0 {
-		t.Fatalf("without a client certificate: %d requests; logs:\n%s", cp.received(), logs.String())
+	if !strings.Contains(logs.String(), "xds stream ended") || cp.Received() != 0 {
+		t.Fatalf("without a client certificate: %d requests; logs:\n%s", cp.Received(), logs.String())
 	}
 
 	// With it, and the name to check given apart from the address.
-	r := run(t, newClient(t, xds.Options{Server: cp.addr, TLS: &xds.TLS{
+	r := run(t, newClient(t, xds.Options{Server: cp.Addr, TLS: &xds.TLS{
 		CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"), ServerName: "localhost",
 	}}))
 	if set := r.nextSet(t); requestsOf(set, "apim", "api", "pizza") != 3 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-rl/sluice/internal/redistest"
 	"github.com/sluice-rl/sluice/internal/sluicetest"
+	"github.com/sluice-rl/sluice/internal/xdstest"
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/xds"
 )
@@ -44,8 +45,8 @@ func readyz(t *testing.T, s *sluicetest.Server) (int, string) {
 func TestSluiceTakesItsConfigOverXDS(t *testing.T) {
 	const node = "sluice-test"
 	rs := redistest.New(t)
-	cp := startControlPlane(t, "127.0.0.1:0", nil) // no snapshot for the node yet
-	client, err := xds.New(xds.Options{Server: cp.addr, NodeID: node, Backoff: fastBackoff, Logger: quiet()})
+	cp := xdstest.Start(t, "127.0.0.1:0", nil) // no snapshot for the node yet
+	client, err := xds.New(xds.Options{Server: cp.Addr, NodeID: node, Backoff: fastBackoff, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestSluiceTakesItsConfigOverXDS(t *testing.T) {
 	health := healthpb.NewHealthClient(conn)
 
 	// Not ready: connected to the server, which has nothing for the node.
-	cp.waitRequest(t, 0, "the first request", func(*discoveryv3.DiscoveryRequest) bool { return true })
+	cp.WaitRequest(t, 0, "the first request", func(*discoveryv3.DiscoveryRequest) bool { return true })
 	if code, body := readyz(t, s); code != http.StatusServiceUnavailable || !strings.Contains(body, "no config received yet") {
 		t.Fatalf("before the first config: /readyz %d %q", code, body)
 	}
@@ -95,8 +96,8 @@ func TestSluiceTakesItsConfigOverXDS(t *testing.T) {
 	}
 
 	// The first push: enforced, and the service turns ready.
-	cp.push(t, node, "1", gateway(3))
-	_, at := cp.waitRequest(t, 0, "ACK of 1", isACK("1"))
+	cp.Push(t, node, "1", gateway(3))
+	_, at := cp.WaitRequest(t, 0, "ACK of 1", xdstest.IsACK("1"))
 	sluicetest.WaitReady(t, http.DefaultClient, "http://"+s.HTTPAddr()+"/readyz", true)
 	if h, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("after the first config: gRPC health %v %v", h, err)
@@ -105,22 +106,22 @@ func TestSluiceTakesItsConfigOverXDS(t *testing.T) {
 
 	// A new version with a higher number replaces it and keeps the count:
 	// 3 of 5 are used, 2 remain.
-	cp.push(t, node, "2", gateway(5))
-	_, at = cp.waitRequest(t, at+1, "ACK of 2", isACK("2"))
+	cp.Push(t, node, "2", gateway(5))
+	_, at = cp.WaitRequest(t, at+1, "ACK of 2", xdstest.IsACK("2"))
 	admits(2, 5)
 
 	// A bad push is NACKed, keeping version 2, and version 2 stays in force.
-	cp.push(t, node, "3", &rlsconfv3.RateLimitConfig{Name: "gateway", Domain: "gateway", Descriptors: []*rlsconfv3.RateLimitDescriptor{
+	cp.Push(t, node, "3", &rlsconfv3.RateLimitConfig{Name: "gateway", Domain: "gateway", Descriptors: []*rlsconfv3.RateLimitDescriptor{
 		{Key: "api", Value: "pizza", RateLimit: &rlsconfv3.RateLimitPolicy{RequestsPerUnit: 100}}, // no unit
 	}})
-	nack, _ := cp.waitRequest(t, at+1, "NACK keeping 2", isNACK("2"))
+	nack, _ := cp.WaitRequest(t, at+1, "NACK keeping 2", xdstest.IsNACK("2"))
 	if msg := nack.GetErrorDetail().GetMessage(); !strings.Contains(msg, "xds:gateway: descriptors[0].rate_limit.unit: missing") {
 		t.Errorf("NACK says %q", msg)
 	}
 	admits(0, 5)
 
 	// The management server goes away: the config stays, and so does readiness.
-	cp.stop()
+	cp.Stop()
 	admits(0, 5)
 	if code, body := readyz(t, s); code != http.StatusOK {
 		t.Errorf("with the management server down: /readyz %d %q", code, body)
@@ -128,12 +129,12 @@ func TestSluiceTakesItsConfigOverXDS(t *testing.T) {
 
 	// Another comes up on the same address with a newer snapshot: the client
 	// reconnects, asks for version 2 (the one it applied), and takes version 4.
-	cp2 := startControlPlane(t, cp.addr, nil)
-	cp2.push(t, node, "4", gateway(7))
-	resume, _ := cp2.waitRequest(t, 0, "resuming request", func(*discoveryv3.DiscoveryRequest) bool { return true })
+	cp2 := xdstest.Start(t, cp.Addr, nil)
+	cp2.Push(t, node, "4", gateway(7))
+	resume, _ := cp2.WaitRequest(t, 0, "resuming request", func(*discoveryv3.DiscoveryRequest) bool { return true })
 	if resume.GetVersionInfo() != "2" || resume.GetNode().GetId() != node {
 		t.Errorf("resuming request: %v", resume)
 	}
-	cp2.waitRequest(t, 0, "ACK of 4", isACK("4"))
+	cp2.WaitRequest(t, 0, "ACK of 4", xdstest.IsACK("4"))
 	admits(2, 7)
 }

@@ -1,4 +1,8 @@
-package xds_test
+// Package xdstest runs an xDS management server inside a test, built from
+// go-control-plane's server and snapshot cache as envoyproxy/ratelimit's
+// tests and Envoy Gateway build theirs, and records what its streams
+// receive.
+package xdstest
 
 import (
 	"context"
@@ -21,11 +25,10 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// controlPlane is an xDS management server built from go-control-plane's
-// server and snapshot cache, as envoyproxy/ratelimit's tests and Envoy
-// Gateway build theirs. It records every request its streams receive.
-type controlPlane struct {
-	addr  string
+// ControlPlane is a running management server. It records every request
+// its streams receive.
+type ControlPlane struct {
+	Addr  string
 	cache cache.SnapshotCache
 
 	mu       sync.Mutex
@@ -33,19 +36,19 @@ type controlPlane struct {
 	sent     map[string][]string // version → nonces of the responses that sent it
 	headers  []metadata.MD       // of each stream, in the order they opened
 	changed  chan struct{}       // closed and renewed at every request
-	stop     func()
+	stopOnce func()
 }
 
-// startControlPlane serves on addr ("127.0.0.1:0" for any port) until the
+// Start serves on addr ("127.0.0.1:0" for any port) until the
 // test ends or stop is called; tlsCfg, when set, makes it serve TLS.
-func startControlPlane(t *testing.T, addr string, tlsCfg *tls.Config) *controlPlane {
+func Start(t testing.TB, addr string, tlsCfg *tls.Config) *ControlPlane {
 	t.Helper()
-	cp := &controlPlane{cache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), changed: make(chan struct{}), sent: map[string][]string{}}
+	cp := &ControlPlane{cache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), changed: make(chan struct{}), sent: map[string][]string{}}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp.addr = lis.Addr().String()
+	cp.Addr = lis.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	callbacks := xdsserver.CallbackFuncs{
 		StreamOpenFunc: func(ctx context.Context, _ int64, _ string) error {
@@ -77,17 +80,20 @@ func startControlPlane(t *testing.T, addr string, tlsCfg *tls.Config) *controlPl
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xdsserver.NewServer(ctx, cp.cache, callbacks))
 	served := make(chan struct{})
 	go func() { defer close(served); _ = gs.Serve(lis) }()
-	cp.stop = sync.OnceFunc(func() {
+	cp.stopOnce = sync.OnceFunc(func() {
 		gs.Stop()
 		cancel()
 		<-served
 	})
-	t.Cleanup(cp.stop)
+	t.Cleanup(cp.Stop)
 	return cp
 }
 
-// push makes configs the snapshot of version for node.
-func (cp *controlPlane) push(t *testing.T, node, version string, configs ...*rlsconfv3.RateLimitConfig) {
+// Stop stops the server, closing its streams; later calls do nothing.
+func (cp *ControlPlane) Stop() { cp.stopOnce() }
+
+// Push makes configs the snapshot of version for node.
+func (cp *ControlPlane) Push(t testing.TB, node, version string, configs ...*rlsconfv3.RateLimitConfig) {
 	t.Helper()
 	res := make([]types.Resource, len(configs))
 	for i, c := range configs {
@@ -102,9 +108,9 @@ func (cp *controlPlane) push(t *testing.T, node, version string, configs ...*rls
 	}
 }
 
-// waitRequest waits up to 10s for a request that satisfies match, among
+// WaitRequest waits up to 10s for a request that satisfies match, among
 // those received from the from'th on, and returns it with its index.
-func (cp *controlPlane) waitRequest(t *testing.T, from int, what string, match func(*discoveryv3.DiscoveryRequest) bool) (*discoveryv3.DiscoveryRequest, int) {
+func (cp *ControlPlane) WaitRequest(t testing.TB, from int, what string, match func(*discoveryv3.DiscoveryRequest) bool) (*discoveryv3.DiscoveryRequest, int) {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
 	for {
@@ -128,22 +134,22 @@ func (cp *controlPlane) waitRequest(t *testing.T, from int, what string, match f
 	}
 }
 
-// received is how many requests have arrived.
-func (cp *controlPlane) received() int {
+// Received is how many requests have arrived.
+func (cp *ControlPlane) Received() int {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	return len(cp.requests)
 }
 
-// nonces are the nonces of the responses that sent version, in order.
-func (cp *controlPlane) nonces(version string) []string {
+// Nonces are the nonces of the responses that sent version, in order.
+func (cp *ControlPlane) Nonces(version string) []string {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	return append([]string(nil), cp.sent[version]...)
 }
 
-// streamHeaders returns the metadata of every stream opened so far.
-func (cp *controlPlane) streamHeaders() []metadata.MD {
+// StreamHeaders returns the metadata of every stream opened so far.
+func (cp *ControlPlane) StreamHeaders() []metadata.MD {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	return append([]metadata.MD(nil), cp.headers...)
@@ -157,23 +163,16 @@ func describe(reqs []*discoveryv3.DiscoveryRequest) string {
 	return s
 }
 
-// isACK matches the ACK of version.
-func isACK(version string) func(*discoveryv3.DiscoveryRequest) bool {
+// IsACK matches the ACK of version.
+func IsACK(version string) func(*discoveryv3.DiscoveryRequest) bool {
 	return func(r *discoveryv3.DiscoveryRequest) bool {
 		return r.GetResponseNonce() != "" && r.GetErrorDetail() == nil && r.GetVersionInfo() == version
 	}
 }
 
-// isNACK matches a NACK that keeps version.
-func isNACK(version string) func(*discoveryv3.DiscoveryRequest) bool {
+// IsNACK matches a NACK that keeps version.
+func IsNACK(version string) func(*discoveryv3.DiscoveryRequest) bool {
 	return func(r *discoveryv3.DiscoveryRequest) bool {
 		return r.GetErrorDetail() != nil && r.GetVersionInfo() == version
 	}
-}
-
-// limited is a RateLimitConfig of one descriptor key=value limited to n per unit.
-func limited(name, domain, key, value string, n uint32, unit rlsconfv3.RateLimitUnit) *rlsconfv3.RateLimitConfig {
-	return &rlsconfv3.RateLimitConfig{Name: name, Domain: domain, Descriptors: []*rlsconfv3.RateLimitDescriptor{{
-		Key: key, Value: value, RateLimit: &rlsconfv3.RateLimitPolicy{Unit: unit, RequestsPerUnit: n},
-	}}}
 }

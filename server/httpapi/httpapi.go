@@ -15,9 +15,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/encoding/protojson"
 
-	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server/grpcapi"
 )
 
@@ -43,15 +41,12 @@ type Options struct {
 // Handler returns the HTTP handler for the service.
 func Handler(ctx context.Context, o Options) (http.Handler, error) {
 	conn, ready, metrics := o.Conn, o.Ready, o.Metrics
-	gw := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}), runtime.WithIncomingHeaderMatcher(traceHeaders))
-	if err := sluicev1.RegisterRateLimitServiceHandler(ctx, gw, conn); err != nil {
-		return nil, fmt.Errorf("register grpc-gateway: %w", err)
+	gw, err := gateway(ctx, conn)
+	if err != nil {
+		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", authenticate(o.Auth, limitBody(gw)))
+	mux.Handle("/v1/", authenticate(o.Auth, gw))
 	mux.Handle("/json", authenticate(o.Auth, limitBody(envoyJSON(conn))))
 	addOps(mux, ready, metrics)
 	return mux, nil

@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-rl/sluice/internal/redistest"
 	"github.com/sluice-rl/sluice/internal/sluicetest"
 	"github.com/sluice-rl/sluice/internal/xdstest"
+	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/xds"
 )
@@ -137,4 +138,74 @@ func TestSluiceTakesItsConfigOverXDS(t *testing.T) {
 	}
 	cp2.WaitRequest(t, 0, "ACK of 4", xdstest.IsACK("4"))
 	admits(2, 7)
+}
+
+// TestXDSPushKeepsTheRuntimeLimitsLaidOverIt: a runtime limit set on the
+// admin port wins at its path over the pushed config, and a new push
+// changes everything else but not that, as a file reload does.
+func TestXDSPushKeepsTheRuntimeLimitsLaidOverIt(t *testing.T) {
+	const node = "sluice-test"
+	rs := redistest.New(t)
+	cp := xdstest.Start(t, "127.0.0.1:0", nil)
+	client, err := xds.New(xds.Options{Server: cp.Addr, NodeID: node, Backoff: fastBackoff, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sluicetest.Start(t, server.Config{ConfigSource: client, RedisURL: rs.URL(), ReadinessInterval: 50 * time.Millisecond,
+		RuntimePollInterval: 50 * time.Millisecond, AdminAddr: "127.0.0.1:0", KeyPrefix: "xds-runtime-test:"})
+	conn, err := grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sluice := sluicev1.NewRateLimitServiceClient(conn)
+	apim := func(production, sandbox uint32) *rlsconfv3.RateLimitConfig {
+		env := func(value string, n uint32) *rlsconfv3.RateLimitDescriptor {
+			return &rlsconfv3.RateLimitDescriptor{Key: "environment", Value: value, RateLimit: &rlsconfv3.RateLimitPolicy{Unit: rlsconfv3.RateLimitUnit_MINUTE, RequestsPerUnit: n}}
+		}
+		return &rlsconfv3.RateLimitConfig{Name: "apim", Domain: "apim", Descriptors: []*rlsconfv3.RateLimitDescriptor{{
+			Key: "api", Value: "PizzaShackAPI:1.0.0", Descriptors: []*rlsconfv3.RateLimitDescriptor{env("production", production), env("sandbox", sandbox)},
+		}}}
+	}
+	// limitOf waits up to 5s for environment's limit to read want.
+	limitOf := func(environment string, want uint64) {
+		t.Helper()
+		req := &sluicev1.GetUsageRequest{Domain: "apim", Descriptors: []*sluicev1.Descriptor{{Entries: []*sluicev1.Entry{
+			{Key: "api", Value: "PizzaShackAPI:1.0.0"}, {Key: "environment", Value: environment}}}}}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, err := sluice.GetUsage(context.Background(), req)
+			if err == nil && len(resp.Descriptors[0].Limits) == 1 && resp.Descriptors[0].Limits[0].Limit.RequestsPerUnit == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never read %d: %v %v", environment, want, resp, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	cp.Push(t, node, "1", apim(100, 10))
+	sluicetest.WaitReady(t, http.DefaultClient, "http://"+s.HTTPAddr()+"/readyz", true)
+	limitOf("sandbox", 10)
+	req, err := http.NewRequest("PUT", "http://"+s.AdminAddr()+"/v1/domains/apim/apis/PizzaShackAPI:1.0.0/backend-throughput",
+		strings.NewReader(`{"sandbox": {"requests": 30, "window": "1m"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT: %d %s", resp.StatusCode, body)
+	}
+	limitOf("sandbox", 30)
+
+	cp.Push(t, node, "2", apim(200, 20))
+	cp.WaitRequest(t, 0, "ACK of 2", xdstest.IsACK("2"))
+	limitOf("production", 200)
+	limitOf("sandbox", 30)
 }

@@ -125,10 +125,10 @@ func New(o Options) (*Client, error) {
 // String names the source in logs: "xds://host:port".
 func (c *Client) String() string { return "xds://" + c.opts.Server }
 
-// Run follows the server until ctx is done: apply gets each config that
-// loads, report the error of each that does not. Both are called from Run's
-// goroutine, one at a time. A stream that fails is logged, not reported: it
-// is no config, and the one in force stays.
+// Run follows the server until ctx is done; call it once. apply gets each
+// config that loads, report the error of each that does not, both from
+// Run's goroutine, one at a time. A stream that fails is logged, not
+// reported: it is no config, and the one in force stays.
 func (c *Client) Run(ctx context.Context, apply func(*config.Set), report func(error)) {
 	log := c.opts.Logger
 	failures := 0

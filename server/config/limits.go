@@ -271,20 +271,43 @@ func parseTokenLimit(c *checker, n *yaml.Node, path string, _ bool) ([]Limit, bo
 	}
 	c.parseWindow(f, n, path, &base)
 	var out []Limit
+	amounts := map[Kind]uint64{}
 	for _, tk := range tokenKinds {
 		if !f.has(tk.key) {
 			continue
 		}
 		l := base
 		l.Kind = tk.kind
-		l.Requests, _ = c.count(f.vals[tk.key], join(path, tk.key), MaxRequests)
+		var ok bool
+		if l.Requests, ok = c.count(f.vals[tk.key], join(path, tk.key), MaxRequests); ok {
+			amounts[tk.kind] = l.Requests
+		}
 		l.ID = limitID(l)
 		out = append(out, l)
 	}
 	if len(out) == 0 {
 		c.errorf(n, join(path, "total_tokens"), "missing: give total_tokens, prompt_tokens or completion_tokens")
 	}
+	c.checkTokenParts(f, path, amounts)
 	return out, false, len(c.problems) == errs
+}
+
+// checkTokenParts refuses a prompt_tokens or completion_tokens amount above
+// the total_tokens of the same token_limit (one window): a call's prompt and
+// completion are parts of its total (a report whose total is below them is
+// refused), so such a limit could never refuse a call that the total admits —
+// it does nothing, and is far likelier a slip of the pen than a wish. An
+// error rather than a warning, so that check-config and a reload say so.
+func (c *checker) checkTokenParts(f fields, path string, amounts map[Kind]uint64) {
+	total, ok := amounts[KindTotalTokens]
+	if !ok {
+		return
+	}
+	for _, tk := range tokenKinds {
+		if part, ok := amounts[tk.kind]; ok && tk.kind != KindTotalTokens && part > total {
+			c.errorf(f.vals[tk.key], join(path, tk.key), "%d is above total_tokens %d: %s are part of the total, so this limit would never refuse a call the total_tokens limit admits; lower it or raise total_tokens", part, total, tk.key)
+		}
+	}
 }
 
 // parseReplaces reads envoy's replaces: [{name: x}, ...].

@@ -516,6 +516,9 @@ descriptors:
 		{"token_limit: {total_tokens: 5}", "t.yaml:4: descriptors[0].token_limit.unit: missing"},
 		{"token_limit: {window: 1m, total_tokens: 5, requests: 3}", "t.yaml:4: descriptors[0].token_limit.requests:"},
 		{"token_limits: [{window: 1m, total_tokens: 5}, {unit: minute, total_tokens: 9}]", "descriptors[0].token_limits[1]: same window"},
+		{"token_limit: {window: 1m, total_tokens: 100, prompt_tokens: 200}", "t.yaml:4: descriptors[0].token_limit.prompt_tokens: 200 is above total_tokens 100"},
+		{"token_limit: {window: 1m, total_tokens: 100, completion_tokens: 101}", "t.yaml:4: descriptors[0].token_limit.completion_tokens: 101 is above total_tokens 100"},
+		{"token_limits: [{window: 1s, total_tokens: 5}, {window: 1m, total_tokens: 10, prompt_tokens: 60}]", "t.yaml:4: descriptors[0].token_limits[1].prompt_tokens: 60 is above total_tokens 10"},
 	} {
 		_, err := Parse("t.yaml", []byte("domain: ai\ndescriptors:\n  - key: api\n    "+tc.yaml+"\n"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

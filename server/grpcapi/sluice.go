@@ -105,6 +105,9 @@ func (s *Sluice) GetUsage(ctx context.Context, in *sluicev1.GetUsageRequest) (*s
 // ReportUsage reconciles a reservation, or charges usage by descriptors.
 func (s *Sluice) ReportUsage(ctx context.Context, in *sluicev1.ReportUsageRequest) (*sluicev1.ReportUsageResponse, error) {
 	u := in.GetUsage()
+	if u == nil { // a report without it would cancel the reservation
+		return nil, toStatus(&limiter.InvalidError{Field: "usage", Msg: "required: the tokens the call used (all zero when it used none)"})
+	}
 	req := limiter.ReportRequest{
 		ReservationID: in.GetReservationId(),
 		Usage:         limiter.Usage{Prompt: u.GetPromptTokens(), Completion: u.GetCompletionTokens(), Total: u.GetTotalTokens()},

@@ -92,6 +92,9 @@ func (u *Usage) validate(field string) error {
 			return invalid(field+"."+a.name, "must be at most %d, got %d", MaxTokens, a.v)
 		}
 	}
+	if u.Total != 0 && u.Total < u.Prompt+u.Completion {
+		return invalid(field+".total_tokens", "%d is below prompt_tokens + completion_tokens (%d + %d): the total includes both; send it as the backend stated it, or 0 for their sum", u.Total, u.Prompt, u.Completion)
+	}
 	return nil
 }
 

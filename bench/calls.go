@@ -18,20 +18,35 @@ func descriptorValue(i int) string { return fmt.Sprintf("d%d", i) }
 
 // shouldRateLimitCalls returns one call per caller: ShouldRateLimit with n
 // descriptors under key, over the API named by api, caller i on conn i%len.
-// The request is built once and only read while calls run.
-func shouldRateLimitCalls(api, key string, n, callers int, conns []*grpc.ClientConn) []callFunc {
+// With counters > 1 the calls spread over that many sets of counters: a
+// caller's successive calls take the next set in turn (descriptor values
+// d0-c0, d0-c1, ...), the callers starting evenly apart. The requests are
+// built once and only read while calls run.
+func shouldRateLimitCalls(api, key string, n, counters, callers int, conns []*grpc.ClientConn) []callFunc {
+	value := func(i, c int) string {
+		if counters <= 1 {
+			return descriptorValue(i)
+		}
+		return fmt.Sprintf("%s-c%d", descriptorValue(i), c)
+	}
 	calls := make([]callFunc, callers)
 	switch api {
 	case "sluice":
-		req := &sluicev1.ShouldRateLimitRequest{Domain: benchDomain, HitsAddend: 1}
-		for i := range n {
-			req.Descriptors = append(req.Descriptors, &sluicev1.Descriptor{
-				Entries: []*sluicev1.Entry{{Key: key, Value: descriptorValue(i)}},
-			})
+		reqs := make([]*sluicev1.ShouldRateLimitRequest, max(counters, 1))
+		for c := range reqs {
+			reqs[c] = &sluicev1.ShouldRateLimitRequest{Domain: benchDomain, HitsAddend: 1}
+			for i := range n {
+				reqs[c].Descriptors = append(reqs[c].Descriptors, &sluicev1.Descriptor{
+					Entries: []*sluicev1.Entry{{Key: key, Value: value(i, c)}},
+				})
+			}
 		}
 		for i := range calls {
 			c := sluicev1.NewRateLimitServiceClient(conns[i%len(conns)])
+			next := i * len(reqs) / callers
 			calls[i] = func(ctx context.Context) (bool, error) {
+				req := reqs[next]
+				next = (next + 1) % len(reqs)
 				resp, err := c.ShouldRateLimit(ctx, req)
 				if err != nil {
 					return false, err
@@ -40,15 +55,21 @@ func shouldRateLimitCalls(api, key string, n, callers int, conns []*grpc.ClientC
 			}
 		}
 	default: // envoy
-		req := &rlsv3.RateLimitRequest{Domain: benchDomain, HitsAddend: 1}
-		for i := range n {
-			req.Descriptors = append(req.Descriptors, &rlcommon.RateLimitDescriptor{
-				Entries: []*rlcommon.RateLimitDescriptor_Entry{{Key: key, Value: descriptorValue(i)}},
-			})
+		reqs := make([]*rlsv3.RateLimitRequest, max(counters, 1))
+		for c := range reqs {
+			reqs[c] = &rlsv3.RateLimitRequest{Domain: benchDomain, HitsAddend: 1}
+			for i := range n {
+				reqs[c].Descriptors = append(reqs[c].Descriptors, &rlcommon.RateLimitDescriptor{
+					Entries: []*rlcommon.RateLimitDescriptor_Entry{{Key: key, Value: value(i, c)}},
+				})
+			}
 		}
 		for i := range calls {
 			c := rlsv3.NewRateLimitServiceClient(conns[i%len(conns)])
+			next := i * len(reqs) / callers
 			calls[i] = func(ctx context.Context) (bool, error) {
+				req := reqs[next]
+				next = (next + 1) % len(reqs)
 				resp, err := c.ShouldRateLimit(ctx, req)
 				if err != nil {
 					return false, err

@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -87,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	redisPID := env.redisPID
 
 	// Sluice.
 	bin, extra := o.sluiceBin, []string(nil)
@@ -128,10 +130,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	if o.attack == "memory" {
 		return o.memAttack.run(ctx, stdout, sp, rdb)
 	}
+	var rl *sluiceProc
+	if o.hasRatelimit() {
+		bin, err := filepath.Abs(o.ratelimitBin)
+		if err != nil {
+			return err
+		}
+		if rl, err = startRatelimit(ctx, bin, dir, rs.Addr(), logTo); err != nil {
+			return err
+		}
+		defer func() {
+			if serr := rl.stop(); serr != nil && err == nil {
+				err = serr
+			}
+		}()
+	}
 
 	fmt.Fprintf(stdout, "sluice bench  %s  go %s  %d CPUs  redis %s\n", time.Now().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.NumCPU(), env.redisVersion)
-	fmt.Fprintf(stdout, "api %s, %d descriptor(s) per call, warm-up %v, measured %v per run, sluice pid %d, redis %s\n",
-		o.api, o.descriptors, o.warmup, o.duration, sp.pid(), rs.Addr())
+	fmt.Fprintf(stdout, "api %s, %d descriptor(s) per call, %d counters in the -spread runs, warm-up %v, measured %v per run, sluice pid %d, redis %s (pid %d)\n",
+		o.api, o.descriptors, o.counters, o.warmup, o.duration, sp.pid(), rs.Addr(), redisPID)
+	if rl != nil {
+		fmt.Fprintf(stdout, "envoyproxy/ratelimit %s, pid %d, same redis\n", o.ratelimitBin, rl.pid())
+	}
 	fmt.Fprintf(stdout, "load: %s\n\n", o.loadDescription())
 
 	fmt.Fprintf(stdout, "load average before: %s\n", loadAverage())
@@ -143,13 +163,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 				if name == runRedis {
 					continue
 				}
-				row, err := grpcRun(ctx, o, name, n, rate, sp, rdb)
+				target := sp
+				if isRatelimit(name) {
+					target = rl
+				}
+				row, err := grpcRun(ctx, o, name, n, rate, target, redisPID, rdb)
 				if err != nil {
 					return err
 				}
 				rep.add(row)
-				if !sp.alive() {
-					return sp.stop()
+				if !target.alive() {
+					return target.stop()
 				}
 			}
 		}
@@ -168,7 +192,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			if err != nil {
 				return err
 			}
-			before, err := snapshot(ctx, sp, rdb)
+			before, err := snapshot(ctx, sp.pid(), redisPID, rdb)
 			if err != nil {
 				return err
 			}
@@ -176,7 +200,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			if err != nil {
 				return err
 			}
-			after, err := snapshot(ctx, sp, rdb)
+			after, err := snapshot(ctx, sp.pid(), redisPID, rdb)
 			if err != nil {
 				return err
 			}
@@ -197,6 +221,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 // env describes the machine for the report.
 type env struct {
 	redisVersion string
+	redisPID     int // for its CPU time in /proc; 0 when unknown
 }
 
 func describeEnv(ctx context.Context, rdb *redis.Client) (env, error) {
@@ -204,15 +229,16 @@ func describeEnv(ctx context.Context, rdb *redis.Client) (env, error) {
 	if err != nil {
 		return env{}, fmt.Errorf("redis INFO server: %w", err)
 	}
-	return env{redisVersion: info["Server"]["redis_version"]}, nil
+	pid, _ := strconv.Atoi(info["Server"]["process_id"])
+	return env{redisVersion: info["Server"]["redis_version"], redisPID: pid}, nil
 }
 
-// grpcRun runs one gRPC load (sluice, sluice-overlimit, sluice-tokens or grpc-noop) with n
-// callers at rate calls per second (0: closed loop) and measures what it cost
-// Redis and each process.
-func grpcRun(ctx context.Context, o *options, name string, n int, rate float64, sp *sluiceProc, rdb *redis.Client) (*row, error) {
+// grpcRun runs one gRPC load with n callers at rate calls per second (0:
+// closed loop) on the server target and measures what it cost Redis and
+// each process.
+func grpcRun(ctx context.Context, o *options, name string, n int, rate float64, target *sluiceProc, redisPID int, rdb *redis.Client) (*row, error) {
 	nconns := o.connsFor(n)
-	conns, closeConns, err := dialConns(sp.grpcAddr, nconns)
+	conns, closeConns, err := dialConns(target.grpcAddr, nconns)
 	if err != nil {
 		return nil, err
 	}
@@ -220,49 +246,71 @@ func grpcRun(ctx context.Context, o *options, name string, n int, rate float64, 
 	var calls []callFunc
 	switch name {
 	case runSluice:
-		calls = shouldRateLimitCalls(o.api, keyOpen, o.descriptors, n, conns)
+		calls = shouldRateLimitCalls(o.api, keyOpen, o.descriptors, 1, n, conns)
+	case runDirect:
+		calls = shouldRateLimitCalls(o.api, keyDirect, o.descriptors, 1, n, conns)
+	case runSpread:
+		calls = shouldRateLimitCalls(o.api, keyOpen, o.descriptors, o.counters, n, conns)
 	case runOverLimit:
-		calls = shouldRateLimitCalls(o.api, keyCapped, o.descriptors, n, conns)
+		calls = shouldRateLimitCalls(o.api, keyCapped, o.descriptors, 1, n, conns)
 	case runTokens:
 		calls = reserveReportCalls(n, conns)
-	case runNoop:
+	case runNoop, runRatelimitNoop:
 		calls = healthCalls(n, conns)
+	case runRatelimit: // Envoy's API: it has no other
+		calls = shouldRateLimitCalls("envoy", keyOpen, o.descriptors, 1, n, conns)
+	case runRatelimitSpread:
+		calls = shouldRateLimitCalls("envoy", keyOpen, o.descriptors, o.counters, n, conns)
 	default:
 		return nil, fmt.Errorf("unknown run %q", name)
 	}
 
-	before, err := snapshot(ctx, sp, rdb)
+	before, err := snapshot(ctx, target.pid(), redisPID, rdb)
 	if err != nil {
 		return nil, err
 	}
+	mBefore, okBefore := readServerMetrics(ctx, target.httpAddr)
 	res, err := runLoad(ctx, name, nconns, rate, o.warmup, o.duration, calls)
 	if err != nil {
 		return nil, err
 	}
-	after, err := snapshot(ctx, sp, rdb)
+	after, err := snapshot(ctx, target.pid(), redisPID, rdb)
 	if err != nil {
 		return nil, err
 	}
-	return newRow(res, before, after), nil
+	w := newRow(res, before, after)
+	if mAfter, okAfter := readServerMetrics(ctx, target.httpAddr); okBefore && okAfter && res.allCalls > 0 && name != runNoop {
+		w.leasedPct = 100 * (mAfter.leaseDecisions - mBefore.leaseDecisions) / float64(res.allCalls)
+		w.leaseCallsPer = (mAfter.leaseCalls - mBefore.leaseCalls) / float64(res.allCalls)
+	}
+	return w, nil
 }
 
 // usage is what the processes had used at one moment.
 type usage struct {
 	at        time.Time
 	redis     redisStats
-	sluiceCPU time.Duration // -1 when unknown
+	serverCPU time.Duration // the server a run calls (sluice or ratelimit), -1 when unknown
+	redisCPU  time.Duration // redis-server, from /proc; -1 when unknown
 	benchCPU  time.Duration // this process, -1 when unknown
 	childCPU  time.Duration // children waited for (redis-benchmark), -1 when unknown
 }
 
-func snapshot(ctx context.Context, sp *sluiceProc, rdb *redis.Client) (usage, error) {
-	u := usage{at: time.Now(), sluiceCPU: -1, benchCPU: -1, childCPU: -1}
+// snapshot reads Redis' counters and the CPU time of the server process
+// pid, of redis-server (redisPID, 0: unknown) and of this process.
+func snapshot(ctx context.Context, pid, redisPID int, rdb *redis.Client) (usage, error) {
+	u := usage{at: time.Now(), serverCPU: -1, redisCPU: -1, benchCPU: -1, childCPU: -1}
 	var err error
 	if u.redis, err = readRedisStats(ctx, rdb); err != nil {
 		return usage{}, err
 	}
-	if d, _, err := processCPU(sp.pid()); err == nil {
-		u.sluiceCPU = d
+	if d, _, err := processCPU(pid); err == nil {
+		u.serverCPU = d
+	}
+	if redisPID > 0 {
+		if d, _, err := processCPU(redisPID); err == nil {
+			u.redisCPU = d
+		}
 	}
 	if self, children, err := processCPU(0); err == nil {
 		u.benchCPU, u.childCPU = self, children

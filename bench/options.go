@@ -21,6 +21,8 @@ type options struct {
 	api          string        // "envoy" or "sluice"
 	descriptors  int           // descriptors per ShouldRateLimit call
 	capPerSecond uint64        // the sluice-overlimit limit
+	counters     int           // counters the -spread runs spread their calls over
+	ratelimitBin string        // an envoyproxy/ratelimit binary for the ratelimit runs
 	runs         []string      // which runs, in order
 	redisClients int           // redis-benchmark -c
 	pipeline     int           // redis-benchmark -P for the pipelined row
@@ -34,14 +36,38 @@ type options struct {
 
 // Run names.
 const (
-	runSluice    = "sluice"
-	runOverLimit = "sluice-overlimit"
+	runSluice    = "sluice"           // one hot counter, leases on (auto)
+	runDirect    = "sluice-direct"    // one hot counter, lease: off
+	runSpread    = "sluice-spread"    // -counters counters, one per call in turn
+	runOverLimit = "sluice-overlimit" // one counter at -cap per second
 	runTokens    = "sluice-tokens"
 	runNoop      = "grpc-noop"
 	runRedis     = "redis-script"
+	// envoyproxy/ratelimit, with -ratelimit-bin
+	runRatelimit       = "ratelimit"
+	runRatelimitSpread = "ratelimit-spread"
+	runRatelimitNoop   = "ratelimit-noop"
 )
 
-var allRuns = []string{runSluice, runOverLimit, runTokens, runNoop, runRedis}
+var allRuns = []string{runSluice, runDirect, runSpread, runOverLimit, runTokens, runNoop, runRedis,
+	runRatelimit, runRatelimitSpread, runRatelimitNoop}
+
+// defaultRuns are the runs without -runs: every sluice run, and the
+// ratelimit runs when -ratelimit-bin names a binary.
+var defaultRuns = []string{runSluice, runDirect, runSpread, runOverLimit, runTokens, runNoop, runRedis}
+
+var ratelimitRuns = []string{runRatelimit, runRatelimitSpread, runRatelimitNoop}
+
+// isRatelimit reports whether run calls envoyproxy/ratelimit.
+func isRatelimit(run string) bool { return slices.Contains(ratelimitRuns, run) }
+
+// noopOf is the no-op run of the process a run calls.
+func noopOf(run string) string {
+	if isRatelimit(run) {
+		return runRatelimitNoop
+	}
+	return runNoop
+}
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -55,13 +81,15 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	callers := fs.String("callers", "64", "concurrent callers; a comma-separated list runs each")
 	rates := fs.String("rate", "0", "calls per second offered to the callers (open loop; latency counts from each call's scheduled time), 0: closed loop; a comma-separated list runs each")
-	runs := fs.String("runs", strings.Join(allRuns, ","), "runs to do, comma-separated, from: "+strings.Join(allRuns, ", "))
+	runs := fs.String("runs", "", "runs to do, comma-separated, from: "+strings.Join(allRuns, ", ")+" (default: all sluice runs, and the ratelimit runs with -ratelimit-bin)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
 	fs.IntVar(&o.conns, "conns", 0, "gRPC connections shared by the callers (0: one per 16 callers)")
 	fs.StringVar(&o.api, "api", "envoy", "ShouldRateLimit API: envoy (envoy.service.ratelimit.v3) or sluice (sluice.v1)")
 	fs.IntVar(&o.descriptors, "descriptors", 1, "descriptors in each ShouldRateLimit call (and counters in each redis-script call)")
 	fs.Uint64Var(&o.capPerSecond, "cap", 1000, "requests per second allowed per descriptor in the sluice-overlimit run")
+	fs.IntVar(&o.counters, "counters", 1000, "counters the sluice-spread and ratelimit-spread runs spread their calls over")
+	fs.StringVar(&o.ratelimitBin, "ratelimit-bin", "", "an envoyproxy/ratelimit binary (go build ./src/service_cmd of its checkout): run it against the same redis-server for the ratelimit runs")
 	fs.IntVar(&o.redisClients, "redis-clients", 50, "redis-benchmark connections (-c)")
 	fs.IntVar(&o.pipeline, "pipeline", 16, "redis-benchmark pipeline depth (-P) of the pipelined row; 0 or 1 skips it")
 	fs.StringVar(&o.sluiceBin, "sluice-bin", "", "use this sluice binary instead of building ./cmd/sluice")
@@ -87,7 +115,14 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if o.rates, err = parseRateList(*rates); err != nil {
 		return nil, fmt.Errorf("-rate: %w", err)
 	}
-	for _, r := range splitList(*runs) {
+	names := splitList(*runs)
+	if len(names) == 0 && *runs == "" {
+		names = defaultRuns
+		if o.ratelimitBin != "" {
+			names = append(slices.Clone(names), ratelimitRuns...)
+		}
+	}
+	for _, r := range names {
 		if !slices.Contains(allRuns, r) {
 			return nil, fmt.Errorf("-runs: unknown run %q", r)
 		}
@@ -111,6 +146,15 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.descriptors < 1 || o.descriptors > 1000 {
 		errs = append(errs, errors.New("-descriptors: must be between 1 and 1000"))
+	}
+	if o.counters < 1 || o.counters > 100_000 {
+		errs = append(errs, errors.New("-counters: must be between 1 and 100000"))
+	}
+	for _, r := range o.runs {
+		if isRatelimit(r) && o.ratelimitBin == "" {
+			errs = append(errs, fmt.Errorf("-runs: %s needs -ratelimit-bin", r))
+			break
+		}
 	}
 	if o.capPerSecond < 1 {
 		errs = append(errs, errors.New("-cap: must be positive"))
@@ -164,6 +208,9 @@ func (o *options) connsFor(n int) int {
 }
 
 func (o *options) has(run string) bool { return slices.Contains(o.runs, run) }
+
+// hasRatelimit reports whether any run calls envoyproxy/ratelimit.
+func (o *options) hasRatelimit() bool { return slices.ContainsFunc(o.runs, isRatelimit) }
 
 func splitList(s string) []string {
 	var out []string

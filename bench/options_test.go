@@ -41,3 +41,28 @@ func TestRateFlag(t *testing.T) {
 		t.Error("-rate -5: want an error")
 	}
 }
+
+func TestRatelimitRunsNeedTheBinary(t *testing.T) {
+	o, err := parseOptions(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.hasRatelimit() || !o.has(runSpread) || !o.has(runDirect) {
+		t.Errorf("default runs %v: want the sluice runs (spread and direct among them) and no ratelimit run", o.runs)
+	}
+	if _, err := parseOptions([]string{"-runs", "sluice,ratelimit"}, io.Discard); err == nil || !strings.Contains(err.Error(), "-ratelimit-bin") {
+		t.Errorf("ratelimit without -ratelimit-bin: %v, want an error naming -ratelimit-bin", err)
+	}
+	o, err = parseOptions([]string{"-ratelimit-bin", "/x/ratelimit"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ratelimitRuns {
+		if !o.has(r) {
+			t.Errorf("with -ratelimit-bin, default runs %v lack %s", o.runs, r)
+		}
+	}
+	if noopOf(runRatelimitSpread) != runRatelimitNoop || noopOf(runSpread) != runNoop {
+		t.Error("noopOf: a run's no-op is the one of its own process")
+	}
+}

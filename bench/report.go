@@ -26,7 +26,11 @@ type row struct {
 	cpuSluice   float64 // cores busy over the run; -1 when unknown
 	cpuRedis    float64
 	cpuBench    float64
-	cpuPerCall  float64 // µs of sluice CPU per call made; -1 when unknown
+	cpuPerCall  float64 // µs of the server's CPU per call made; -1 when unknown
+	redisPer    float64 // µs of redis-server's CPU per call made; -1 when unknown
+	// sluice's own count (its /metrics), per call made; -1 when unknown
+	leasedPct     float64 // share of decisions answered from leases alone
+	leaseCallsPer float64 // lease calls (grants and returns) to Redis per call
 }
 
 // newRow summarises run r; before and after are the snapshots that bracket
@@ -54,15 +58,20 @@ func newRow(r *loadResult, before, after usage) *row {
 		overPct:     -1,
 		scriptsPer:  -1,
 		commandsPer: -1,
-		cpuSluice:   cores(before.sluiceCPU, after.sluiceCPU),
+		cpuSluice:   cores(before.serverCPU, after.serverCPU),
 		cpuBench:    cores(before.benchCPU, after.benchCPU),
-		cpuRedis:    -1,
-		cpuPerCall:  cpuPerCall(before.sluiceCPU, after.sluiceCPU, r.allCalls),
+		cpuRedis:    cores(before.redisCPU, after.redisCPU),
+		cpuPerCall:  cpuPerCall(before.serverCPU, after.serverCPU, r.allCalls),
+		redisPer:    cpuPerCall(before.redisCPU, after.redisCPU, r.allCalls),
+		leasedPct:   -1, leaseCallsPer: -1,
 	}
-	if wall > 0 {
+	if w.cpuRedis < 0 && wall > 0 { // no /proc for redis-server: its own INFO cpu
 		w.cpuRedis = rs.cpu / wall
+		if r.allCalls > 0 {
+			w.redisPer = rs.cpu * 1e6 / float64(r.allCalls)
+		}
 	}
-	if r.name != runNoop {
+	if r.name != runNoop && r.name != runRatelimitNoop {
 		if n := r.hist.Count(); n > 0 {
 			w.overPct = 100 * float64(r.over) / float64(n)
 		}
@@ -94,11 +103,11 @@ type report struct {
 
 func newReport(w io.Writer, o *options) *report { return &report{w: w, o: o} }
 
-const rowFormat = "%-22s %7s %5s %7s %12s %9s %9s %9s %9s %6s %9s %8s %14s %8s  %s\n"
+const rowFormat = "%-22s %7s %5s %7s %12s %9s %9s %9s %9s %6s %9s %8s %14s %8s %10s  %s\n"
 
 func (r *report) header() {
 	fmt.Fprintf(r.w, rowFormat, "run", "callers", "conns", "rate", "decisions/s", "p50", "p99", "p99.9", "max",
-		"over%", "scripts/d", "cmds/d", "CPU s/r/b", "cpu µs/d", "errors")
+		"over%", "scripts/d", "cmds/d", "CPU s/r/b", "cpu µs/d", "redis µs/d", "errors")
 }
 
 func (r *report) add(w *row) {
@@ -110,7 +119,7 @@ func (r *report) add(w *row) {
 	fmt.Fprintf(r.w, rowFormat, w.name, fmt.Sprint(w.callers), fmt.Sprint(w.conns), fmtOffered(w.offered), fmtRate(w.rate),
 		fmtDur(w.p50), fmtDur(w.p99), fmtDur(w.p999), fmtDur(w.max),
 		fmtOpt(w.overPct, "%.1f"), fmtOpt(w.scriptsPer, "%.3f"), fmtOpt(w.commandsPer, "%.3f"), cpu,
-		fmtOpt(w.cpuPerCall, "%.1f"), w.errors)
+		fmtOpt(w.cpuPerCall, "%.1f"), fmtOpt(w.redisPer, "%.1f"), w.errors)
 }
 
 // addRedis prints a redis-benchmark row; before and after bracket its run.
@@ -122,21 +131,29 @@ func (r *report) addRedis(b *redisBenchResult, before, after usage) {
 	}
 	wall := after.at.Sub(before.at).Seconds()
 	rs := after.redis.sub(before.redis)
-	scripts, cmds, cpu := "-", "-", "-"
+	scripts, cmds, cpu, redisPer := "-", "-", "-", "-"
+	redisCPU := rs.cpu
+	if before.redisCPU >= 0 && after.redisCPU >= 0 {
+		redisCPU = (after.redisCPU - before.redisCPU).Seconds()
+	}
 	if b.requests > 0 {
 		scripts = fmt.Sprintf("%.3f", float64(rs.scripts)/float64(b.requests))
 		cmds = fmt.Sprintf("%.3f", float64(rs.commands-1)/float64(b.requests))
+		redisPer = fmt.Sprintf("%.1f", redisCPU*1e6/float64(b.requests))
 	}
-	if wall > 0 && before.sluiceCPU >= 0 && before.childCPU >= 0 {
-		cpu = fmt.Sprintf("%.2f/%.2f/%.2f", (after.sluiceCPU-before.sluiceCPU).Seconds()/wall,
-			rs.cpu/wall, (after.childCPU-before.childCPU).Seconds()/wall)
+	if wall > 0 && before.serverCPU >= 0 && before.childCPU >= 0 {
+		cpu = fmt.Sprintf("%.2f/%.2f/%.2f", (after.serverCPU-before.serverCPU).Seconds()/wall,
+			redisCPU/wall, (after.childCPU-before.childCPU).Seconds()/wall)
 	}
 	fmt.Fprintf(r.w, rowFormat, name, fmt.Sprint(b.clients), "-", "-", fmtRate(b.rps),
-		fmtDur(b.p50), fmtDur(b.p99), "-", fmtDur(b.max), "-", scripts, cmds, cpu, "-", "-")
+		fmtDur(b.p50), fmtDur(b.p99), "-", fmtDur(b.max), "-", scripts, cmds, cpu, "-", redisPer, "-")
 }
 
-// ratios prints, per caller count and offered rate, sluice's rate against
-// its ceilings.
+// ratios prints every decision row against the no-op call of the same
+// process at the same caller count and offered rate: decisions/s ÷ no-op
+// calls/s, and the CPU ratio no-op µs ÷ (server µs + Redis µs) per call —
+// what one decision costs the machine against the cheapest call the same
+// gRPC stack answers. Then sluice's rate against the redis-script rows.
 func (r *report) ratios() {
 	find := func(name string, callers int, offered float64) *row {
 		for _, w := range r.rows {
@@ -146,42 +163,43 @@ func (r *report) ratios() {
 		}
 		return nil
 	}
-	cols := []string{"sluice/grpc-noop", "overlimit/grpc-noop"}
-	for _, b := range r.redis {
-		if b.pipeline > 1 {
-			cols = append(cols, fmt.Sprintf("sluice/redis-P%d", b.pipeline))
-		} else {
-			cols = append(cols, "sluice/redis-script")
+	const format = "%-22s %7s %7s %12s %10s %10s %10s %14s %10s %8s %8s\n"
+	fmt.Fprintf(r.w, "\nper decision, against the no-op call of the same process (same callers, same offered rate)\n")
+	fmt.Fprintf(r.w, format, "run", "callers", "rate", "÷ no-op rate", "cpu µs/d", "redis µs/d", "no-op µs", "no-op÷(cpu+r)", "scripts/d", "leased%", "leases/d")
+	for _, w := range r.rows {
+		if w.name == runNoop || w.name == runRatelimitNoop {
+			continue
 		}
-	}
-	fmt.Fprintf(r.w, "\nratios of decisions/s (redis-script: %d clients, %d counter(s) per script call)\n", r.o.redisClients, r.o.descriptors)
-	fmt.Fprintf(r.w, "%-8s %7s", "callers", "rate")
-	for _, c := range cols {
-		fmt.Fprintf(r.w, " %20s", c)
-	}
-	fmt.Fprintln(r.w)
-	ratio := func(a *row, b float64) string {
-		if a == nil || b <= 0 {
-			return "-"
+		noop := find(noopOf(w.name), w.callers, w.offered)
+		rate, cpu, noopCPU := "-", "-", "-"
+		if noop != nil && noop.rate > 0 {
+			rate = fmt.Sprintf("%.2f", w.rate/noop.rate)
 		}
-		return fmt.Sprintf("%.2f", a.rate/b)
-	}
-	rate := func(w *row) float64 {
-		if w == nil {
-			return 0
-		}
-		return w.rate
-	}
-	for _, n := range r.o.callers {
-		for _, offered := range r.o.rates {
-			s, ol, noop := find(runSluice, n, offered), find(runOverLimit, n, offered), find(runNoop, n, offered)
-			cells := []string{ratio(s, rate(noop)), ratio(ol, rate(noop))}
-			for _, b := range r.redis {
-				cells = append(cells, ratio(s, b.rps))
+		if noop != nil && noop.cpuPerCall >= 0 {
+			noopCPU = fmt.Sprintf("%.1f", noop.cpuPerCall)
+			if w.cpuPerCall >= 0 && w.redisPer >= 0 && w.cpuPerCall+w.redisPer > 0 {
+				cpu = fmt.Sprintf("%.2f", noop.cpuPerCall/(w.cpuPerCall+w.redisPer))
 			}
-			fmt.Fprintf(r.w, "%-8d %7s", n, fmtOffered(offered))
-			for _, c := range cells {
-				fmt.Fprintf(r.w, " %20s", c)
+		}
+		fmt.Fprintf(r.w, format, w.name, fmt.Sprint(w.callers), fmtOffered(w.offered), rate,
+			fmtOpt(w.cpuPerCall, "%.1f"), fmtOpt(w.redisPer, "%.1f"), noopCPU, cpu, fmtOpt(w.scriptsPer, "%.4f"),
+			fmtOpt(w.leasedPct, "%.1f"), fmtOpt(w.leaseCallsPer, "%.4f"))
+	}
+	if len(r.redis) > 0 {
+		fmt.Fprintf(r.w, "\nsluice decisions/s against the redis-script rows (%d clients, %d counter(s) per script call)\n", r.o.redisClients, r.o.descriptors)
+		for _, w := range r.rows {
+			if w.name != runSluice && w.name != runDirect && w.name != runSpread {
+				continue
+			}
+			fmt.Fprintf(r.w, "%-22s %7d %7s", w.name, w.callers, fmtOffered(w.offered))
+			for _, b := range r.redis {
+				label := runRedis
+				if b.pipeline > 1 {
+					label = fmt.Sprintf("%s -P%d", runRedis, b.pipeline)
+				}
+				if b.rps > 0 {
+					fmt.Fprintf(r.w, "  %s %.2f", label, w.rate/b.rps)
+				}
 			}
 			fmt.Fprintln(r.w)
 		}

@@ -26,8 +26,8 @@ func TestReportRateColumns(t *testing.T) {
 	rep := newReport(&out, &options{callers: []int{64}, rates: []float64{0, 5000}, descriptors: 1})
 	rep.header()
 	start := time.Now()
-	before := usage{at: start, sluiceCPU: time.Second, benchCPU: 0}
-	after := usage{at: start.Add(2 * time.Second), sluiceCPU: 2 * time.Second, benchCPU: time.Second}
+	before := usage{at: start, serverCPU: time.Second, redisCPU: 0, benchCPU: 0}
+	after := usage{at: start.Add(2 * time.Second), serverCPU: 2 * time.Second, redisCPU: time.Second / 2, benchCPU: time.Second}
 	for _, offered := range []float64{0, 5000} {
 		for _, name := range []string{runSluice, runNoop} {
 			r := &loadResult{name: name, callers: 64, conns: 4, offered: offered, elapsed: time.Second, allCalls: 10_000}
@@ -37,22 +37,24 @@ func TestReportRateColumns(t *testing.T) {
 	}
 	rep.ratios()
 	lines := strings.Split(out.String(), "\n")
-	if f := strings.Fields(lines[0]); f[3] != "rate" || !strings.Contains(lines[0], "cpu µs/d") {
-		t.Errorf("header %q: want a rate column and cpu µs/d", lines[0])
+	if f := strings.Fields(lines[0]); f[3] != "rate" || !strings.Contains(lines[0], "cpu µs/d") || !strings.Contains(lines[0], "redis µs/d") {
+		t.Errorf("header %q: want a rate column, cpu µs/d and redis µs/d", lines[0])
 	}
-	if f := strings.Fields(lines[1]); f[3] != "-" || f[len(f)-2] != "100.0" {
-		t.Errorf("closed-loop row %q: want rate - and 100.0 µs/d (1 s / 10000 calls)", lines[1])
+	if f := strings.Fields(lines[1]); f[3] != "-" || f[len(f)-3] != "100.0" || f[len(f)-2] != "50.0" {
+		t.Errorf("closed-loop row %q: want rate -, 100.0 cpu µs/d (1 s / 10000 calls) and 50.0 redis µs/d", lines[1])
 	}
 	if f := strings.Fields(lines[3]); f[3] != "5000" {
 		t.Errorf("open-loop row %q: want rate 5000", lines[3])
 	}
+	// sluice against grpc-noop: the same rate (1.00), and a CPU ratio of
+	// 100 µs ÷ (100 µs + 50 µs) = 0.67, per offered rate.
 	var ratioRows []string
 	for _, l := range lines {
-		if strings.HasPrefix(l, "64 ") {
-			ratioRows = append(ratioRows, strings.Join(strings.Fields(l)[:3], " "))
+		if f := strings.Fields(l); len(f) == 11 && f[0] == runSluice {
+			ratioRows = append(ratioRows, strings.Join([]string{f[1], f[2], f[3], f[7]}, " "))
 		}
 	}
-	if want := []string{"64 - 1.00", "64 5000 1.00"}; strings.Join(ratioRows, "|") != strings.Join(want, "|") {
-		t.Errorf("ratio rows %q, want %q", ratioRows, want)
+	if want := []string{"64 - 1.00 0.67", "64 5000 1.00 0.67"}; strings.Join(ratioRows, "|") != strings.Join(want, "|") {
+		t.Errorf("ratio rows %q, want %q\n%s", ratioRows, want, out.String())
 	}
 }

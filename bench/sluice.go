@@ -24,6 +24,7 @@ const benchDomain = "bench"
 // Descriptor keys of the generated config.
 const (
 	keyOpen   = "api"    // a limit no run reaches: every call is OK and charged
+	keyDirect = "direct" // the same with lease: off: every call goes to Redis
 	keyCapped = "capped" // -cap per second: most calls are OVER_LIMIT
 	keyTokens = "tokens" // token limits no run reaches: every reservation is admitted
 )
@@ -35,10 +36,12 @@ descriptors:
   - key: %s
     rate_limit: {unit: second, requests_per_unit: 1000000000}
   - key: %s
+    rate_limit: {unit: second, requests_per_unit: 1000000000, lease: off}
+  - key: %s
     rate_limit: {unit: second, requests_per_unit: %d}
   - key: %s
     token_limit: {unit: minute, total_tokens: 1000000000000, prompt_tokens: 1000000000000, completion_tokens: 1000000000000}
-`, benchDomain, keyOpen, keyCapped, capPerSecond, keyTokens)
+`, benchDomain, keyOpen, keyDirect, keyCapped, capPerSecond, keyTokens)
 	path := filepath.Join(dir, "limits.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return "", fmt.Errorf("write config: %w", err)
@@ -75,44 +78,64 @@ func buildSluice(ctx context.Context, dir, pkg string) (string, error) {
 	return bin, nil
 }
 
-// sluiceProc is a running sluice serve process.
+// sluiceProc is a running server process: sluice serve, or
+// envoyproxy/ratelimit (ratelimit.go).
 type sluiceProc struct {
-	cmd      *exec.Cmd
-	grpcAddr string
-	httpAddr string
-	log      *tailBuffer
-	done     chan struct{} // closed when the process has exited
-	waitErr  error         // readable after done
-	stopOnce sync.Once
+	name      string // for messages: "sluice", "ratelimit"
+	cmd       *exec.Cmd
+	grpcAddr  string
+	httpAddr  string
+	readyPath string // GET it until it answers 200
+	log       *tailBuffer
+	done      chan struct{} // closed when the process has exited
+	waitErr   error         // readable after done
+	stopOnce  sync.Once
 }
 
 // startSluice starts bin serving the config against redisURL on two free
 // loopback ports and waits until /readyz answers 200.
 func startSluice(ctx context.Context, bin, configPath, redisURL string, extra []string, logTo io.Writer) (*sluiceProc, error) {
-	grpcPort, err := freePort()
+	grpcAddr, httpAddr, err := twoPorts()
 	if err != nil {
 		return nil, err
-	}
-	httpPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	p := &sluiceProc{
-		grpcAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)),
-		httpAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)),
-		log:      &tailBuffer{max: 64 << 10},
-		done:     make(chan struct{}),
 	}
 	args := []string{"serve",
 		"--config", configPath,
 		"--redis", redisURL,
-		"--grpc-addr", p.grpcAddr,
-		"--http-addr", p.httpAddr,
+		"--grpc-addr", grpcAddr,
+		"--http-addr", httpAddr,
 	}
 	args = append(args, extra...)
 	// Not CommandContext: stop sends SIGTERM first so sluice can drain and
 	// write its profile.
-	p.cmd = exec.Command(bin, args...)
+	return startProc(ctx, "sluice", exec.Command(bin, args...), grpcAddr, httpAddr, "/readyz", logTo)
+}
+
+// twoPorts returns two loopback addresses that were free a moment ago.
+func twoPorts() (grpcAddr, httpAddr string, err error) {
+	grpcPort, err := freePort()
+	if err != nil {
+		return "", "", err
+	}
+	httpPort, err := freePort()
+	if err != nil {
+		return "", "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)), net.JoinHostPort("127.0.0.1", strconv.Itoa(httpPort)), nil
+}
+
+// startProc starts cmd, a server answering gRPC on grpcAddr and HTTP on
+// httpAddr, and waits until GET readyPath answers 200.
+func startProc(ctx context.Context, name string, cmd *exec.Cmd, grpcAddr, httpAddr, readyPath string, logTo io.Writer) (*sluiceProc, error) {
+	p := &sluiceProc{
+		name:      name,
+		cmd:       cmd,
+		grpcAddr:  grpcAddr,
+		httpAddr:  httpAddr,
+		readyPath: readyPath,
+		log:       &tailBuffer{max: 64 << 10},
+		done:      make(chan struct{}),
+	}
 	var out io.Writer = p.log
 	if logTo != nil {
 		out = io.MultiWriter(p.log, logTo)
@@ -121,7 +144,7 @@ func startSluice(ctx context.Context, bin, configPath, redisURL string, extra []
 	p.cmd.Stderr = out
 	p.cmd.SysProcAttr = childAttr()
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start sluice: %w", err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	go func() {
 		p.waitErr = p.cmd.Wait()
@@ -129,18 +152,18 @@ func startSluice(ctx context.Context, bin, configPath, redisURL string, extra []
 	}()
 	if err := p.waitReady(ctx, 30*time.Second); err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%w\nsluice log:\n%s", err, p.log.String())
+		return nil, fmt.Errorf("%w\n%s log:\n%s", err, name, p.log.String())
 	}
 	return p, nil
 }
 
-// waitReady polls GET /readyz until it answers 200, the process exits, ctx
+// waitReady polls GET readyPath until it answers 200, the process exits, ctx
 // ends or timeout passes.
 func (p *sluiceProc) waitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	client := &http.Client{Timeout: time.Second}
-	url := "http://" + p.httpAddr + "/readyz"
+	url := "http://" + p.httpAddr + p.readyPath
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var last string
@@ -162,9 +185,9 @@ func (p *sluiceProc) waitReady(ctx context.Context, timeout time.Duration) error
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("sluice exited before it was ready: %v", p.waitErr)
+			return fmt.Errorf("%s exited before it was ready: %v", p.name, p.waitErr)
 		case <-ctx.Done():
-			return fmt.Errorf("sluice not ready after %v (last /readyz: %s)", timeout, last)
+			return fmt.Errorf("%s not ready after %v (last %s: %s)", p.name, timeout, p.readyPath, last)
 		case <-tick.C:
 		}
 	}
@@ -180,7 +203,7 @@ func (p *sluiceProc) stop() error {
 	p.stopOnce.Do(func() {
 		select {
 		case <-p.done:
-			err = fmt.Errorf("sluice exited early: %v\nsluice log:\n%s", p.waitErr, p.log.String())
+			err = fmt.Errorf("%s exited early: %v\n%s log:\n%s", p.name, p.waitErr, p.name, p.log.String())
 			return
 		default:
 		}
@@ -190,7 +213,7 @@ func (p *sluiceProc) stop() error {
 		case <-time.After(15 * time.Second):
 			_ = p.cmd.Process.Kill()
 			<-p.done
-			err = errors.New("sluice did not stop within 15s of SIGTERM; killed")
+			err = fmt.Errorf("%s did not stop within 15s of SIGTERM; killed", p.name)
 		}
 	})
 	return err

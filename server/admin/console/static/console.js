@@ -92,10 +92,13 @@
     COMPLETION_TOKENS: "completion tokens",
   };
 
+  // fmtTime is a timestamp in local time, as 2026-12-02 01:41:51.
   function fmtTime(iso) {
     if (!iso) return "";
     const d = new Date(iso);
-    return isNaN(d) ? iso : d.toLocaleString("en-GB", { dateStyle: "short", timeStyle: "medium" });
+    if (isNaN(d)) return iso;
+    const p = (n) => String(n).padStart(2, "0");
+    return d.getFullYear() + "-" + p(d.getMonth() + 1) + "-" + p(d.getDate()) + " " + p(d.getHours()) + ":" + p(d.getMinutes()) + ":" + p(d.getSeconds());
   }
 
   // summary words a RuntimeLimit (audit values) in one line.
@@ -199,7 +202,10 @@
         card = newCard(api.name);
         state.cards.set(api.name, card);
       }
-      list.appendChild(card.root); // keeps the order of the answer
+      // In the order of the answer, moving a card only when it is out of
+      // place: a moved node loses focus, and the publisher may be typing.
+      const at = list.children[seen.size - 1];
+      if (at !== card.root) list.insertBefore(card.root, at || null);
       updateCard(card, api, data.traffic_start);
     }
     for (const [name, card] of state.cards) {
@@ -491,7 +497,9 @@
       refresh();
     } catch (err) {
       if (err.status === 412) {
-        message(card, "Conflict: someone changed this API's caps after you opened the form, so nothing was saved. " + err.message + ". Load the current values and apply your change again.", "error conflict");
+        const now = /at version (\S+) now/.exec(err.message);
+        message(card, "Conflict: someone changed this API's caps after you opened the form (version " + form.dataset.version +
+          (now ? ", now " + now[1] : "") + "), so nothing was saved. Load the current values and apply your change again.", "error conflict");
         $(".reload", form).hidden = false;
       } else if (err.status === 400) {
         const input = markField(form, err.field);

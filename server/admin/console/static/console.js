@@ -20,6 +20,8 @@
     cards: new Map(), // API name → card
     timer: 0,
     ticks: 0,
+    busy: false, // a refresh is under way
+    again: false, // and another was asked for meanwhile
     waitingForToken: false,
   };
 
@@ -172,13 +174,20 @@
   }
 
   async function refresh() {
+    if (state.busy) { // one call at a time: run again right after this one
+      state.again = true;
+      return;
+    }
+    state.busy = true;
     clearTimeout(state.timer);
     const started = performance.now();
     try {
       if (state.waitingForToken) return;
       if (!state.domain) await loadDomains();
       if (!state.domain) return;
-      const data = await call("GET", apisPath(state.domain));
+      const domain = state.domain;
+      const data = await call("GET", apisPath(domain));
+      if (domain !== state.domain) return; // another was picked meanwhile
       render(data);
       banner(data.usage_error ? "Live usage is missing: " + data.usage_error : "");
       live("live · updated " + new Date().toLocaleTimeString("en-GB"));
@@ -187,7 +196,9 @@
       if (err.status === 404) state.domain = ""; // the domain went away: pick again
       if (err.status !== 401) live("not updated: " + err.message, true);
     } finally {
-      const wait = Math.max(0, REFRESH_MS - (performance.now() - started));
+      state.busy = false;
+      const wait = state.again ? 0 : Math.max(0, REFRESH_MS - (performance.now() - started));
+      state.again = false;
       if (!state.waitingForToken) state.timer = setTimeout(refresh, wait);
     }
   }

@@ -243,6 +243,35 @@ func TestLeasedUnitsGoBackWhenRedisRefusesTheRest(t *testing.T) {
 	}
 }
 
+// TestACounterDecidedAFewTimesPerBucketIsNeverLeased: a counter that
+// sees about 1.4 decisions per bucket (in pairs a millisecond apart, as one
+// of a thousand counters does under load) is worth no lease; decisions close
+// together must not read as a high demand.
+func TestACounterDecidedAFewTimesPerBucketIsNeverLeased(t *testing.T) {
+	e := newLeaseEnv(t, hotConfig)
+	req := Request{Domain: "apim", Descriptors: []Descriptor{desc("api", "one-of-many")}}
+	if err := e.l.Load(context.Background()); err != nil { // no NOSCRIPT retry to count
+		t.Fatal(err)
+	}
+	n := 0
+	for range 20 { // 20 pairs, 140 ms apart: 14 per second
+		for range 2 {
+			if dec := check(t, e.l, req); dec.Leased || dec.Over {
+				t.Fatalf("decision %d: leased %v, over %v", n, dec.Leased, dec.Over)
+			}
+			n++
+			e.after(time.Millisecond)
+		}
+		e.after(138 * time.Millisecond)
+	}
+	if s := e.seen.sum; s.Grants != 0 || s.Granted != 0 {
+		t.Errorf("lease activity %+v for %d decisions at 14 per second: want no grant", s, n)
+	}
+	if got := e.scripts.count(); got != n {
+		t.Errorf("%d script calls for %d decisions, want one each and no lease call", got, n)
+	}
+}
+
 func TestWhatIsNeverLeased(t *testing.T) {
 	yaml := `
 domain: apim

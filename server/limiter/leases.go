@@ -57,6 +57,10 @@ const (
 	// runs low, so a replica whose demand drops (or that dies) holds little.
 	leaseAskFactor = 1.5
 	leaseHorizon   = time.Second
+	// leaseMeasure: demand is measured over at least a bucket, or this long
+	// when buckets are longer, so that a few decisions close together do
+	// not read as a high rate (and a lease nobody will spend).
+	leaseMeasure = 100 * time.Millisecond
 	// idleLease: a lease no decision touched for this long is returned
 	// before its bucket ends.
 	idleLease = time.Second
@@ -271,8 +275,10 @@ func (m *leaseManager) refill(s *leaseSlot, c *lua.Counter, t time.Duration) {
 	m.start(s, t, ask, c.Limit)
 }
 
-// measure updates the slot's demand rate at clock reading t and returns it.
-// Held by the busy flag.
+// measure updates the slot's demand rate at clock reading t and returns it:
+// the demand since the last measure, over at least measureEvery (a shorter
+// stretch gives a lower bound of it and is not kept), averaged with the
+// rate measured before. Held by the busy flag.
 func (s *leaseSlot) measure(t time.Duration) float64 {
 	d := s.demand.Load()
 	if !s.measured {
@@ -280,8 +286,10 @@ func (s *leaseSlot) measure(t time.Duration) float64 {
 		return 0
 	}
 	dt := t - s.evalAt
-	if dt < time.Millisecond {
-		return s.rate // too short to tell
+	if every := s.measureEvery(); dt < every {
+		// Too short to tell: two decisions close together are no rate. What
+		// came since the last measure over at least every is a lower bound.
+		return max(s.rate, float64(d-s.evalDemand)/every.Seconds())
 	}
 	inst := float64(d-s.evalDemand) / dt.Seconds()
 	if s.rate == 0 {
@@ -291,6 +299,12 @@ func (s *leaseSlot) measure(t time.Duration) float64 {
 	}
 	s.evalAt, s.evalDemand = t, d
 	return s.rate
+}
+
+// measureEvery is the shortest stretch the slot measures its demand over:
+// a bucket, at most leaseMeasure, at least a millisecond.
+func (s *leaseSlot) measureEvery() time.Duration {
+	return max(min(time.Duration(s.width)*time.Microsecond, leaseMeasure), time.Millisecond)
 }
 
 // ask sizes a grant: the measured demand for what is left of the bucket in

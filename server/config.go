@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-rl/sluice/server/grpcapi"
 	"github.com/sluice-rl/sluice/server/limiter"
 	"github.com/sluice-rl/sluice/server/overlay"
+	"github.com/sluice-rl/sluice/server/tlsconf"
 )
 
 // Config is everything the service needs to run. Only cmd/ reads flags and
@@ -71,6 +72,18 @@ type Config struct {
 	ReadinessInterval time.Duration
 	// KeyPrefix starts every Redis key. (Optional, default "sluice:")
 	KeyPrefix string
+	// RedisTLS is the client TLS of a rediss:// RedisURL: the CAs to trust,
+	// the client certificate for a Redis that requires one (mutual TLS,
+	// reread when the files change) and whether to skip the host name check.
+	// Setting any of it with a URL without TLS is an error. (Optional)
+	RedisTLS tlsconf.ClientFiles
+	// RedisPoolSize is the connections per Redis node. (Optional, default
+	// go-redis's: 10 per CPU)
+	RedisPoolSize int
+	// ShadowMode puts every limit in shadow mode, as envoyproxy/ratelimit's
+	// SHADOW_MODE=true: no call is refused, and limits count what they would
+	// have admitted. (Optional, default false)
+	ShadowMode bool
 	// Leases says whether replicas decide request limits from quota leases
 	// where their demand makes it pay (docs/leases.md): config.LeaseAuto,
 	// the zero value, or config.LeaseOff for every decision in Redis. A
@@ -203,6 +216,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Bounds.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.RedisPoolSize < 0 {
+		errs = append(errs, errors.New("redis pool size: must not be negative"))
+	}
+	if (c.RedisTLS.Cert == "") != (c.RedisTLS.Key == "") {
+		errs = append(errs, errors.New("redis tls: give both the client certificate and its key"))
 	}
 	if c.ReadinessInterval < 0 {
 		errs = append(errs, errors.New("readiness interval: must not be negative"))

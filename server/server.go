@@ -22,7 +22,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
 
-	"github.com/sluice-rl/sluice/lua"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/grpcapi"
@@ -74,10 +73,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Decisions sent together become one window-script call (lua.Merger).
-	st, err := store.OpenConfig(cfg.RedisURL, store.Config{
-		Batch: store.BatchConfig{Mergers: []store.Merger{lua.NewMerger()}},
-	})
+	st, err := openStore(&cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 	s.traffic = traffic.NewRecorder(st.Client, cfg.KeyPrefix)
 	s.limiter.SetObserver(observers{s.tel, s.traffic})
 	s.limiter.SetQuotaMode(cfg.QuotaMode)
+	s.limiter.SetShadowMode(cfg.ShadowMode)
 	if err := s.listen(); err != nil {
 		_ = st.Close()
 		_ = s.tel.Shutdown(context.Background())

@@ -26,7 +26,7 @@ func TestServeWithBothTokens(t *testing.T) {
 	var logs syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t),
+		done <- run(ctx, []string{"serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", "off",
 			"--decide-token-file", decideFile}, func(k string) string { return env[k] }, &logs, &logs)
 	}()
 	post := func(path, token, body string) int {

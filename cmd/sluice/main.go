@@ -1,31 +1,30 @@
 // Command sluice is the Sluice rate-limit decision service.
 //
 //	sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
+//	             [--redis-tls-ca FILE] [--redis-tls-cert FILE --redis-tls-key FILE] [--redis-tls-skip-hostname-verification]
+//	             [--redis-pool-size N] [--key-prefix PREFIX]
 //	             [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE [--decide-token-file FILE]]
 //	             [--max-descriptor-bytes N] [--max-request-bytes N] [--over-limit-cache-bytes N]
 //	             [--admin-addr ADDR|off [--admin-token-file FILE [--admin-read-token-file FILE]]]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
-//	             [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
+//	             [--quota-mode] [--shadow-mode] [--envoy-response-headers [--envoy-header-names L,R,R]] [--envoy-dynamic-metadata]
 //	             [--leases auto|off]
 //	sluice check-config [--merge-domain-config] PATH
 //	sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...
 //	sluice version (or --version)
 //
-// Each serve flag may also come from the environment: SLUICE_CONFIG,
-// SLUICE_REDIS, SLUICE_GRPC_ADDR, SLUICE_HTTP_ADDR, SLUICE_HEALTH_ADDR, SLUICE_TLS_CERT,
-// SLUICE_TLS_KEY, SLUICE_TLS_CLIENT_CA, SLUICE_AUTH_TOKEN_FILE (or the token
-// itself in SLUICE_AUTH_TOKEN), SLUICE_DECIDE_TOKEN_FILE (or SLUICE_DECIDE_TOKEN),
-// SLUICE_MAX_DESCRIPTOR_BYTES, SLUICE_MAX_REQUEST_BYTES, SLUICE_OVER_LIMIT_CACHE_BYTES,
-// SLUICE_LOG_FORMAT, SLUICE_LOG_LEVEL,
-// SLUICE_MERGE_DOMAIN_CONFIG (or envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG),
-// SLUICE_QUOTA_MODE (or QUOTA_MODE), SLUICE_ENVOY_RESPONSE_HEADERS (or
-// LIMIT_RESPONSE_HEADERS_ENABLED, with LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER
-// and LIMIT_RESET_HEADER naming the headers), SLUICE_ENVOY_DYNAMIC_METADATA (or
-// RESPONSE_DYNAMIC_METADATA), SLUICE_ADMIN_ADDR, SLUICE_ADMIN_TOKEN_FILE,
-// SLUICE_ADMIN_READ_TOKEN_FILE, SLUICE_LEASES; a flag wins over its variable. Unless GOGC is set, the garbage collector runs at
-// GOGC=400 (internal/gctune). Traces are exported over
-// OTLP/gRPC when the standard OTEL_* variables ask for it (see
-// telemetry.TracerProviderFromEnv); with none set, nothing is exported.
+// Each serve flag --a-b may also come from the environment variable
+// SLUICE_A_B (SLUICE_CONFIG, SLUICE_REDIS, SLUICE_REDIS_TLS_CERT, ...);
+// --auth-token-file and --decide-token-file also take the token itself in
+// SLUICE_AUTH_TOKEN and SLUICE_DECIDE_TOKEN. A flag wins over its variable.
+// Under the SLUICE_* variables, envoyproxy/ratelimit's own settings
+// (RUNTIME_ROOT, REDIS_URL, REDIS_TYPE, PORT, GRPC_PORT, ...) are read, so
+// that its Deployment runs unchanged: upstreamenv.go maps every one of them,
+// and those Sluice does not honour are named in one start-up warning
+// (docs/deployment.md). Unless GOGC is set, the garbage collector runs at
+// GOGC=400 (internal/gctune). Traces are exported over OTLP/gRPC when the
+// standard OTEL_* variables ask for it (see telemetry.TracerProviderFromEnv);
+// with none set, nothing is exported.
 package main
 
 import (
@@ -45,7 +44,6 @@ import (
 	"github.com/sluice-rl/sluice/internal/gctune"
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/config"
-	"github.com/sluice-rl/sluice/server/grpcapi"
 	"github.com/sluice-rl/sluice/server/limiter"
 	"github.com/sluice-rl/sluice/server/telemetry"
 )
@@ -67,12 +65,15 @@ var errUsage = errors.New("usage")
 
 const usage = `usage:
   sluice serve [--config PATH [--merge-domain-config]] [--redis URL] [--grpc-addr ADDR] [--http-addr ADDR] [--health-addr ADDR]
+               [--redis-tls-ca FILE] [--redis-tls-cert FILE --redis-tls-key FILE] [--redis-tls-skip-hostname-verification]
+               [--redis-pool-size N] [--key-prefix PREFIX]
                [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] [--auth-token-file FILE [--decide-token-file FILE]]
                [--max-descriptor-bytes N] [--max-request-bytes N] [--over-limit-cache-bytes N]
                [--admin-addr ADDR|off [--admin-token-file FILE [--admin-read-token-file FILE]]]
                [--log-format text|json] [--log-level debug|info|warn|error]
-               [--quota-mode] [--envoy-response-headers] [--envoy-dynamic-metadata]
+               [--quota-mode] [--shadow-mode] [--envoy-response-headers [--envoy-header-names L,R,R]] [--envoy-dynamic-metadata]
                [--leases auto|off]
+  (envoyproxy/ratelimit's variables are read too: docs/deployment.md)
   sluice check-config [--merge-domain-config] PATH
   sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...   (sluice limits for more)
   sluice version   (or --version)
@@ -105,6 +106,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	// envoyproxy/ratelimit's own variables give defaults to the SLUICE_* ones (upstreamenv.go)
+	getenv, upstream, upstreamErrs := upstreamEnv(getenv)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg server.Config
@@ -115,15 +118,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		fs.BoolVar(p, name, v, usage)
 	}
 	fs.StringVar(&cfg.ConfigPath, "config", getenv("SLUICE_CONFIG"), "limits config: a YAML file or a directory of them (env SLUICE_CONFIG)")
-	boolFlag(&cfg.MergeDomainConfig, "merge-domain-config", mergeDomainsUsage, mergeDomainsEnv...)
-	// envoyproxy/ratelimit's answers on Envoy's API (its own variables are read too)
-	boolFlag(&cfg.QuotaMode, "quota-mode", "every descriptor in quota mode, as envoyproxy/ratelimit's QUOTA_MODE=true (env SLUICE_QUOTA_MODE, or QUOTA_MODE)",
-		"SLUICE_QUOTA_MODE", "QUOTA_MODE")
-	boolFlag(&cfg.EnvoyResponseHeaders, "envoy-response-headers", "Envoy's API sends RateLimit-Limit, -Remaining and -Reset, as envoyproxy/ratelimit's LIMIT_RESPONSE_HEADERS_ENABLED=true (env SLUICE_ENVOY_RESPONSE_HEADERS, or LIMIT_RESPONSE_HEADERS_ENABLED; names from LIMIT_LIMIT_HEADER, LIMIT_REMAINING_HEADER, LIMIT_RESET_HEADER)",
-		"SLUICE_ENVOY_RESPONSE_HEADERS", "LIMIT_RESPONSE_HEADERS_ENABLED")
-	boolFlag(&cfg.EnvoyDynamicMetadata, "envoy-dynamic-metadata", "Envoy's API fills the response's dynamic_metadata, as envoyproxy/ratelimit's RESPONSE_DYNAMIC_METADATA=true (env SLUICE_ENVOY_DYNAMIC_METADATA, or RESPONSE_DYNAMIC_METADATA)",
-		"SLUICE_ENVOY_DYNAMIC_METADATA", "RESPONSE_DYNAMIC_METADATA")
-	cfg.EnvoyHeaderNames = grpcapi.HeaderNames{Limit: getenv("LIMIT_LIMIT_HEADER"), Remaining: getenv("LIMIT_REMAINING_HEADER"), Reset: getenv("LIMIT_RESET_HEADER")}
+	boolFlag(&cfg.MergeDomainConfig, "merge-domain-config", mergeDomainsUsage, "SLUICE_MERGE_DOMAIN_CONFIG")
+	// envoyproxy/ratelimit's answers on Envoy's API
+	boolFlag(&cfg.QuotaMode, "quota-mode", "every descriptor in quota mode, as envoyproxy/ratelimit's QUOTA_MODE=true (env SLUICE_QUOTA_MODE)", "SLUICE_QUOTA_MODE")
+	boolFlag(&cfg.EnvoyResponseHeaders, "envoy-response-headers", "Envoy's API sends RateLimit-Limit, -Remaining and -Reset (renamed by --envoy-header-names), as envoyproxy/ratelimit's LIMIT_RESPONSE_HEADERS_ENABLED=true (env SLUICE_ENVOY_RESPONSE_HEADERS)",
+		"SLUICE_ENVOY_RESPONSE_HEADERS")
+	boolFlag(&cfg.EnvoyDynamicMetadata, "envoy-dynamic-metadata", "Envoy's API fills the response's dynamic_metadata, as envoyproxy/ratelimit's RESPONSE_DYNAMIC_METADATA=true (env SLUICE_ENVOY_DYNAMIC_METADATA)",
+		"SLUICE_ENVOY_DYNAMIC_METADATA")
+	finishFlags := addServeFlags(fs, &cfg, getenv)
 	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis://, rediss://, redis+sentinel://host:port[,...]/MASTER or redis+cluster://host:port[,...] (TLS: rediss+...); empty runs the embedded in-memory store (env SLUICE_REDIS)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "SLUICE_GRPC_ADDR", ":8081"), "gRPC listen address (env SLUICE_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "SLUICE_HTTP_ADDR", ":8080"), "HTTP listen address (env SLUICE_HTTP_ADDR)")
@@ -165,12 +167,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
-	if envErr = errors.Join(envErr, xdsFlags.check()); envErr != nil {
+	dropGiven(upstreamErrs, fs)
+	if envErr = errors.Join(envErr, finishFlags(), xdsFlags.check(), allErrors(upstreamErrs)); envErr != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", envErr)
 		return errUsage
 	}
 	if cfg.ConfigPath == "" && !xdsFlags.enabled() {
-		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG) is required, unless --config-type grpc-xds-sotw")
+		fmt.Fprintln(stderr, "serve: --config (or SLUICE_CONFIG, or envoyproxy/ratelimit's RUNTIME_ROOT) is required, unless --config-type grpc-xds-sotw")
 		return errUsage
 	}
 	if cfg.AdminAddr == "off" {
@@ -188,6 +191,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return errUsage
 	}
 	cfg.Logger = logger
+	upstream.log(logger)
 	if err := xdsFlags.source(&cfg, logger); err != nil {
 		return err
 	}
@@ -247,7 +251,9 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mergeEnv, envErr := envBool(getenv, mergeDomainsEnv...)
+	getenv, _, upstreamErrs := upstreamEnv(getenv)
+	mergeEnv, envErr := envBool(getenv, "SLUICE_MERGE_DOMAIN_CONFIG")
+	envErr = errors.Join(envErr, upstreamErrs["SLUICE_MERGE_DOMAIN_CONFIG"])
 	merge := fs.Bool("merge-domain-config", mergeEnv, mergeDomainsUsage)
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		fmt.Fprint(stderr, "usage: sluice check-config [--merge-domain-config] PATH\n")
@@ -274,10 +280,6 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 }
 
 const mergeDomainsUsage = "let several files define one domain, merging their descriptors, as envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG=true does (env SLUICE_MERGE_DOMAIN_CONFIG, or MERGE_DOMAIN_CONFIG)"
-
-// mergeDomainsEnv are the variables of --merge-domain-config: Sluice's, else
-// envoyproxy/ratelimit's own, so that a deployment moved over from it keeps working unchanged.
-var mergeDomainsEnv = []string{"SLUICE_MERGE_DOMAIN_CONFIG", "MERGE_DOMAIN_CONFIG"}
 
 // envBool reads the first of keys that is set as a boolean (true, false, 1, 0, ...);
 // false when none is set, an error naming the variable when it is not a boolean.

@@ -14,8 +14,9 @@ import (
 )
 
 // xdsFlags are serve's flags for taking the config from an xDS management
-// server (docs/xds.md). Each reads Sluice's variable, else
-// envoyproxy/ratelimit's own, so that its Deployment with
+// server (docs/xds.md). Each reads Sluice's variable, which
+// envoyproxy/ratelimit's own (CONFIG_TYPE, CONFIG_GRPC_XDS_*, XDS_CLIENT_*)
+// give defaults to (upstreamenv.go), so that its Deployment with
 // CONFIG_TYPE=GRPC_XDS_SOTW works unchanged.
 type xdsFlags struct {
 	configType                     string
@@ -43,15 +44,15 @@ func addXDSFlags(fs *flag.FlagSet, getenv func(string) string) *xdsFlags {
 		fs.StringVar(p, name, envFirst(getenv, def, keys...), usage+envNames(keys))
 	}
 	str(&f.configType, "config-type", configTypeFile, "where the limits config comes from: file (--config) or grpc-xds-sotw (an xDS management server, as envoyproxy/ratelimit's CONFIG_TYPE=GRPC_XDS_SOTW)",
-		"SLUICE_CONFIG_TYPE", "CONFIG_TYPE")
-	str(&f.server, "xds-server", "localhost:18000", "xDS management server, host:port", "SLUICE_XDS_SERVER", "CONFIG_GRPC_XDS_SERVER_URL")
-	str(&f.nodeID, "xds-node-id", xds.DefaultNodeID, "node id sent to the xDS server, which keys its snapshots by it", "SLUICE_XDS_NODE_ID", "CONFIG_GRPC_XDS_NODE_ID")
-	str(&f.nodeMetadata, "xds-node-metadata", "", "node metadata sent to the xDS server, key=value,key=value", "SLUICE_XDS_NODE_METADATA", "CONFIG_GRPC_XDS_NODE_METADATA")
-	str(&f.headers, "xds-headers", "", "gRPC headers sent on the xDS stream, key:value,key:value", "SLUICE_XDS_HEADERS", "CONFIG_GRPC_XDS_CLIENT_ADDITIONAL_HEADERS")
-	str(&f.tlsCA, "xds-tls-ca", "", "PEM CAs that sign the xDS server's certificate (default: the system's)", "SLUICE_XDS_TLS_CA", "CONFIG_GRPC_XDS_SERVER_TLS_CACERT")
-	str(&f.tlsCert, "xds-tls-cert", "", "PEM client certificate for mutual TLS to the xDS server", "SLUICE_XDS_TLS_CERT", "CONFIG_GRPC_XDS_CLIENT_TLS_CERT")
-	str(&f.tlsKey, "xds-tls-key", "", "PEM key of --xds-tls-cert", "SLUICE_XDS_TLS_KEY", "CONFIG_GRPC_XDS_CLIENT_TLS_KEY")
-	str(&f.tlsSAN, "xds-tls-server-name", "", "name the xDS server's certificate must carry (default: the host of --xds-server)", "SLUICE_XDS_TLS_SERVER_NAME", "CONFIG_GRPC_XDS_SERVER_TLS_SAN")
+		"SLUICE_CONFIG_TYPE")
+	str(&f.server, "xds-server", "localhost:18000", "xDS management server, host:port", "SLUICE_XDS_SERVER")
+	str(&f.nodeID, "xds-node-id", xds.DefaultNodeID, "node id sent to the xDS server, which keys its snapshots by it", "SLUICE_XDS_NODE_ID")
+	str(&f.nodeMetadata, "xds-node-metadata", "", "node metadata sent to the xDS server, key=value,key=value", "SLUICE_XDS_NODE_METADATA")
+	str(&f.headers, "xds-headers", "", "gRPC headers sent on the xDS stream, key:value,key:value", "SLUICE_XDS_HEADERS")
+	str(&f.tlsCA, "xds-tls-ca", "", "PEM CAs that sign the xDS server's certificate (default: the system's)", "SLUICE_XDS_TLS_CA")
+	str(&f.tlsCert, "xds-tls-cert", "", "PEM client certificate for mutual TLS to the xDS server", "SLUICE_XDS_TLS_CERT")
+	str(&f.tlsKey, "xds-tls-key", "", "PEM key of --xds-tls-cert", "SLUICE_XDS_TLS_KEY")
+	str(&f.tlsSAN, "xds-tls-server-name", "", "name the xDS server's certificate must carry (default: the host of --xds-server)", "SLUICE_XDS_TLS_SERVER_NAME")
 
 	boolean := func(p *bool, name string, def bool, usage string, keys ...string) {
 		v, set, err := envParse(getenv, strconv.ParseBool, "true or false", keys...)
@@ -61,8 +62,8 @@ func addXDSFlags(fs *flag.FlagSet, getenv func(string) string) *xdsFlags {
 		}
 		fs.BoolVar(p, name, v, usage+envNames(keys))
 	}
-	boolean(&f.useTLS, "xds-tls", false, "connect to the xDS server over TLS (implied by any --xds-tls-* file)", "SLUICE_XDS_TLS", "CONFIG_GRPC_XDS_SERVER_USE_TLS")
-	boolean(&f.backoffJitter, "xds-backoff-jitter", true, "spread reconnect waits by ± the random factor", "SLUICE_XDS_BACKOFF_JITTER", "XDS_CLIENT_BACKOFF_JITTER")
+	boolean(&f.useTLS, "xds-tls", false, "connect to the xDS server over TLS (implied by any --xds-tls-* file)", "SLUICE_XDS_TLS")
+	boolean(&f.backoffJitter, "xds-backoff-jitter", true, "spread reconnect waits by ± the random factor", "SLUICE_XDS_BACKOFF_JITTER")
 
 	duration := func(p *time.Duration, name string, def time.Duration, usage string, keys ...string) {
 		v, set, err := envParse(getenv, time.ParseDuration, "a duration like 10s", keys...)
@@ -72,19 +73,19 @@ func addXDSFlags(fs *flag.FlagSet, getenv func(string) string) *xdsFlags {
 		}
 		fs.DurationVar(p, name, v, usage+envNames(keys))
 	}
-	duration(&f.backoffInitial, "xds-backoff-initial", xds.DefaultBackoffInitial, "wait before the first reconnect to the xDS server; doubled at each failure", "SLUICE_XDS_BACKOFF_INITIAL", "XDS_CLIENT_BACKOFF_INITIAL_INTERVAL")
-	duration(&f.backoffMax, "xds-backoff-max", xds.DefaultBackoffMax, "longest wait between reconnects", "SLUICE_XDS_BACKOFF_MAX", "XDS_CLIENT_BACKOFF_MAX_INTERVAL")
+	duration(&f.backoffInitial, "xds-backoff-initial", xds.DefaultBackoffInitial, "wait before the first reconnect to the xDS server; doubled at each failure", "SLUICE_XDS_BACKOFF_INITIAL")
+	duration(&f.backoffMax, "xds-backoff-max", xds.DefaultBackoffMax, "longest wait between reconnects", "SLUICE_XDS_BACKOFF_MAX")
 
-	factor, set, err := envParse(getenv, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }, "a number", "SLUICE_XDS_BACKOFF_RANDOM_FACTOR", "XDS_CLIENT_BACKOFF_RANDOM_FACTOR")
+	factor, set, err := envParse(getenv, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }, "a number", "SLUICE_XDS_BACKOFF_RANDOM_FACTOR")
 	f.envErr = errors.Join(f.envErr, err)
 	if !set {
 		factor = xds.DefaultBackoffRandomFactor
 	}
-	fs.Float64Var(&f.backoffRandomFactor, "xds-backoff-random-factor", factor, "reconnect waits vary by ± this fraction, below 1"+envNames([]string{"SLUICE_XDS_BACKOFF_RANDOM_FACTOR", "XDS_CLIENT_BACKOFF_RANDOM_FACTOR"}))
+	fs.Float64Var(&f.backoffRandomFactor, "xds-backoff-random-factor", factor, "reconnect waits vary by ± this fraction, below 1"+envNames([]string{"SLUICE_XDS_BACKOFF_RANDOM_FACTOR"}))
 
-	maxMsg, _, err := envParse(getenv, strconv.Atoi, "a number of bytes", "SLUICE_XDS_MAX_MSG_BYTES", "XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES")
+	maxMsg, _, err := envParse(getenv, strconv.Atoi, "a number of bytes", "SLUICE_XDS_MAX_MSG_BYTES")
 	f.envErr = errors.Join(f.envErr, err)
-	fs.IntVar(&f.maxMsgBytes, "xds-max-msg-bytes", maxMsg, "largest xDS response accepted (0: gRPC's 4 MiB)"+envNames([]string{"SLUICE_XDS_MAX_MSG_BYTES", "XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES"}))
+	fs.IntVar(&f.maxMsgBytes, "xds-max-msg-bytes", maxMsg, "largest xDS response accepted (0: gRPC's 4 MiB)"+envNames([]string{"SLUICE_XDS_MAX_MSG_BYTES"}))
 	return f
 }
 

@@ -57,6 +57,8 @@ type Limiter struct {
 	cluster bool
 	// quotaMode makes every descriptor quota-mode (see quota.go).
 	quotaMode bool
+	// shadowMode makes every limit shadow-mode (see shadow.go).
+	shadowMode bool
 	// leases, when on, decide counters from this replica's quota leases
 	// (leases.go); nil when off.
 	leases *leaseManager
@@ -112,7 +114,7 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	for i := range dec.Statuses {
 		r := &p.rules[i]
 		st := &dec.Statuses[i]
-		st.Shadow, st.Quota, st.Unlimited, st.Metadata = r.Shadow, p.quota[i], r.Unlimited, r.Metadata
+		st.Shadow, st.Quota, st.Unlimited, st.Metadata = r.Shadow || l.shadowMode, p.quota[i], r.Unlimited, r.Metadata
 	}
 	if len(p.counters) == 0 {
 		l.finish(ctx, req, p, dom, &dec)
@@ -350,7 +352,7 @@ func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
 				continue
 			}
 			cost, op := req.counter(&req.Descriptors[i], lim)
-			inclusive, shadow := false, r.Shadow
+			inclusive, shadow := false, r.Shadow || l.shadowMode
 			if p.quota[i] && lim.Kind == config.KindRequests {
 				var never bool
 				op, inclusive, never = quotaCounter(cost, op)

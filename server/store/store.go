@@ -12,6 +12,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -70,6 +71,16 @@ type Config struct {
 	TuneFailover func(*redis.FailoverOptions)
 	// TuneCluster adjusts the options of a cluster client last (Optional).
 	TuneCluster func(*redis.ClusterOptions)
+	// TLS, when set, is the client TLS of a TLS URL (rediss://,
+	// rediss+sentinel://, rediss+cluster://): the CAs to trust, a client
+	// certificate for servers that require one (mutual TLS), and how the
+	// server is verified (tlsconf.NewClient builds it). A URL without TLS,
+	// or the embedded store, with TLS set is an error. (Optional, default:
+	// the system's roots, no client certificate)
+	TLS *tls.Config
+	// PoolSize is the connections per Redis node (Optional, default
+	// go-redis's: 10 per CPU).
+	PoolSize int
 }
 
 // Store is an open counter store.
@@ -97,6 +108,7 @@ type Store struct {
 //
 //	redis://[user:pass@]host:port[/db]            one node (go-redis's ParseURL)
 //	rediss://...                                  the same over TLS
+//	unix://[user:pass@]/path/to/redis.sock[?db=N]  one node on a Unix socket
 //	redis+sentinel://[user:pass@]host:port[,host:port...]/<master-name>[?db=N]
 //	rediss+sentinel://...                         the same, TLS to master, replicas and Sentinels
 //	redis+cluster://[user:pass@]host:port[,host:port...]
@@ -114,6 +126,9 @@ func OpenConfig(url string, cfg Config) (*Store, error) {
 	s := &Store{}
 	switch {
 	case url == "":
+		if cfg.TLS != nil {
+			return nil, errors.New("redis tls: there is no Redis URL (the embedded store has no TLS); TLS settings need a rediss:// URL")
+		}
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded store: %w", err)
@@ -124,6 +139,9 @@ func OpenConfig(url string, cfg Config) (*Store, error) {
 	default:
 		t, err := parseURL(url)
 		if err != nil {
+			return nil, err
+		}
+		if err := t.apply(cfg); err != nil {
 			return nil, err
 		}
 		s.Topology, s.info = t.topology, t.describe()
@@ -202,7 +220,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		err = s.Client.Ping(ctx).Err()
 	}
 	if err != nil {
-		return fmt.Errorf("redis ping: %w", err)
+		return fmt.Errorf("redis ping: %w", explainTLS(err))
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ type target struct {
 }
 
 // schemes lists the URL schemes Open understands, for error messages.
-const schemes = "redis://, rediss://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://"
+const schemes = "redis://, rediss://, unix://, redis+sentinel://, rediss+sentinel://, redis+cluster:// or rediss+cluster://"
 
 // parseURL reads a store URL (see Open). Its errors name the part of the URL
 // that is wrong and never repeat the password.
@@ -33,7 +33,7 @@ func parseURL(raw string) (target, error) {
 	var t target
 	tlsOn := false
 	switch strings.ToLower(scheme) {
-	case "redis", "rediss":
+	case "redis", "rediss", "unix":
 		o, err := redis.ParseURL(raw)
 		if err != nil {
 			return target{}, fmt.Errorf("redis url: %w", err)

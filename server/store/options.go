@@ -1,0 +1,50 @@
+package store
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// apply lays Config's TLS and pool size over the options a URL gave.
+func (t *target) apply(cfg Config) error {
+	if cfg.PoolSize < 0 {
+		return errors.New("redis pool size: must not be negative")
+	}
+	var current **tls.Config
+	switch {
+	case t.failover != nil:
+		current = &t.failover.TLSConfig
+		t.failover.PoolSize = cfg.PoolSize
+	case t.cluster != nil:
+		current = &t.cluster.TLSConfig
+		t.cluster.PoolSize = cfg.PoolSize
+	default:
+		current = &t.single.TLSConfig
+		t.single.PoolSize = cfg.PoolSize
+	}
+	if cfg.TLS == nil {
+		return nil
+	}
+	if *current == nil {
+		return errors.New("redis tls: a CA, a client certificate or skipping hostname verification needs a TLS URL: rediss://, rediss+sentinel:// or rediss+cluster://")
+	}
+	c := cfg.TLS.Clone()
+	c.ServerName = (*current).ServerName // a single node's host, from its URL; empty otherwise (each node checks the host it dials)
+	if c.MinVersion == 0 {
+		c.MinVersion = tls.VersionTLS12
+	}
+	*current = c
+	return nil
+}
+
+// explainTLS adds what to do to an error that says the server wanted a
+// client certificate (or refused the one it got).
+func explainTLS(err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") || strings.Contains(msg, "unknown certificate authority") {
+		return fmt.Errorf("%w (the Redis server requires a client certificate it trusts: give --redis-tls-cert and --redis-tls-key)", err)
+	}
+	return err
+}

@@ -107,7 +107,7 @@ func TestServeRefusesBadXDSSettings(t *testing.T) {
 			`XDS_CLIENT_BACKOFF_INITIAL_INTERVAL="soon": want a duration`},
 		{"bad TLS variable", []string{"serve", "--config-type", "grpc-xds-sotw"}, map[string]string{"CONFIG_GRPC_XDS_SERVER_USE_TLS": "yes please"},
 			`CONFIG_GRPC_XDS_SERVER_USE_TLS="yes please": want true or false`},
-		{"files without --config", []string{"serve"}, nil, "--config (or SLUICE_CONFIG) is required"},
+		{"files without --config", []string{"serve"}, nil, "--config (or SLUICE_CONFIG, or envoyproxy/ratelimit's RUNTIME_ROOT) is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
@@ -117,5 +118,42 @@ func TestRunBadArgsReportsOutput(t *testing.T) {
 	_, err := Run(WithArgs("--no-such-option", "x"))
 	if err == nil || !strings.Contains(err.Error(), "exited") {
 		t.Fatalf("Run with a bad option: err = %v", err)
+	}
+}
+
+// TestProxyForwardsAndStalls: through the proxy Redis answers; stalled, it
+// answers nothing (the call runs into its deadline) and the connection stays
+// open; resumed, the held command is answered and new ones are too.
+func TestProxyForwardsAndStalls(t *testing.T) {
+	s := New(t)
+	p := NewProxy(t, s.Addr())
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1, PoolSize: 1, ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "k", "v", time.Minute).Err(); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	p.Stall()
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err := rdb.Get(short, "k").Err()
+	cancel()
+	if err == nil {
+		t.Fatal("a stalled proxy answered")
+	}
+	held := make(chan error, 1)
+	raw := redis.NewClient(&redis.Options{Addr: p.Addr(), MaxRetries: -1})
+	defer raw.Close()
+	go func() { held <- raw.Incr(ctx, "n").Err() }()
+	select {
+	case err := <-held:
+		t.Fatalf("a command through a stalled proxy returned %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	p.Resume()
+	if err := <-held; err != nil {
+		t.Fatalf("the held command after Resume: %v", err)
+	}
+	if got, err := rdb.Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("after Resume: %q %v", got, err)
 	}
 }

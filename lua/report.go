@@ -62,11 +62,11 @@ func (r *Report) Load(ctx context.Context, rdb redis.Scripter) error {
 // now, even past the limit.
 func (r *Report) Run(ctx context.Context, rdb redis.Scripter, recordKey string, actual Actual) (ReportResult, error) {
 	if recordKey == "" {
-		return ReportResult{}, errors.New("report: empty record key")
+		return ReportResult{}, refused(errors.New("report: empty record key"))
 	}
 	for k, v := range actual {
 		if v > maxExact {
-			return ReportResult{}, fmt.Errorf("report: kind %d amount %d is above 2^53-1", k, v)
+			return ReportResult{}, refused(fmt.Errorf("report: kind %d amount %d is above 2^53-1", k, v))
 		}
 	}
 	reply, err := r.script.Run(ctx, rdb, []string{recordKey}, 1, actual[1], actual[2], actual[3]).Result() // one report

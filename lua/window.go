@@ -136,15 +136,15 @@ func (w *Window) Load(ctx context.Context, rdb redis.Scripter) error {
 // no non-shadow counter refuses; otherwise nothing is written.
 func (w *Window) Run(ctx context.Context, rdb redis.Scripter, mode Mode, counters []Counter) (Result, error) {
 	if mode != Peek && mode != Charge {
-		return Result{}, fmt.Errorf("window: unknown mode %d", mode)
+		return Result{}, refused(fmt.Errorf("window: unknown mode %d", mode))
 	}
 	if len(counters) == 0 {
-		return Result{}, errors.New("window: no counters")
+		return Result{}, refused(errors.New("window: no counters"))
 	}
 	if mode == Peek {
 		for i := range counters {
 			if counters[i].Op == OpLease {
-				return Result{}, fmt.Errorf("window: counter %d: a lease needs Charge mode", i)
+				return Result{}, refused(fmt.Errorf("window: counter %d: a lease needs Charge mode", i))
 			}
 		}
 	}
@@ -157,7 +157,7 @@ func (w *Window) Run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 // when the call is refused.
 func (w *Window) Reserve(ctx context.Context, rdb redis.Scripter, counters []Counter, recordKey string, ttl time.Duration) (Result, error) {
 	if recordKey == "" || ttl < time.Millisecond {
-		return Result{}, fmt.Errorf("window: reservation needs a key and a ttl of at least 1ms, got %q %v", recordKey, ttl)
+		return Result{}, refused(fmt.Errorf("window: reservation needs a key and a ttl of at least 1ms, got %q %v", recordKey, ttl))
 	}
 	return w.run(ctx, rdb, Charge, counters, recordKey, ttl.Milliseconds())
 }
@@ -169,7 +169,7 @@ func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counter
 	for i := range counters {
 		c := &counters[i]
 		if err := c.validate(); err != nil {
-			return Result{}, fmt.Errorf("window: counter %d: %w", i, err)
+			return Result{}, refused(fmt.Errorf("window: counter %d: %w", i, err))
 		}
 		keys[i] = c.Key
 		kind := c.Holder

@@ -89,6 +89,9 @@ func TestWindowRunRejectsBadInput(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
+			if !errors.Is(err, ErrArgument) {
+				t.Fatalf("err = %v, want it to match ErrArgument: refused before any Redis call", err)
+			}
 		})
 	}
 	if keys := m.Keys(); len(keys) != 0 {
@@ -171,7 +174,7 @@ func TestWindowRunRedisErrorIsWrapped(t *testing.T) {
 	m.SetError("LOADING the dataset")
 	_, err := NewWindow().Run(context.Background(), rdb, Charge, []Counter{{Key: "k", Bucket: time.Second, Buckets: 1, Limit: 1, Cost: 1}})
 	var rerr redis.Error
-	if err == nil || !errors.As(err, &rerr) || !strings.HasPrefix(err.Error(), "window script: ") {
+	if err == nil || !errors.As(err, &rerr) || !strings.HasPrefix(err.Error(), "window script: ") || errors.Is(err, ErrArgument) {
 		t.Fatalf("err = %v (%T), want a wrapped redis.Error", err, err)
 	}
 	if err := NewWindow().Load(context.Background(), rdb); err == nil {

@@ -14,6 +14,7 @@ import (
 	ratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/common/ratelimit/v3"
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -50,23 +51,33 @@ type victims struct {
 }
 
 // run keeps n callers asking (each with a 1 s deadline) until stop, half on
-// the fail-closed domain, half on the fail-open one.
-func (v *victims) run(c sluicev1.RateLimitServiceClient, n int, stop *atomic.Bool, wg *sync.WaitGroup) {
+// the fail-closed domain, half on the fail-open one, half through sluice.v1,
+// half through Envoy's API.
+func (v *victims) run(conn *grpc.ClientConn, n int, stop *atomic.Bool, wg *sync.WaitGroup) {
+	native, envoy := sluicev1.NewRateLimitServiceClient(conn), rlsv3.NewRateLimitServiceClient(conn)
 	for i := range n {
 		domain := "victims"
 		if i%2 == 1 {
 			domain = "victims_open"
 		}
+		viaEnvoy := i%4 >= 2
+		ask := func(ctx context.Context) (bool, error) {
+			if viaEnvoy {
+				resp, err := envoy.ShouldRateLimit(ctx, &rlsv3.RateLimitRequest{Domain: domain, Descriptors: []*ratelimitv3.RateLimitDescriptor{envoyDesc("api", "shared")}})
+				return err == nil && resp.OverallCode == rlsv3.RateLimitResponse_OK, err
+			}
+			resp, err := native.ShouldRateLimit(ctx, &sluicev1.ShouldRateLimitRequest{Domain: domain, Descriptors: []*sluicev1.Descriptor{{Entries: []*sluicev1.Entry{{Key: "api", Value: "shared"}}}}})
+			return err == nil && resp.OverallCode == sluicev1.Code_OK, err
+		}
 		wg.Go(func() {
-			req := &sluicev1.ShouldRateLimitRequest{Domain: domain, Descriptors: []*sluicev1.Descriptor{{Entries: []*sluicev1.Entry{{Key: "api", Value: "shared"}}}}}
 			for !stop.Load() {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				resp, err := c.ShouldRateLimit(ctx, req)
+				admitted, err := ask(ctx)
 				cancel()
 				switch {
 				case err == nil:
 					v.ok.Add(1)
-					if domain == "victims_open" && resp.OverallCode == sluicev1.Code_OK {
+					if domain == "victims_open" && admitted {
 						v.openAdmitted.Add(1)
 					}
 				case status.Code(err) == codes.Unavailable:
@@ -98,6 +109,18 @@ func (v *victims) check(t *testing.T) {
 	}
 }
 
+// circuitNeverOpened asserts from the metrics that the circuit breaker never
+// opened and kept no call from Redis.
+func circuitNeverOpened(t *testing.T, s *sluice) {
+	t.Helper()
+	series, _ := scrape(t, s)
+	for k, v := range series {
+		if v > 0 && (strings.HasPrefix(k, "sluice_circuit_opens_total") || strings.Contains(k, "reason=circuit_open")) {
+			t.Errorf("%s = %v: the circuit breaker opened", k, v)
+		}
+	}
+}
+
 // TestBadOverridesNeverOpenTheBreakerForOthers: limit overrides no counter
 // can have (a window that overflows time.Duration or runs for centuries)
 // are the caller's error, InvalidArgument naming the field, before any Redis
@@ -109,7 +132,7 @@ func TestBadOverridesNeverOpenTheBreakerForOthers(t *testing.T) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	var v victims
-	v.run(sluicev1.NewRateLimitServiceClient(conn), 8, &stop, &wg)
+	v.run(conn, 8, &stop, &wg)
 
 	envoy := rlsv3.NewRateLimitServiceClient(conn)
 	bad := []*ratelimitv3.RateLimitDescriptor_RateLimitOverride{
@@ -142,6 +165,7 @@ func TestBadOverridesNeverOpenTheBreakerForOthers(t *testing.T) {
 		t.Errorf("%d of %d bad overrides were not InvalidArgument", attacks.Load()-refused.Load(), attacks.Load())
 	}
 	v.check(t)
+	circuitNeverOpened(t, s)
 	if keys, err := redistest.Client(t, rs).Keys(context.Background(), "*attacker*").Result(); err != nil || len(keys) > 0 {
 		t.Errorf("the refused overrides wrote %v (%v)", keys, err)
 	}

@@ -28,3 +28,11 @@ func (os observers) StoreCall(ctx context.Context, script string, took time.Dura
 		o.StoreCall(ctx, script, took, err)
 	}
 }
+
+func (os observers) CircuitOpened() {
+	for _, o := range os {
+		if co, ok := o.(limiter.CircuitObserver); ok {
+			co.CircuitOpened()
+		}
+	}
+}

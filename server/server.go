@@ -88,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.limiter = limiter.New(s.configs.Load, st.Scripter, cfg.KeyPrefix)
 	s.limiter.SetReservationGrace(cfg.ReservationGrace)
+	s.limiter.SetPing(st.Ping) // judges whose a short deadline's failure is (limiter/blame.go)
 	s.limiter.SetBounds(cfg.Bounds)
 	s.traffic = traffic.NewRecorder(st.Client, cfg.KeyPrefix)
 	s.limiter.SetObserver(observers{s.tel, s.traffic})

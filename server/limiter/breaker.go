@@ -20,6 +20,7 @@ type breaker struct {
 	minCooldown   time.Duration
 	maxCooldown   time.Duration
 	now           func() time.Time
+	opened        func() // told when a closed circuit opens; nil for nobody
 
 	mu       sync.Mutex
 	fails    int
@@ -57,10 +58,19 @@ func (b *breaker) done(err error) {
 	}
 	b.fails++
 	if b.probing || b.fails >= b.failThreshold {
-		b.cooldown = min(max(2*b.cooldown, b.minCooldown), b.maxCooldown)
-		b.openTill = b.now().Add(b.cooldown)
+		b.open()
 		b.probing = false
 	}
+}
+
+// open opens the circuit (again) for a cooldown doubled from the last one.
+// The caller holds mu.
+func (b *breaker) open() {
+	if b.openTill.IsZero() && b.opened != nil {
+		b.opened()
+	}
+	b.cooldown = min(max(2*b.cooldown, b.minCooldown), b.maxCooldown)
+	b.openTill = b.now().Add(b.cooldown)
 }
 
 // abandon records a call that ended without telling anything about Redis
@@ -80,4 +90,26 @@ func (b *breaker) healthy() {
 		b.fails, b.openTill, b.cooldown = 0, time.Time{}, 0
 	}
 	b.mu.Unlock()
+}
+
+// pingFailed records that Redis failed a ping made outside the breaker under
+// a timeout of the server's own: one failure, as of a call. It changes
+// nothing while the circuit is open (its own probes decide then).
+func (b *breaker) pingFailed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.openTill.IsZero() {
+		return
+	}
+	b.fails++
+	if b.fails >= b.failThreshold {
+		b.open()
+	}
+}
+
+// isOpen reports whether the circuit is open (or half-open: probing).
+func (b *breaker) isOpen() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.openTill.IsZero()
 }

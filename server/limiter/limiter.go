@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -30,7 +31,9 @@ const DefaultKeyPrefix = "sluice:"
 // StoreError is a failure of the counter store (Redis), or ErrCircuitOpen
 // while the breaker keeps calls away from it: nothing is known to have been
 // decided, and the caller's own failure policy applies. A deadline that ran
-// out while waiting on Redis is a store failure too.
+// out while waiting on Redis is a store failure only when Redis had longer
+// than a healthy one ever needs (see blame.go); else it is a
+// *CallerGoneError.
 type StoreError struct{ Err error }
 
 func (e *StoreError) Error() string { return "counter store: " + e.Err.Error() }
@@ -50,9 +53,15 @@ type Limiter struct {
 	grace    time.Duration
 	observer Observer
 	breaker  *breaker
-	cache    *overLimitCache
-	bounds   Bounds
-	now      func() time.Time // the replica's clock, for the over-limit cache
+	// patience, ping, lastAnswer and pinging judge whose failure a call's
+	// deadline is (blame.go).
+	patience   time.Duration
+	ping       func(context.Context) error
+	lastAnswer atomic.Int64 // unix nanoseconds of Redis' latest answer
+	pinging    atomic.Bool
+	cache      *overLimitCache
+	bounds     Bounds
+	now        func() time.Time // the replica's clock, for the over-limit cache
 	// cluster splits calls by hash slot (see cluster.go).
 	cluster bool
 	// quotaMode makes every descriptor quota-mode (see quota.go).
@@ -77,8 +86,10 @@ func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter
 		configs: configs, rdb: rdb, prefix: prefix, grace: DefaultReservationGrace,
 		window: lua.NewWindow(), report: lua.NewReport(),
 		breaker: newBreaker(), now: time.Now,
-		cluster: isCluster(rdb),
+		cluster:  isCluster(rdb),
+		patience: DefaultRedisPatience, ping: defaultPing(rdb),
 	}
+	l.lastAnswer.Store(time.Now().UnixNano())
 	l.SetBounds(Bounds{})
 	return l
 }
@@ -129,7 +140,8 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	start := l.now()
 	res, id, leased, err := l.decideLeased(ctx, &p, dom.Name)
 	if err != nil {
-		if !dom.FailOpen {
+		var se *StoreError
+		if !dom.FailOpen || !errors.As(err, &se) { // only Redis' failures fail open
 			return Decision{}, err
 		}
 		dec.FailedOpen = true

@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/sluice-rl/sluice/server/config"
@@ -20,7 +19,9 @@ type Observer interface {
 	Reported(ctx context.Context, req *ReportRequest, res *ReportResult)
 	// StoreCall is called after every script call: which script
 	// ("window", "reserve", "peek", "report"), how long it took, and its
-	// error (nil when it succeeded).
+	// error (nil when it succeeded): a *StoreError when Redis failed (or the
+	// circuit breaker kept the call from it), a *CallerGoneError when the
+	// caller's deadline or departure ended it (not a Redis failure).
 	StoreCall(ctx context.Context, script string, took time.Duration, err error)
 }
 
@@ -29,6 +30,13 @@ type Observer interface {
 // off the hot path, and must not block.
 type LeaseObserver interface {
 	LeaseActivity(ctx context.Context, domain string, a LeaseActivity)
+}
+
+// CircuitObserver is implemented by an Observer that also wants to know when
+// the circuit breaker opens. CircuitOpened must be cheap and never block: it
+// runs while the breaker holds its lock.
+type CircuitObserver interface {
+	CircuitOpened()
 }
 
 // LeaseActivity is what lease calls did on the counters of one domain.
@@ -45,32 +53,33 @@ type LeaseActivity struct {
 // SetObserver makes the limiter tell o what it does. Call it before serving.
 func (l *Limiter) SetObserver(o Observer) {
 	l.observer = o
+	l.breaker.opened = nil
+	if co, ok := o.(CircuitObserver); ok {
+		l.breaker.opened = co.CircuitOpened
+	}
 	if l.leases != nil {
 		l.leases.observer, _ = o.(LeaseObserver)
 	}
 }
 
 // storeCall runs one script call through the circuit breaker and tells the
-// observer about it. A failure comes back as a *StoreError.
+// observer about it. A failure comes back as a *StoreError, or — when it was
+// the caller's, not Redis' (see blame.go) — as a *CallerGoneError or an
+// internal error.
 func (l *Limiter) storeCall(ctx context.Context, script string, run func() error) error {
-	start := time.Now()
-	var err error
-	if l.breaker.allow() {
-		err = run()
-		switch {
-		case err != nil && errors.Is(ctx.Err(), context.Canceled):
-			l.breaker.abandon() // the caller left: nothing learned about Redis
-		default:
-			l.breaker.done(err)
+	if !l.breaker.allow() {
+		err := &StoreError{Err: ErrCircuitOpen}
+		if l.observer != nil {
+			l.observer.StoreCall(ctx, script, 0, err)
 		}
-	} else {
-		err = ErrCircuitOpen
+		return err
 	}
+	start := time.Now()
+	err := run()
+	took := time.Since(start)
+	err = l.judge(ctx, err, start, took)
 	if l.observer != nil {
-		l.observer.StoreCall(ctx, script, time.Since(start), err)
+		l.observer.StoreCall(ctx, script, took, err)
 	}
-	if err != nil {
-		return &StoreError{Err: err}
-	}
-	return nil
+	return err
 }

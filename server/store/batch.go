@@ -18,7 +18,12 @@ package store
 // the context's error at once and a fresh Cmd, never the one the flusher may
 // still be writing into. A pipeline runs under the latest deadline of its
 // calls, so a dead Redis costs it no more than its callers were prepared to
-// wait. Close stops the flushers and fails whatever is still queued.
+// wait — but never under less than MinPipelineTimeout: a caller that gives
+// Redis 3 ms gets its context's error at 3 ms all the same, but its deadline
+// does not abort a pipeline Redis is about to answer (go-redis closes the
+// connection of a pipeline that timed out, so short deadlines would cost
+// everybody a new connection per batch). Close stops the flushers and fails
+// whatever is still queued.
 //
 // A Merger goes one step further for the scripts it knows: the calls of a
 // batch that it can merge become one script call doing the work of all of
@@ -39,6 +44,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 )
+
+// MinPipelineTimeout is the least time a pipeline waits for Redis, whatever
+// its callers' deadlines (see How it works).
+const MinPipelineTimeout = 100 * time.Millisecond
 
 // BatchConfig sizes a Batcher.
 type BatchConfig struct {
@@ -335,7 +344,7 @@ func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
 		ctx := context.Background()
 		if !noLimit {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, latest)
+			ctx, cancel = context.WithDeadline(ctx, later(latest, time.Now().Add(MinPipelineTimeout)))
 			defer cancel()
 		}
 		// Exec records each command's own reply or error in it; the error it
@@ -347,4 +356,11 @@ func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
 	for _, c := range batch {
 		c.finish()
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

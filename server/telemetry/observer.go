@@ -190,10 +190,20 @@ func (t *Telemetry) LeaseActivity(ctx context.Context, domain string, a limiter.
 // StoreCall records one Redis script call: its duration, its error, and — when
 // the call is traced — a span for it, child of the call's span.
 // A call the circuit breaker kept from Redis counts as an error (reason
-// circuit_open) and nothing else: Redis was not called.
+// circuit_open) and nothing else: Redis was not called. A call its caller
+// ended too soon to blame Redis (a limiter.CallerGoneError) is no Redis
+// error: it counts in sluice_redis_caller_gone_total and is not logged.
 func (t *Telemetry) StoreCall(ctx context.Context, script string, took time.Duration, err error) {
 	s := t.scripts.get(script)
-	if err != nil {
+	var gone *limiter.CallerGoneError
+	switch {
+	case errors.As(err, &gone):
+		r := goneDeadline
+		if errors.Is(gone.Err, context.Canceled) {
+			r = goneCanceled
+		}
+		t.callerGone.Add(ctx, 1, s.gone[r]...)
+	case err != nil:
 		r := errorReason(err)
 		t.redisErrors.Add(ctx, 1, s.errors[r]...)
 		if r == reasonCircuitOpen {
@@ -216,6 +226,9 @@ func (t *Telemetry) StoreCall(ctx context.Context, script string, took time.Dura
 	}
 }
 
+// CircuitOpened counts an opening of the circuit breaker.
+func (t *Telemetry) CircuitOpened() { t.circuitOpens.Add(context.Background(), 1, t.noAttrs...) }
+
 // errorReason classifies a failed script call.
 func errorReason(err error) reason {
 	var ne net.Error
@@ -224,8 +237,6 @@ func errorReason(err error) reason {
 		return reasonCircuitOpen
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return reasonTimeout
-	case errors.Is(err, context.Canceled):
-		return reasonCanceled
 	}
 	return reasonOther
 }

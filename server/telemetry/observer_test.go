@@ -167,6 +167,9 @@ func TestCacheHitsFailedOpenAndRedisErrors(t *testing.T) {
 	tel.StoreCall(ctx, "window", time.Second, &limiter.StoreError{Err: context.DeadlineExceeded})
 	tel.StoreCall(ctx, "window", 0, &limiter.StoreError{Err: limiter.ErrCircuitOpen})
 	tel.StoreCall(ctx, "report", time.Millisecond, errors.New("dial tcp: connection refused"))
+	tel.StoreCall(ctx, "window", 3*time.Millisecond, &limiter.CallerGoneError{Err: context.DeadlineExceeded, Waited: 3 * time.Millisecond})
+	tel.StoreCall(ctx, "peek", time.Millisecond, &limiter.CallerGoneError{Err: context.Canceled, Waited: time.Millisecond})
+	tel.CircuitOpened()
 	tel.ConfigReloaded()
 	tel.ConfigReloadFailed()
 	tel.ConfigReloadFailed()
@@ -174,13 +177,18 @@ func TestCacheHitsFailedOpenAndRedisErrors(t *testing.T) {
 		"sluice_decisions_total{code=over_limit,descriptor=apim.api_A,domain=apim,limit=r:1m:10}": 1,
 		"sluice_over_limit_cache_hits_total{domain=apim}":                                         1,
 		"sluice_failed_open_total{domain=apim}":                                                   1,
-		"sluice_redis_duration_seconds{script=window}":                                            2, // not the circuit-open one
+		"sluice_redis_duration_seconds{script=window}":                                            3, // not the circuit-open one
 		"sluice_redis_duration_seconds{script=report}":                                            1,
-		"sluice_redis_errors_total{reason=timeout,script=window}":                                 1,
-		"sluice_redis_errors_total{reason=circuit_open,script=window}":                            1,
-		"sluice_redis_errors_total{reason=other,script=report}":                                   1,
-		"sluice_config_reloads_total{}":                                                           1,
-		"sluice_config_reload_errors_total{}":                                                     2,
+		"sluice_redis_duration_seconds{script=peek}":                                              1,
+		// A caller's own deadline or departure is no Redis error.
+		"sluice_redis_caller_gone_total{reason=deadline,script=window}": 1,
+		"sluice_redis_caller_gone_total{reason=canceled,script=peek}":   1,
+		"sluice_circuit_opens_total{}":                                  1,
+		"sluice_redis_errors_total{reason=timeout,script=window}":       1,
+		"sluice_redis_errors_total{reason=circuit_open,script=window}":  1,
+		"sluice_redis_errors_total{reason=other,script=report}":         1,
+		"sluice_config_reloads_total{}":                                 1,
+		"sluice_config_reload_errors_total{}":                           2,
 	}
 	assertSeries(t, gathered(t, tel), want)
 }

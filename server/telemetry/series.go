@@ -171,20 +171,32 @@ func (e leaseEvent) String() string { return [...]string{"granted", "returned", 
 type reason int
 
 const (
-	reasonTimeout     reason = iota // a deadline ran out waiting on Redis
-	reasonCanceled                  // the caller gave up
+	reasonTimeout     reason = iota // a deadline ran out after Redis had all the time a healthy one needs
 	reasonCircuitOpen               // the circuit breaker kept the call from Redis
 	reasonOther                     // connection refused, script error, ...
 	numReasons
 )
 
 func (r reason) String() string {
-	return [...]string{"timeout", "canceled", "circuit_open", "other"}[r]
+	return [...]string{"timeout", "circuit_open", "other"}[r]
 }
+
+// goneReason is why a caller ended a script call before Redis answered,
+// too soon to blame Redis.
+type goneReason int
+
+const (
+	goneDeadline goneReason = iota // the caller's own deadline ran out
+	goneCanceled                   // the caller left
+	numGoneReasons
+)
+
+func (r goneReason) String() string { return [...]string{"deadline", "canceled"}[r] }
 
 // scriptSeries holds the attribute sets and span name of one script.
 type scriptSeries struct {
 	errors   [numReasons][]metric.AddOption
+	gone     [numGoneReasons][]metric.AddOption
 	record   []metric.RecordOption
 	spanName string
 	spanAttr []attribute.KeyValue
@@ -202,6 +214,9 @@ func newScriptSeries(script string) *scriptSeries {
 	}
 	for r := range numReasons {
 		s.errors[r] = addOpts(attrScript.String(script), attrReason.String(r.String()))
+	}
+	for r := range numGoneReasons {
+		s.gone[r] = addOpts(attrScript.String(script), attrReason.String(r.String()))
 	}
 	return s
 }

@@ -90,6 +90,8 @@ type Telemetry struct {
 	callDuration   metric.Float64Histogram
 	redisDuration  metric.Float64Histogram
 	redisErrors    metric.Int64Counter
+	callerGone     metric.Int64Counter
+	circuitOpens   metric.Int64Counter
 	reloads        metric.Int64Counter
 	reloadErrors   metric.Int64Counter
 
@@ -107,8 +109,9 @@ type Telemetry struct {
 }
 
 var (
-	_ limiter.Observer      = (*Telemetry)(nil)
-	_ limiter.LeaseObserver = (*Telemetry)(nil)
+	_ limiter.Observer        = (*Telemetry)(nil)
+	_ limiter.LeaseObserver   = (*Telemetry)(nil)
+	_ limiter.CircuitObserver = (*Telemetry)(nil)
 )
 
 // Latency buckets, in seconds: 50 µs to 2.5 s. A decision is one Redis round
@@ -197,6 +200,8 @@ func (t *Telemetry) instruments(m metric.Meter) error {
 	t.leaseGrants = counter("sluice.lease.grants", "{grant}", "Quota lease grants of at least one unit.")
 	t.leaseUnits = counter("sluice.lease.units", "{unit}", "Units of quota leases: granted, returned unspent, or wasted (neither spent nor returned).")
 	t.redisErrors = counter("sluice.redis.errors", "{error}", "Redis script calls that failed, by reason.")
+	t.callerGone = counter("sluice.redis.caller_gone", "{call}", "Script calls their caller ended (its own deadline, or it left) before Redis answered and too soon to blame Redis: not Redis failures.")
+	t.circuitOpens = counter("sluice.circuit.opens", "{open}", "Times the circuit breaker opened after failures Redis caused.")
 	t.reloads = counter("sluice.config.reloads", "{reload}", "Config reloads that were applied.")
 	t.reloadErrors = counter("sluice.config.reload_errors", "{reload}", "Config reloads that failed; the previous config stayed.")
 	t.callDuration = histogram("sluice.call.duration", "Duration of each gRPC call (HTTP calls included: they pass through gRPC), by method and status code.", callBuckets)

@@ -33,7 +33,7 @@ func TestShortDeadlinesNeverOpenTheBreakerForOthers(t *testing.T) {
 
 	envoy := rlsv3.NewRateLimitServiceClient(conn)
 	var calls, deadline, unavailable, openAdmitted atomic.Int64
-	for a := range 16 {
+	for a := range 8 {
 		domain, desc := "attacker", envoyDesc("remote_address", "10.0.0.1")
 		if a%2 == 1 {
 			domain, desc = "victims_open", envoyDesc("api", "shared")

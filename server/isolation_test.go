@@ -46,6 +46,7 @@ func writeConfigDir(t *testing.T, files map[string]string) string {
 // victims is a load of well-behaved callers beside an attacker.
 type victims struct {
 	ok, unavailable, other atomic.Int64
+	expired                atomic.Int64 // their own 1 s deadline: a starved machine, not Sluice's answer
 	openAdmitted           atomic.Int64
 	firstOther             atomic.Value
 }
@@ -82,6 +83,8 @@ func (v *victims) run(conn *grpc.ClientConn, n int, stop *atomic.Bool, wg *sync.
 					}
 				case status.Code(err) == codes.Unavailable:
 					v.unavailable.Add(1)
+				case status.Code(err) == codes.DeadlineExceeded:
+					v.expired.Add(1)
 				default:
 					v.other.Add(1)
 					v.firstOther.CompareAndSwap(nil, err.Error())
@@ -94,7 +97,7 @@ func (v *victims) run(conn *grpc.ClientConn, n int, stop *atomic.Bool, wg *sync.
 // check asserts that the victims never saw the attack.
 func (v *victims) check(t *testing.T) {
 	t.Helper()
-	t.Logf("victims: ok %d, unavailable %d, other %d; the fail-open domain admitted %d", v.ok.Load(), v.unavailable.Load(), v.other.Load(), v.openAdmitted.Load())
+	t.Logf("victims: ok %d, unavailable %d, own deadline %d, other %d; the fail-open domain admitted %d", v.ok.Load(), v.unavailable.Load(), v.expired.Load(), v.other.Load(), v.openAdmitted.Load())
 	if v.ok.Load() == 0 {
 		t.Error("no victim call got through")
 	}

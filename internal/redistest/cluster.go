@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -40,7 +41,11 @@ func RunCluster(masters int, opts ...Option) (*Cluster, error) {
 		}
 		c.nodes = append(c.nodes, s)
 	}
-	args := append([]string{"--cluster", "create"}, c.Addrs()...)
+	var args []string
+	if t := c.nodes[0].cfg.tls; t != nil {
+		args = t.cliArgs()
+	}
+	args = append(append(args, "--cluster", "create"), c.Addrs()...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -97,7 +102,7 @@ func (c *Cluster) WaitOK(timeout time.Duration) error {
 
 func (c *Cluster) checkOK() error {
 	for _, n := range c.nodes {
-		info, err := command(n.Addr(), "CLUSTER", "INFO")
+		info, err := command(n.Addr(), n.cfg.tlsClient, "CLUSTER", "INFO")
 		if err != nil {
 			return err
 		}
@@ -113,10 +118,10 @@ func (c *Cluster) checkOK() error {
 	return nil
 }
 
-// command runs one command on a fresh connection and returns its reply as
-// text.
-func command(addr string, args ...any) (string, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1, PoolSize: 1})
+// command runs one command on a fresh connection (over TLS with tc when it is
+// not nil) and returns its reply as text.
+func command(addr string, tc *tls.Config, args ...any) (string, error) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, MaxRetries: -1, PoolSize: 1, TLSConfig: tc})
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -139,9 +144,11 @@ func (c *Cluster) Addrs() []string {
 	return out
 }
 
-// URL returns "redis+cluster://host:port,host:port,...", the form Sluice's
-// --redis takes.
-func (c *Cluster) URL() string { return "redis+cluster://" + strings.Join(c.Addrs(), ",") }
+// URL returns "redis+cluster://host:port,host:port,..." (rediss+cluster://
+// for TLS-only nodes), the form Sluice's --redis takes.
+func (c *Cluster) URL() string {
+	return c.nodes[0].cfg.scheme() + "+cluster://" + strings.Join(c.Addrs(), ",")
+}
 
 // Stop kills every node and removes their directories.
 func (c *Cluster) Stop() error {
@@ -173,7 +180,7 @@ func NewCluster(tb testing.TB, masters int, opts ...Option) *Cluster {
 // the test ends.
 func ClusterClient(tb testing.TB, c *Cluster) *redis.ClusterClient {
 	tb.Helper()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), TLSConfig: c.nodes[0].ClientTLS()})
 	tb.Cleanup(func() {
 		if err := rdb.Close(); err != nil {
 			tb.Errorf("redistest: close cluster client: %v", err)

@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -21,6 +22,7 @@ import (
 // all on free loopback ports, started by RunSentinel.
 type SentinelSet struct {
 	name      string
+	cfg       config  // the options, TLS included
 	master    *Server // the master at start
 	replica   *Server // the replica at start
 	sentinels []*sentinelProc
@@ -57,17 +59,14 @@ func RunSentinel(name string, n int, opts ...Option) (*SentinelSet, error) {
 		set.Stop()
 		return nil, err
 	}
-	if err := waitFor(10*time.Second, func() error { return replicaInSync(set.replica.Addr()) }); err != nil {
+	set.cfg = set.master.cfg
+	if err := waitFor(10*time.Second, func() error { return replicaInSync(set.replica.Addr(), set.cfg.tlsClient) }); err != nil {
 		set.Stop()
 		return nil, err
 	}
-	cfg := config{binary: "redis-server", startTimeout: 5 * time.Second}
-	for _, o := range opts {
-		o(&cfg)
-	}
 	quorum := n/2 + 1
 	for range n {
-		sp, err := startSentinel(cfg, name, set.master.Port(), quorum)
+		sp, err := startSentinel(set.cfg, name, set.master.Port(), quorum)
 		if err != nil {
 			set.Stop()
 			return nil, err
@@ -99,15 +98,18 @@ func startSentinel(cfg config, name string, masterPort, quorum int) (*sentinelPr
 			return nil, fmt.Errorf("redistest: %w", err)
 		}
 		conf := filepath.Join(dir, "sentinel.conf")
-		body := fmt.Sprintf(`port %d
-bind 127.0.0.1
+		listen := fmt.Sprintf("port %d\n", port)
+		if cfg.tls != nil {
+			listen = cfg.tls.sentinelConf(port)
+		}
+		body := listen + fmt.Sprintf(`bind 127.0.0.1
 daemonize no
 dir %s
 sentinel monitor %s 127.0.0.1 %d %d
 sentinel down-after-milliseconds %s %d
 sentinel failover-timeout %s %d
 sentinel parallel-syncs %s 1
-`, port, dir, name, masterPort, quorum, name, sentinelDownAfter.Milliseconds(), name, sentinelFailoverTimeout.Milliseconds(), name)
+`, dir, name, masterPort, quorum, name, sentinelDownAfter.Milliseconds(), name, sentinelFailoverTimeout.Milliseconds(), name)
 		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("redistest: %w", err)
@@ -123,7 +125,7 @@ sentinel parallel-syncs %s 1
 			close(p.done)
 		}()
 		addr := "127.0.0.1:" + strconv.Itoa(port)
-		if err := p.waitReady(addr, cfg.startTimeout); err != nil {
+		if err := p.waitReady(addr, cfg.startTimeout, cfg.tlsClient); err != nil {
 			_ = p.stop()
 			lastErr = err
 			if errors.Is(err, errPortInUse) {
@@ -137,8 +139,8 @@ sentinel parallel-syncs %s 1
 }
 
 // replicaInSync checks that the replica at addr has its link to the master up.
-func replicaInSync(addr string) error {
-	info, err := command(addr, "INFO", "replication")
+func replicaInSync(addr string, tc *tls.Config) error {
+	info, err := command(addr, tc, "INFO", "replication")
 	if err != nil {
 		return err
 	}
@@ -152,7 +154,7 @@ func replicaInSync(addr string) error {
 // replica and all the other Sentinels.
 func (s *SentinelSet) discovered() error {
 	for _, sp := range s.sentinels {
-		rdb := redis.NewSentinelClient(&redis.Options{Addr: sp.addr(), DialTimeout: time.Second, MaxRetries: -1})
+		rdb := redis.NewSentinelClient(&redis.Options{Addr: sp.addr(), DialTimeout: time.Second, MaxRetries: -1, TLSConfig: s.cfg.tlsClient})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		m, err := rdb.Master(ctx, s.name).Result()
 		cancel()
@@ -199,15 +201,15 @@ func (s *SentinelSet) SentinelAddrs() []string {
 	return out
 }
 
-// URL returns "redis+sentinel://host:port,.../<name>", the form Sluice's
-// --redis takes.
+// URL returns "redis+sentinel://host:port,.../<name>" (rediss+sentinel://
+// for a TLS-only set), the form Sluice's --redis takes.
 func (s *SentinelSet) URL() string {
-	return "redis+sentinel://" + strings.Join(s.SentinelAddrs(), ",") + "/" + s.name
+	return s.cfg.scheme() + "+sentinel://" + strings.Join(s.SentinelAddrs(), ",") + "/" + s.name
 }
 
 // MasterAddr asks the first Sentinel where the master is now.
 func (s *SentinelSet) MasterAddr() (string, error) {
-	v, err := command(s.sentinels[0].addr(), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", s.name)
+	v, err := command(s.sentinels[0].addr(), s.cfg.tlsClient, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", s.name)
 	if err != nil {
 		return "", err
 	}
@@ -226,7 +228,7 @@ func (s *SentinelSet) Failover(timeout time.Duration) (newMaster string, err err
 	if err != nil {
 		return "", err
 	}
-	if _, err := command(s.sentinels[0].addr(), "SENTINEL", "FAILOVER", s.name); err != nil {
+	if _, err := command(s.sentinels[0].addr(), s.cfg.tlsClient, "SENTINEL", "FAILOVER", s.name); err != nil {
 		return "", err
 	}
 	return s.waitNewMaster(old, timeout)
@@ -260,7 +262,7 @@ func (s *SentinelSet) waitNewMaster(old string, timeout time.Duration) (newMaste
 		if addr == old {
 			return fmt.Errorf("master still %s", old)
 		}
-		role, err := command(addr, "ROLE")
+		role, err := command(addr, s.cfg.tlsClient, "ROLE")
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +49,8 @@ type config struct {
 	args         []string
 	startTimeout time.Duration
 	attempts     int
+	tls          *TLS        // WithTLS: a TLS-only server
+	tlsClient    *tls.Config // what the helpers dial it with, from tls
 }
 
 // WithBinary runs the given redis-server executable instead of the one on PATH.
@@ -82,6 +85,11 @@ func Run(opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("redistest: %w", err)
 	}
 	cfg.binary = bin
+	if cfg.tls != nil {
+		if cfg.tlsClient, err = cfg.tls.clientConfig(); err != nil {
+			return nil, err
+		}
+	}
 
 	var lastErr error
 	for range cfg.attempts {
@@ -109,8 +117,8 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // Port returns the TCP port the server listens on.
 func (s *Server) Port() int { return s.port }
 
-// URL returns "redis://127.0.0.1:port".
-func (s *Server) URL() string { return "redis://" + s.Addr() }
+// URL returns "redis://127.0.0.1:port" ("rediss://..." for a TLS-only server).
+func (s *Server) URL() string { return s.cfg.scheme() + "://" + s.Addr() }
 
 // Stop kills the server, waits for it to exit and removes its directory.
 // Stopping a stopped server does nothing.
@@ -158,14 +166,17 @@ func (s *Server) start() (*process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redistest: %w", err)
 	}
-	args := []string{
-		"--port", strconv.Itoa(s.port),
+	args := []string{"--port", strconv.Itoa(s.port)}
+	if s.cfg.tls != nil {
+		args = s.cfg.tls.serverArgs(s.port)
+	}
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", dir,
 		"--daemonize", "no",
-	}
+	)
 	args = append(args, s.cfg.args...)
 	p := &process{
 		cmd:  exec.Command(s.cfg.binary, args...),
@@ -184,15 +195,16 @@ func (s *Server) start() (*process, error) {
 		close(p.done)
 	}()
 
-	if err := p.waitReady(s.Addr(), s.cfg.startTimeout); err != nil {
+	if err := p.waitReady(s.Addr(), s.cfg.startTimeout, s.cfg.tlsClient); err != nil {
 		p.stop()
 		return nil, err
 	}
 	return p, nil
 }
 
-// waitReady polls PING until it answers PONG, the process exits or timeout.
-func (p *process) waitReady(addr string, timeout time.Duration) error {
+// waitReady polls PING until it answers PONG, the process exits or timeout;
+// over TLS with tc when it is not nil.
+func (p *process) waitReady(addr string, timeout time.Duration, tc *tls.Config) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
@@ -204,7 +216,7 @@ func (p *process) waitReady(addr string, timeout time.Duration) error {
 			return fmt.Errorf("redistest: redis-server exited before answering PING (%v): %s", p.err, lastLines(out, 5))
 		default:
 		}
-		err := ping(addr, p.cmd.Process.Pid)
+		err := ping(addr, p.cmd.Process.Pid, tc)
 		if err == nil {
 			return nil
 		}
@@ -236,8 +248,14 @@ func (p *process) stop() error {
 
 // ping sends an inline PING, expects +PONG, then checks with INFO that the
 // answering server is the process pid (and not another one that won the port).
-func ping(addr string, pid int) error {
-	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+func ping(addr string, pid int, tc *tls.Config) error {
+	var conn net.Conn
+	var err error
+	if tc != nil {
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 500 * time.Millisecond}, "tcp", addr, tc)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	}
 	if err != nil {
 		return err
 	}

@@ -94,14 +94,14 @@ func TestStopTwiceAndRestartAfterStop(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
-	if err := ping(s.Addr(), 0); err == nil {
+	if err := ping(s.Addr(), 0, nil); err == nil {
 		t.Fatal("server still answers after Stop")
 	}
 	if err := s.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	if err := ping(s.Addr(), s.proc.cmd.Process.Pid); err != nil {
+	if err := ping(s.Addr(), s.proc.cmd.Process.Pid, nil); err != nil {
 		t.Fatalf("ping after restart: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ func New(tb testing.TB, opts ...Option) *Server {
 // Client returns a go-redis client for s that is closed when the test ends.
 func Client(tb testing.TB, s *Server) *redis.Client {
 	tb.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), TLSConfig: s.ClientTLS()})
 	tb.Cleanup(func() {
 		if err := rdb.Close(); err != nil {
 			tb.Errorf("redistest: close client: %v", err)

@@ -101,6 +101,7 @@ type Store struct {
 	embedded *miniredis.Miniredis
 	closer   interface{ Close() error } // the Scripter's, if it has goroutines
 	info     Info
+	failover *redis.FailoverOptions // a Sentinel store's, to explain a failed Ping
 }
 
 // Open connects to the Redis at url; an empty url starts the embedded store.
@@ -147,7 +148,7 @@ func OpenConfig(url string, cfg Config) (*Store, error) {
 		s.Topology, s.info = t.topology, t.describe()
 		switch t.topology {
 		case Sentinel:
-			s.Client = newFailover(t.failover, cfg)
+			s.Client, s.failover = newFailover(t.failover, cfg), t.failover
 		case Cluster:
 			s.Client = newCluster(t.cluster, cfg)
 		default:
@@ -216,8 +217,8 @@ func (s *Store) Ping(ctx context.Context) error {
 			}
 			return nil
 		})
-	} else {
-		err = s.Client.Ping(ctx).Err()
+	} else if err = s.Client.Ping(ctx).Err(); err != nil && s.failover != nil {
+		err = s.sentinelCause(ctx, err)
 	}
 	if err != nil {
 		return fmt.Errorf("redis ping: %w", explainTLS(err))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -124,11 +125,11 @@ func (p *page) fail(what string, err error) {
 	p.t.Fatalf("%s: %v", what, err)
 }
 
-// until waits (10 s at most) for a JavaScript expression to be true.
+// until waits (20 s at most) for a JavaScript expression to be true.
 func (p *page) until(what, expr string) {
 	p.t.Helper()
 	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr,
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		p.fail("waiting until "+what, err)
 	}
 }
@@ -335,7 +336,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if code, body := adminCall(t, "PUT", adminURL+throughputPath(pizza), scriptToken, `{"sandbox": {"requests": 8, "window": "1m"}}`, ""); code != 200 {
 		t.Fatalf("the script's PUT: %d %s", code, body)
 	}
-	p.do("save over it", chromedp.Click(chromedp.CSS(pz+` button.save`)))
+	p.do("save over it, with Enter in the input", chromedp.SendKeys(chromedp.CSS(pz+` input[name="sandbox.requests"]`), kb.Enter))
 	p.until("the conflict shows", textOf(pz+` .form-message.conflict`)+`.startsWith("Conflict")`)
 	if !eval[bool](p, `!document.querySelector(`+js(pz+` button.reload`)+`).hidden`) {
 		t.Error("no way to load the current values after a conflict")

@@ -279,6 +279,21 @@ func checkChart(t *testing.T, r rendered) chartPod {
 		}
 	}
 
+	// No two listeners on one port: Linux refuses :P while 127.0.0.1:P is taken (the admin
+	// port's default), so Sluice would exit at start.
+	ports := map[string]string{}
+	for _, v := range []string{"SLUICE_GRPC_ADDR", "SLUICE_HTTP_ADDR", "SLUICE_HEALTH_ADDR", "SLUICE_ADMIN_ADDR"} {
+		addr := env[v].Value
+		if addr == "" || addr == "off" {
+			continue
+		}
+		port := addr[strings.LastIndexByte(addr, ':')+1:]
+		if prev, dup := ports[port]; dup {
+			t.Errorf("%s and %s both listen on port %s", prev, v, port)
+		}
+		ports[port] = v
+	}
+
 	// The probes: liveness /healthz (never Redis), readiness /readyz or gRPC health, on the
 	// health port when there is one.
 	want := "http"
@@ -673,6 +688,7 @@ func TestHelmChartRefuses(t *testing.T) {
 		{"no config", map[string]any{"config": map[string]any{"limits": ""}}, "config.files"},
 		{"a domain in two files", map[string]any{"config": map[string]any{"files": map[string]any{"more.yaml": "domain: apim\ndescriptors: []\n"}}}, `domain "apim" is in both limits.yaml and more.yaml`},
 		{"a file named as config.limits's", map[string]any{"config": map[string]any{"files": map[string]any{"limits.yaml": "domain: x"}}}, "config.limits"},
+		{"health port on the admin port", map[string]any{"health": map[string]any{"port": 8082}}, "admin.port"},
 		{"HPA min above max", map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 5, "maxReplicas": 2}}, "minReplicas"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -126,7 +126,9 @@ func (e *Envoy) response(dec *limiter.Decision) *rlsv3.RateLimitResponse {
 			ds.LimitRemaining = math.MaxUint32
 		case st.Limit != nil:
 			ds.CurrentLimit = envoyLimit(st.Limit)
-			ds.DurationUntilReset = durationpb.New(st.ResetAfter)
+			if !(st.Over && st.NeverFits) { // no reset to wait for: the cost is above the limit
+				ds.DurationUntilReset = durationpb.New(st.ResetAfter)
+			}
 		}
 		if st.Over {
 			ds.LimitRemaining = 0 // upstream's, even where a smaller cost would fit
@@ -150,17 +152,17 @@ func (e *Envoy) response(dec *limiter.Decision) *rlsv3.RateLimitResponse {
 // quota-mode or shadow-mode descriptor over its limit has 0 remaining).
 func (e *Envoy) rateLimitHeaders(dec []limiter.Status, statuses []*rlsv3.RateLimitResponse_DescriptorStatus) []*corev3.HeaderValue {
 	var top *rlsv3.RateLimitResponse_DescriptorStatus
+	var reset time.Duration
 	for i, st := range statuses {
 		refused := dec[i].Over && !dec[i].Shadow && !dec[i].Quota
 		if st.GetCurrentLimit() != nil && (refused || top == nil || st.GetLimitRemaining() < top.GetLimitRemaining()) {
-			top = st
+			top, reset = st, dec[i].ResetAfter
 		}
 	}
 	if top == nil {
 		return nil
 	}
 	n := e.opts.HeaderNames
-	reset := top.GetDurationUntilReset().AsDuration()
 	return []*corev3.HeaderValue{
 		{Key: n.Limit, Value: strconv.FormatUint(uint64(top.GetCurrentLimit().GetRequestsPerUnit()), 10)},
 		{Key: n.Remaining, Value: strconv.FormatUint(uint64(top.GetLimitRemaining()), 10)},

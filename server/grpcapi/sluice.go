@@ -4,6 +4,7 @@ package grpcapi
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -48,7 +49,10 @@ func (s *Sluice) ShouldRateLimit(ctx context.Context, in *sluicev1.ShouldRateLim
 		if st.Limit != nil {
 			ds.DurationUntilReset = durationpb.New(st.ResetAfter)
 		}
-		if st.Over {
+		switch {
+		case st.Over && st.NeverFits:
+			ds.NeverFits, ds.Detail = true, neverFitsDetail(&st)
+		case st.Over:
 			ds.RetryAfter = durationpb.New(st.RetryAfter)
 		}
 		if len(st.Limits) > 0 {
@@ -128,6 +132,12 @@ func (s *Sluice) ReportUsage(ctx context.Context, in *sluicev1.ReportUsageReques
 		out.Limits[i] = &sluicev1.LimitStatus{Limit: rl, Code: sluiceCode(l.Used > l.Amount), Remaining: l.Remaining}
 	}
 	return out, nil
+}
+
+// neverFitsDetail says why a request that can never fit is refused.
+func neverFitsDetail(st *limiter.Status) string {
+	return fmt.Sprintf("the request costs %d, more than the whole limit of %d per %v: it will never fit, and waiting will not help",
+		st.Cost, st.Limit.Requests, st.Limit.Window)
 }
 
 func fromSluiceDescriptors(in []*sluicev1.Descriptor) []limiter.Descriptor {

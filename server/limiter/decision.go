@@ -30,7 +30,16 @@ type Status struct {
 	Limit      *config.Limit
 	Remaining  uint64
 	ResetAfter time.Duration
+	// RetryAfter, when Over, is the time until the request would fit; 0
+	// when it never will (NeverFits).
 	RetryAfter time.Duration
+	// NeverFits, when Over, says that the request costs more than Limit
+	// admits in a whole window (Cost above Limit.Requests): waiting will
+	// not help, so there is no RetryAfter. Such a refusal decides the
+	// descriptor over any other.
+	NeverFits bool
+	// Cost is what the request asked of Limit; set with NeverFits.
+	Cost uint64
 	// Limits has every limit the descriptor matched, after the call.
 	Limits []LimitState
 }

@@ -39,7 +39,7 @@ func refusalHeaders(dec *Decision, dom *config.Domain) []Header {
 		return nil
 	}
 	h := make([]Header, 0, 1+len(dom.OverLimitHeaders))
-	if top := decidingStatus(dec); top != nil {
+	if top := decidingStatus(dec); top != nil && !top.NeverFits { // no retry to invite
 		h = append(h, Header{HeaderRetryAfter, seconds(max(top.RetryAfter, time.Second))})
 	}
 	for _, dh := range dom.OverLimitHeaders {
@@ -49,8 +49,8 @@ func refusalHeaders(dec *Decision, dom *config.Domain) []Header {
 }
 
 // decidingStatus is the status the headers describe: when over, the enforced
-// refusal with the longest wait; else the limit with the least remaining; nil
-// when no limit matched.
+// refusal with the longest wait (waitsLonger); else the limit with the least
+// remaining; nil when no limit matched.
 func decidingStatus(dec *Decision) *Status {
 	var top *Status
 	for i := range dec.Statuses {
@@ -58,11 +58,17 @@ func decidingStatus(dec *Decision) *Status {
 		if s.Limit == nil || (dec.Over && (!s.Over || s.Shadow)) {
 			continue
 		}
-		if top == nil || (dec.Over && s.RetryAfter > top.RetryAfter) || (!dec.Over && s.Remaining < top.Remaining) {
+		if top == nil || (dec.Over && waitsLonger(s, top)) || (!dec.Over && s.Remaining < top.Remaining) {
 			top = s
 		}
 	}
 	return top
+}
+
+// waitsLonger reports whether refusal s lasts longer than refusal t: one
+// that never fits lasts forever.
+func waitsLonger(s, t *Status) bool {
+	return !t.NeverFits && (s.NeverFits || s.RetryAfter > t.RetryAfter)
 }
 
 // seconds renders d as whole seconds, rounded up, as HTTP headers want them.

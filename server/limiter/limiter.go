@@ -165,7 +165,7 @@ func (p *plan) settle(results []lua.CounterResult, dec *Decision) {
 	for _, u := range p.uses {
 		c := results[u.counter]
 		st := &dec.Statuses[u.descriptor]
-		decideStatus(st, u.limit, c)
+		decideStatus(st, u.limit, &p.counters[u.counter], c)
 		st.Limits = append(st.Limits, LimitState{Limit: u.limit, Over: c.Over, Remaining: c.Remaining, Charged: c.Amount})
 	}
 }
@@ -415,17 +415,31 @@ func (p *plan) addCounter(key string, lim *config.Limit, cost uint64, op lua.Op,
 
 // decideStatus folds one counter's result into its descriptor's status: an
 // over counter decides over an admitting one (the longest wait wins among
-// several), else the one with the least remaining.
-func decideStatus(s *Status, lim *config.Limit, c lua.CounterResult) {
+// several, and a counter the request never fits waits longest), else the
+// one with the least remaining.
+func decideStatus(s *Status, lim *config.Limit, counter *lua.Counter, c lua.CounterResult) {
+	never := neverFits(counter, c)
 	switch {
 	case s.Limit == nil,
 		c.Over && !s.Over,
-		c.Over && s.Over && c.RetryAfter > s.RetryAfter,
+		c.Over && s.Over && waitsLonger(&Status{NeverFits: never, RetryAfter: c.RetryAfter}, s),
 		!c.Over && !s.Over && c.Remaining < s.Remaining:
 		s.Over = c.Over
 		s.Limit = lim
 		s.Remaining = c.Remaining
 		s.ResetAfter = c.ResetAfter
 		s.RetryAfter = c.RetryAfter
+		s.NeverFits, s.Cost = never, 0
+		if never {
+			s.RetryAfter, s.Cost = 0, counter.Cost
+		}
 	}
+}
+
+// neverFits reports whether counter c refused a cost that it could not
+// admit even empty: a check whose cost is above the limit. (A token
+// reservation above a whole limit is admitted while usage is below it;
+// quota-mode and forced charges are not refused for their size.)
+func neverFits(c *lua.Counter, r lua.CounterResult) bool {
+	return r.Over && c.Op == lua.OpCheck && !c.Inclusive && c.Cost > c.Limit
 }

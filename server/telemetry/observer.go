@@ -47,6 +47,9 @@ func (t *Telemetry) Decided(ctx context.Context, req *limiter.Request, rules []c
 			if st.Shadow {
 				t.shadow.Add(ctx, 1, s.plain...)
 			}
+			if st.NeverFits {
+				t.neverFits.Add(ctx, 1, s.plain...)
+			}
 		} else {
 			t.decisions.Add(ctx, 1, s.ok...)
 		}

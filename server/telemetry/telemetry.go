@@ -78,6 +78,7 @@ type Telemetry struct {
 	decisions      metric.Int64Counter
 	nearLimit      metric.Int64Counter
 	shadow         metric.Int64Counter
+	neverFits      metric.Int64Counter
 	tokensReserved metric.Int64Counter
 	tokensReported metric.Int64Counter
 	tokensMissing  metric.Int64Counter
@@ -190,6 +191,7 @@ func (t *Telemetry) instruments(m metric.Meter) error {
 	t.decisions = counter("sluice.decisions", "{decision}", "Decisions per request descriptor that matched a limit, by the deciding limit and the descriptor's code.")
 	t.nearLimit = counter("sluice.near_limit", "{decision}", "Admitted decisions after which a limit had used at least 80% of its amount.")
 	t.shadow = counter("sluice.shadow_mode", "{decision}", "Decisions a shadow_mode descriptor's limit would have refused; the call was not refused for it.")
+	t.neverFits = counter("sluice.never_fits", "{decision}", "Refusals of a cost above the whole limit: waiting will not help, so no retry_after was sent.")
 	t.tokensReserved = counter("sluice.tokens.reserved", "{token}", "Tokens reserved by admitted calls with a usage_estimate, by token kind.")
 	t.tokensReported = counter("sluice.tokens.reported", "{token}", "Tokens that gateways reported as used, by token kind and how they were reported.")
 	t.tokensMissing = counter("sluice.tokens.missing", "{token}", "Tokens reported against a reservation that was unknown or expired, charged by descriptors instead.")

@@ -387,7 +387,9 @@ type Usage struct {
 	PromptTokens uint64 `protobuf:"varint,1,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	// completion_tokens used.
 	CompletionTokens uint64 `protobuf:"varint,2,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
-	// total_tokens used; 0 means prompt_tokens + completion_tokens.
+	// total_tokens used; 0 means prompt_tokens + completion_tokens. Below
+	// their sum it is INVALID_ARGUMENT (the total includes both); above it, it
+	// is charged as given.
 	TotalTokens   uint64 `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -541,13 +543,22 @@ type DescriptorStatus struct {
 	// current_limit has left its window.
 	DurationUntilReset *durationpb.Duration `protobuf:"bytes,4,opt,name=duration_until_reset,json=durationUntilReset,proto3" json:"duration_until_reset,omitempty"`
 	// retry_after, when over limit, is the time until this request would fit.
+	// Not set when it never will (never_fits).
 	RetryAfter *durationpb.Duration `protobuf:"bytes,5,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	// shadow_mode is true when the descriptor is in shadow mode: an OVER_LIMIT
 	// code here is reported but does not refuse the call.
 	ShadowMode bool `protobuf:"varint,6,opt,name=shadow_mode,json=shadowMode,proto3" json:"shadow_mode,omitempty"`
 	// limits has the state of every limit this descriptor matched (requests and
 	// tokens), after this call.
-	Limits        []*LimitStatus `protobuf:"bytes,7,rep,name=limits,proto3" json:"limits,omitempty"`
+	Limits []*LimitStatus `protobuf:"bytes,7,rep,name=limits,proto3" json:"limits,omitempty"`
+	// never_fits, when over limit, is true when the request costs more than
+	// current_limit admits in a whole window (hits_addend 1000 against a limit
+	// of 5): waiting will not help, so retry_after is not set and the answer
+	// carries no Retry-After header. Send a smaller cost, or raise the limit.
+	NeverFits bool `protobuf:"varint,8,opt,name=never_fits,json=neverFits,proto3" json:"never_fits,omitempty"`
+	// detail says in words why a never_fits request is over limit; empty
+	// otherwise.
+	Detail        string `protobuf:"bytes,9,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -629,6 +640,20 @@ func (x *DescriptorStatus) GetLimits() []*LimitStatus {
 		return x.Limits
 	}
 	return nil
+}
+
+func (x *DescriptorStatus) GetNeverFits() bool {
+	if x != nil {
+		return x.NeverFits
+	}
+	return false
+}
+
+func (x *DescriptorStatus) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
 }
 
 // LimitStatus is the state of one limit after a call.
@@ -1117,7 +1142,8 @@ type ReportUsageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// reservation_id from ShouldRateLimit.
 	ReservationId string `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
-	// usage is the actual usage (required).
+	// usage is the actual usage (required: all zeros for a call that used
+	// nothing; a report without it is INVALID_ARGUMENT and changes nothing).
 	Usage *Usage `protobuf:"bytes,2,opt,name=usage,proto3" json:"usage,omitempty"`
 	// domain and descriptors charge the usage directly when there is no
 	// reservation_id, or when the reservation is unknown (e.g. expired).
@@ -1274,7 +1300,7 @@ const file_sluice_v1_ratelimit_proto_rawDesc = "" +
 	"\x04kind\x18\x02 \x01(\x0e2\x14.sluice.v1.LimitKindR\x04kind\x12*\n" +
 	"\x11requests_per_unit\x18\x03 \x01(\x04R\x0frequestsPerUnit\x121\n" +
 	"\x06window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x06window\x12\x12\n" +
-	"\x04unit\x18\x05 \x01(\tR\x04unit\"\xf5\x02\n" +
+	"\x04unit\x18\x05 \x01(\tR\x04unit\"\xac\x03\n" +
 	"\x10DescriptorStatus\x12#\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x0f.sluice.v1.CodeR\x04code\x129\n" +
 	"\rcurrent_limit\x18\x02 \x01(\v2\x14.sluice.v1.RateLimitR\fcurrentLimit\x12'\n" +
@@ -1284,7 +1310,10 @@ const file_sluice_v1_ratelimit_proto_rawDesc = "" +
 	"retryAfter\x12\x1f\n" +
 	"\vshadow_mode\x18\x06 \x01(\bR\n" +
 	"shadowMode\x12.\n" +
-	"\x06limits\x18\a \x03(\v2\x16.sluice.v1.LimitStatusR\x06limits\"\x98\x01\n" +
+	"\x06limits\x18\a \x03(\v2\x16.sluice.v1.LimitStatusR\x06limits\x12\x1d\n" +
+	"\n" +
+	"never_fits\x18\b \x01(\bR\tneverFits\x12\x16\n" +
+	"\x06detail\x18\t \x01(\tR\x06detail\"\x98\x01\n" +
 	"\vLimitStatus\x12*\n" +
 	"\x05limit\x18\x01 \x01(\v2\x14.sluice.v1.RateLimitR\x05limit\x12#\n" +
 	"\x04code\x18\x02 \x01(\x0e2\x0f.sluice.v1.CodeR\x04code\x12\x1c\n" +

@@ -109,12 +109,14 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) listen() (err error) {
-	interceptors := []grpc.UnaryServerInterceptor{s.tel.UnaryServerInterceptor}
+	malformed := grpcapi.NewMalformed() // a request that does not decode is InvalidArgument, not Internal
+	interceptors := []grpc.UnaryServerInterceptor{s.tel.UnaryServerInterceptor, malformed.UnaryInterceptor}
 	if auth := s.cfg.auth(); auth.Enabled() {
 		interceptors = append(interceptors, auth.UnaryInterceptor)
 	}
 	interceptors = append(interceptors, grpcapi.DeadlineInterceptor)
-	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(httpapi.MaxBodyBytes)}
+	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(httpapi.MaxBodyBytes),
+		grpc.ForceServerCodecV2(malformed.Codec()), grpc.ChainStreamInterceptor(malformed.StreamInterceptor)}
 	if s.cfg.TLSCertFile != "" { // the listener speaks TLS; calls see the client certificate
 		opts = append(opts, grpc.Creds(tlsconf.PeerCredentials()))
 	}

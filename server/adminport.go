@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -75,10 +74,7 @@ func (s *Server) buildAdmin() error {
 	if err != nil {
 		return err
 	}
-	a.http = &http.Server{
-		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
-	}
+	a.http = newHTTPServer(handler, s.cfg.Logger)
 	return nil
 }
 
@@ -107,7 +103,7 @@ func (s *Server) shutdownAdmin(ctx context.Context) error {
 	if s.admin == nil {
 		return nil
 	}
-	err := s.admin.http.Shutdown(ctx)
+	err := shutdownHTTP(ctx, s.admin.http, "admin", s.cfg.Logger)
 	s.admin.grpc.Stop()
 	return err
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -163,18 +162,12 @@ func (s *Server) listen() (err error) {
 	if err != nil {
 		return err
 	}
-	s.http = &http.Server{
-		Handler: handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug), // e.g. failed TLS handshakes
-	}
+	s.http = newHTTPServer(handler, s.cfg.Logger)
 	if err := s.buildAdmin(); err != nil {
 		return err
 	}
 	if s.opsLis != nil {
-		s.ops = &http.Server{
-			Handler: httpapi.OpsHandler(s.ready.ready, s.tel.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug),
-		}
+		s.ops = newHTTPServer(httpapi.OpsHandler(s.ready.ready, s.tel.MetricsHandler()), s.cfg.Logger)
 	}
 	return nil
 }
@@ -294,7 +287,7 @@ func (s *Server) drain() error {
 	s.health.Shutdown()
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
-	httpErr := errors.Join(s.http.Shutdown(ctx), s.shutdownAdmin(ctx))
+	httpErr := errors.Join(shutdownHTTP(ctx, s.http, "http", s.cfg.Logger), s.shutdownAdmin(ctx))
 	if s.ops != nil {
 		defer func() { _ = s.ops.Close() }() // probes get answers until the drain ends
 	}

@@ -30,7 +30,7 @@ type breaker struct {
 }
 
 func newBreaker() *breaker {
-	return &breaker{failThreshold: 5, minCooldown: 250 * time.Millisecond, maxCooldown: 5 * time.Second, now: time.Now}
+	return &breaker{failThreshold: 5, minCooldown: 250 * time.Millisecond, maxCooldown: time.Second, now: time.Now}
 }
 
 // allow reports whether a call may go to Redis now. A true answer for a

@@ -77,6 +77,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.Logger = telemetry.Logger(cfg.Logger) // records carry the trace id
+	store.SetLogger(cfg.Logger)               // go-redis' own lines too, throttled
 	s := &Server{cfg: cfg, store: st, configs: overlay.NewEffective(set)}
 	s.configArrived.Store(cfg.ConfigSource == nil)
 	s.openRuntimeLimits()

@@ -247,13 +247,11 @@ func errorReason(err error) reason {
 // logRedisError logs a failed script call, at most once a second: a Redis
 // outage fails every call, and the metric counts them all.
 func (t *Telemetry) logRedisError(ctx context.Context, script string, err error) {
-	now := time.Now().UnixNano()
-	last := t.lastRedisLog.Load()
-	if now-last < int64(time.Second) || !t.lastRedisLog.CompareAndSwap(last, now) {
-		t.suppressedLogs.Add(1)
+	ok, suppressed := t.redisLog.Allow(time.Now())
+	if !ok {
 		return
 	}
 	t.log.LogAttrs(ctx, slog.LevelWarn, "redis script failed",
 		slog.String("script", script), slog.Any("err", err),
-		slog.Int64("suppressed_since_last", t.suppressedLogs.Swap(0)))
+		slog.Int64("suppressed_since_last", suppressed))
 }

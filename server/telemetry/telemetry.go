@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -43,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/sluice-rl/sluice/internal/logthrottle"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/limiter"
 )
@@ -105,8 +105,7 @@ type Telemetry struct {
 
 	// Redis errors are logged at most once per second; the others are
 	// counted and said in the next log line.
-	lastRedisLog   atomic.Int64
-	suppressedLogs atomic.Int64
+	redisLog logthrottle.Throttle
 }
 
 var (

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
+	"github.com/sluice-rl/sluice/server/jsonapi"
 )
 
 // MaxBodyBytes bounds an admin request body.
@@ -37,9 +38,10 @@ type HandlerOptions struct {
 // YAML) and the console at /.
 func Handler(ctx context.Context, o HandlerOptions) (http.Handler, error) {
 	gw := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonapi.Strict{JSONPb: &runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{UseProtoNames: true, EmitDefaultValues: true},
-		}),
+		}}),
+		runtime.WithRoutingErrorHandler(jsonapi.RoutingErrors(allowedMethods)),
 		runtime.WithIncomingHeaderMatcher(incomingHeaders),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeaders),
 		runtime.WithMetadata(callerMetadata),
@@ -49,7 +51,7 @@ func Handler(ctx context.Context, o HandlerOptions) (http.Handler, error) {
 		return nil, fmt.Errorf("register admin grpc-gateway: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", o.Auth.Require(limitBody(gw)))
+	mux.Handle("/v1/", o.Auth.Require(jsonapi.ReadBody(gw, MaxBodyBytes)))
 	mux.Handle("GET /v1/config:export", o.Auth.Require(exportYAML(sluicev1.NewAdminServiceClient(o.Conn))))
 	if o.Console != nil {
 		mux.Handle("/", o.Console)
@@ -124,11 +126,4 @@ func writeStatus(w http.ResponseWriter, httpCode, grpcCode int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpCode)
 	_ = json.NewEncoder(w).Encode(map[string]any{"code": grpcCode, "message": msg, "details": []any{}})
-}
-
-func limitBody(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-		h.ServeHTTP(w, r)
-	})
 }

@@ -1,4 +1,9 @@
-package httpapi
+// Package jsonapi holds what every grpc-gateway JSON API of Sluice (the
+// data plane's /v1 and the admin port's /v1) answers alike, as a JSON
+// client expects: one JSON value per body and nothing after it (Strict),
+// a body over the limit 413 (ReadBody), a wrong method 405 with Allow
+// (RoutingErrors).
+package jsonapi
 
 import (
 	"bytes"
@@ -9,29 +14,29 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 )
 
-// strictJSON is grpc-gateway's JSONPb that takes one JSON object per body
-// and nothing after it but white space: grpc-gateway's own decoder reads the
+// Strict is grpc-gateway's JSONPb that takes one JSON value per body and
+// nothing after it but white space: grpc-gateway's own decoder reads the
 // first value and ignores the rest, so `{...} this is not json` was a
 // call. An empty body stays io.EOF, which grpc-gateway takes as an empty
-// request (whose missing fields are then named by the limiter).
-type strictJSON struct {
+// request (whose missing fields are then named where they are checked).
+type Strict struct {
 	*runtime.JSONPb
 }
 
-// NewDecoder reads the whole body (bounded by MaxBodyBytes before it gets
+// NewDecoder reads the whole body (bounded by ReadBody before it gets
 // here) and decodes it as exactly one JSON value.
-func (m strictJSON) NewDecoder(r io.Reader) runtime.Decoder {
+func (m Strict) NewDecoder(r io.Reader) runtime.Decoder {
 	return runtime.DecoderFunc(func(v any) error {
 		body, err := io.ReadAll(r)
 		if err != nil {
 			return fmt.Errorf("request body: %w", err)
 		}
-		return m.decode(body, v)
+		return m.Decode(body, v)
 	})
 }
 
-// decode unmarshals body, one JSON value and white space, into v.
-func (m strictJSON) decode(body []byte, v any) error {
+// Decode unmarshals body, one JSON value and white space, into v.
+func (m Strict) Decode(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return io.EOF
 	}

@@ -569,7 +569,8 @@ func TestHelmChartEverythingOn(t *testing.T) {
 	}
 	for v, want := range map[string]string{
 		"SLUICE_ENVOY_RESPONSE_HEADERS": "true", "SLUICE_LOG_LEVEL": "debug", "SLUICE_MERGE_DOMAIN_CONFIG": "true",
-		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.monitoring:4317",
+		"SLUICE_REDIS_TLS_SKIP_HOSTNAME_VERIFICATION": "true",
+		"OTEL_EXPORTER_OTLP_ENDPOINT":                 "http://otel-collector.monitoring:4317",
 	} {
 		if p.env[v].Value != want {
 			t.Errorf("%s = %q, want %q", v, p.env[v].Value, want)
@@ -587,8 +588,8 @@ func TestHelmChartEverythingOn(t *testing.T) {
 	}
 }
 
-// TestHelmChartCluster renders ci/cluster-values.yaml: Redis Cluster over TLS with an ACL
-// user, tokens from a Secret of the user's, no health port and no admin port.
+// TestHelmChartCluster renders ci/cluster-values.yaml: Redis Cluster over mutual TLS with
+// an ACL user, tokens from a Secret of the user's, no health port and no admin port.
 func TestHelmChartCluster(t *testing.T) {
 	r := renderChart(t, []string{"cluster-values.yaml"})
 	p := checkChart(t, r)
@@ -600,9 +601,15 @@ func TestHelmChartCluster(t *testing.T) {
 		t.Errorf("REDIS_PASSWORD from %+v, want redis-cluster-auth/password", ref)
 	}
 	checkRedisURL(t, strings.ReplaceAll(wantURL, "$(REDIS_PASSWORD)", "pw"), store.Cluster)
-	for v, want := range map[string]string{"SLUICE_AUTH_TOKEN_FILE": "token", "SLUICE_DECIDE_TOKEN_FILE": "decide-token"} {
-		if sec, key := mountedFile(t, p.spec, p.c, p.env[v].Value); sec != "sluice-tokens" || key != want {
-			t.Errorf("%s: Secret %s key %s, want sluice-tokens key %s", v, sec, key, want)
+	for v, want := range map[string][2]string{
+		"SLUICE_AUTH_TOKEN_FILE":   {"sluice-tokens", "token"},
+		"SLUICE_DECIDE_TOKEN_FILE": {"sluice-tokens", "decide-token"},
+		"SLUICE_REDIS_TLS_CA":      {"redis-ca", "ca.crt"},
+		"SLUICE_REDIS_TLS_CERT":    {"sluice-redis-client", "tls.crt"},
+		"SLUICE_REDIS_TLS_KEY":     {"sluice-redis-client", "tls.key"},
+	} {
+		if sec, key := mountedFile(t, p.spec, p.c, p.env[v].Value); sec != want[0] || key != want[1] {
+			t.Errorf("%s=%s: Secret %s key %s, want %s key %s", v, p.env[v].Value, sec, key, want[0], want[1])
 		}
 	}
 	if got := p.env["SLUICE_ADMIN_ADDR"].Value; got != "off" {
@@ -688,6 +695,7 @@ func TestHelmChartRefuses(t *testing.T) {
 		{"no config", map[string]any{"config": map[string]any{"limits": ""}}, "config.files"},
 		{"a domain in two files", map[string]any{"config": map[string]any{"files": map[string]any{"more.yaml": "domain: apim\ndescriptors: []\n"}}}, `domain "apim" is in both limits.yaml and more.yaml`},
 		{"a file named as config.limits's", map[string]any{"config": map[string]any{"files": map[string]any{"limits.yaml": "domain: x"}}}, "config.limits"},
+		{"Redis client certificate without TLS", map[string]any{"redis": map[string]any{"tlsClientCert": map[string]any{"secretName": "c"}}}, "redis.tls"},
 		{"health port on the admin port", map[string]any{"health": map[string]any{"port": 8082}}, "admin.port"},
 		{"HPA min above max", map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 5, "maxReplicas": 2}}, "minReplicas"},
 	} {

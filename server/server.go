@@ -131,9 +131,13 @@ func (s *Server) listen() (err error) {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.ready = newReadiness(func(ctx context.Context) error {
-		err := s.store.Ping(ctx)
+		err := s.store.Ping(ctx) // every master of a cluster
 		if err == nil {
-			s.limiter.StoreHealthy() // the breaker need not wait out its cooldown
+			// A scripted write, as calls make: PING answers while Redis
+			// refuses every script (OOM). Its success closes the breaker.
+			err = s.limiter.Probe(ctx)
+		}
+		if err == nil {
 			err = s.runtimeLimitsLoaded(ctx)
 		}
 		return errors.Join(s.configPending(), err)

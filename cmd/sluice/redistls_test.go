@@ -86,7 +86,7 @@ func TestServeRedisMutualTLS(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"OK"`) {
 				t.Errorf("check over mutual TLS to Redis: %d %s", resp.StatusCode, b)
 			}
-			if n := len(redistest.Client(t, redis).Keys(context.Background(), "sluice:*").Val()); n == 0 {
+			if n := len(counterKeys(t, redistest.Client(t, redis))); n == 0 {
 				t.Error("no counter in the TLS Redis")
 			}
 			if !strings.Contains(logs.String(), "store.client_cert=true") {

@@ -94,10 +94,6 @@ func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter
 	return l
 }
 
-// StoreHealthy tells the limiter that Redis answered a health check: a
-// circuit opened by earlier failures closes at once.
-func (l *Limiter) StoreHealthy() { l.breaker.healthy() }
-
 // SetReservationGrace changes how long reservation records outlive their
 // longest window (DefaultReservationGrace).
 func (l *Limiter) SetReservationGrace(d time.Duration) { l.grace = d }

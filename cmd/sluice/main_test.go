@@ -211,6 +211,7 @@ func TestServeReadsUpstreamSettings(t *testing.T) {
 		"SLUICE_CONFIG":                  "../../server/testdata/envoyproxy-ratelimit/examples",
 		"SLUICE_HTTP_ADDR":               httpAddr,
 		"SLUICE_GRPC_ADDR":               freeAddr(t),
+		"SLUICE_ADMIN_ADDR":              "off", // not the shared default 127.0.0.1:8082
 		"LIMIT_RESPONSE_HEADERS_ENABLED": "true",
 		"LIMIT_REMAINING_HEADER":         "X-Left",
 		"RESPONSE_DYNAMIC_METADATA":      "1",

@@ -42,7 +42,7 @@ func TestServeRedisMutualTLS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			httpAddr := freeAddr(t)
-			args := append([]string{"serve", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t)}, tc.extra...)
+			args := append([]string{"serve", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", "off"}, tc.extra...)
 			ctx, cancel := context.WithCancel(context.Background())
 			var logs syncbuf.Buffer
 			done := make(chan error, 1)

@@ -36,3 +36,11 @@ func (os observers) CircuitOpened() {
 		}
 	}
 }
+
+func (os observers) LeaseActivity(ctx context.Context, domain string, a limiter.LeaseActivity) {
+	for _, o := range os {
+		if lo, ok := o.(limiter.LeaseObserver); ok {
+			lo.LeaseActivity(ctx, domain, a)
+		}
+	}
+}

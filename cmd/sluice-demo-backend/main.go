@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: &llmtest.Backend{Name: *name}, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: &llmtest.Backend{Name: *name}, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "%s backend listening on %s\n", *name, ln.Addr())

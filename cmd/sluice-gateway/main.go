@@ -116,7 +116,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		_ = c.Close(context.Background())
 		return err
 	}
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout or WriteTimeout here: an answer may stream for minutes,
+	// and net/http cancels a request's context when its read deadline passes.
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	addrs := ln.Addr().String()
@@ -127,7 +129,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 			_ = c.Close(context.Background())
 			return fmt.Errorf("metrics_listen: %w", err)
 		}
-		msrv := &http.Server{Handler: metricsHandler(c.Stats), ReadHeaderTimeout: 10 * time.Second}
+		msrv := &http.Server{Handler: metricsHandler(c.Stats), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { _ = msrv.Serve(mln) }()
 		defer msrv.Close()
 		addrs += ", metrics on " + mln.Addr().String()

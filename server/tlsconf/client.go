@@ -9,7 +9,7 @@ import (
 )
 
 // ClientFiles names the PEM files of Sluice's TLS connections to a server
-// (Redis): whom to trust, and the certificate to present when the server
+// (Redis, an xDS management server): whom to trust, and the certificate to present when the server
 // asks for one (mutual TLS).
 type ClientFiles struct {
 	// CA, when set, holds the CAs the server's certificate must be signed

@@ -2,10 +2,9 @@ package xds
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"fmt"
-	"os"
+
+	"github.com/sluice-rl/sluice/server/tlsconf"
 )
 
 // TLS is how the client verifies the management server and, for mutual
@@ -33,25 +32,13 @@ func (t *TLS) Validate() error {
 	return err
 }
 
-// config reads the files into a client TLS config.
+// config reads the files into a client TLS config (tlsconf.NewClient) that
+// checks the server's certificate for ServerName.
 func (t *TLS) config() (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: t.ServerName, MinVersion: tls.VersionTLS12}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls ca: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca %s: no PEM certificate in it", t.CAFile)
-		}
+	cfg, err := tlsconf.NewClient(tlsconf.ClientFiles{CA: t.CAFile, Cert: t.CertFile, Key: t.KeyFile})
+	if err != nil {
+		return nil, err
 	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls client certificate %s: %w", t.CertFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
+	cfg.ServerName = t.ServerName
 	return cfg, nil
 }

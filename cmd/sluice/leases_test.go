@@ -76,18 +76,7 @@ func startLeaseProc(t *testing.T, bin, config, redisURL string) *leaseProc {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	})
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get("http://" + p.httpAddr + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready; logs:\n%s", p.logs.String())
-		}
-	}
+	waitReady(t, "http://"+p.httpAddr+"/readyz", p.logs)
 	for range 2 {
 		cc, err := grpc.NewClient("passthrough:///"+grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/sluice-rl/sluice/internal/sluicetest"
+	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
 // runAsSluice, set to 1 in a child's environment, makes the test binary run
@@ -18,4 +22,19 @@ func sluiceProcess(t testing.TB, env []string, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), runAsSluice+"=1"), env...)
 	return cmd
+}
+
+// waitReady waits for url (a sluice /readyz) to answer 200, as
+// sluicetest.WaitReady does; when it never does, the test fails with logs,
+// what the sluice wrote, beside the error.
+func waitReady(t testing.TB, url string, logs *syncbuf.Buffer) {
+	t.Helper()
+	ready := false
+	defer func() {
+		if !ready {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	}()
+	sluicetest.WaitReady(t, http.DefaultClient, url, true)
+	ready = true
 }

@@ -29,19 +29,7 @@ func TestJSONLogsWhileRedisIsDown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	ready := func() bool {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-	for deadline := time.Now().Add(15 * time.Second); !ready(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("never ready; stderr:\n%s", stderr.String())
-		}
-	}
+	waitReady(t, "http://"+httpAddr+"/readyz", &stderr)
 
 	if err := rs.Stop(); err != nil {
 		t.Fatal(err)
@@ -55,11 +43,7 @@ func TestJSONLogsWhileRedisIsDown(t *testing.T) {
 	if err := rs.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(15 * time.Second); !ready(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready again after Redis came back; stderr:\n%s", stderr.String())
-		}
-	}
+	waitReady(t, "http://"+httpAddr+"/readyz", &stderr) // again, Redis is back
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

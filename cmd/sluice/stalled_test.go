@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
@@ -45,7 +44,7 @@ func TestSIGTERMWithStalledClientsExitsZero(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	waitFor200(t, "http://"+httpAddr+"/readyz", &logs)
+	waitReady(t, "http://"+httpAddr+"/readyz", &logs)
 
 	stall(t, httpAddr, "/v1/ratelimit:check")
 	stall(t, httpAddr, "/json")
@@ -88,7 +87,7 @@ func TestAHalfSentBodyIsCutOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor200(t, "http://"+httpAddr+"/readyz", &logs)
+	waitReady(t, "http://"+httpAddr+"/readyz", &logs)
 
 	conn := stall(t, httpAddr, "/v1/ratelimit:check")
 	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
@@ -98,23 +97,4 @@ func TestAHalfSentBodyIsCutOff(t *testing.T) {
 		t.Fatalf("connection still open after %v: %v (answer so far %q)", time.Since(start), err, answer)
 	}
 	t.Logf("closed after %v with %q", time.Since(start), answer)
-}
-
-// waitFor200 polls url until it answers 200, for up to 15 s.
-func waitFor200(t *testing.T, url string, logs *syncbuf.Buffer) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered 200; logs:\n%s", url, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -59,10 +59,11 @@ func Start(t testing.TB, cfg server.Config) *Server {
 func (s *Server) Stop() error { return s.stop() }
 
 // WaitReady polls url (a /readyz) with client until it answers 200 (want
-// true) or anything else (want false), for up to 10 seconds.
+// true) or anything else (want false), for up to 15 seconds (a server in a
+// process of its own, started on a loaded machine, may take that long).
 func WaitReady(t testing.TB, client *http.Client, url string, want bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := client.Get(url)
 		if err == nil {

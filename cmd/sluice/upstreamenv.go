@@ -11,10 +11,12 @@ package main
 // docs/deployment.md documents both (TestUpstreamTableIsDocumented keeps it whole).
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -28,10 +30,13 @@ import (
 type upstreamMapping struct {
 	sluice string   // the SLUICE_* (or OTEL_*) variable it stands in for
 	from   []string // upstream's variables it reads; it applies when one of them is set
-	// value converts them; "" means: leave the SLUICE_* variable unset. An
-	// error names upstream's variable and what it wants.
-	value func(get func(string) string) (string, error)
+	value  convert  // builds the SLUICE_* variable from them
 }
+
+// convert builds a SLUICE_* variable's value from upstream's variables, read
+// with get; "" means: leave it unset. An error names upstream's variable and
+// what it wants.
+type convert func(get func(string) string) (string, error)
 
 // upstreamMappings are upstream's variables that Sluice honours, by the
 // SLUICE_* variable they feed.
@@ -39,25 +44,25 @@ var upstreamMappings = []upstreamMapping{
 	{"SLUICE_CONFIG", []string{"RUNTIME_ROOT", "RUNTIME_SUBDIRECTORY", "RUNTIME_APPDIRECTORY"}, runtimeConfigDir},
 	{"SLUICE_MERGE_DOMAIN_CONFIG", []string{"MERGE_DOMAIN_CONFIG"}, boolean("MERGE_DOMAIN_CONFIG")},
 	{"SLUICE_REDIS", []string{"REDIS_URL", "REDIS_TYPE", "REDIS_SOCKET_TYPE", "REDIS_AUTH", "REDIS_SENTINEL_AUTH", "REDIS_TLS"}, redisURL},
-	{"SLUICE_REDIS_TLS_CA", []string{"REDIS_TLS_CACERT"}, ifRedisTLS("REDIS_TLS_CACERT")},
-	{"SLUICE_REDIS_TLS_CERT", []string{"REDIS_TLS_CLIENT_CERT"}, ifRedisTLS("REDIS_TLS_CLIENT_CERT")},
-	{"SLUICE_REDIS_TLS_KEY", []string{"REDIS_TLS_CLIENT_KEY"}, ifRedisTLS("REDIS_TLS_CLIENT_KEY")},
-	{"SLUICE_REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", []string{"REDIS_TLS_SKIP_HOSTNAME_VERIFICATION"}, ifRedisTLS("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION")},
+	{"SLUICE_REDIS_TLS_CA", []string{"REDIS_TLS_CACERT"}, onlyWith("REDIS_TLS", verbatim("REDIS_TLS_CACERT"))},
+	{"SLUICE_REDIS_TLS_CERT", []string{"REDIS_TLS_CLIENT_CERT"}, onlyWith("REDIS_TLS", verbatim("REDIS_TLS_CLIENT_CERT"))},
+	{"SLUICE_REDIS_TLS_KEY", []string{"REDIS_TLS_CLIENT_KEY"}, onlyWith("REDIS_TLS", verbatim("REDIS_TLS_CLIENT_KEY"))},
+	{"SLUICE_REDIS_TLS_SKIP_HOSTNAME_VERIFICATION", []string{"REDIS_TLS_SKIP_HOSTNAME_VERIFICATION"}, onlyWith("REDIS_TLS", boolean("REDIS_TLS_SKIP_HOSTNAME_VERIFICATION"))},
 	{"SLUICE_REDIS_POOL_SIZE", []string{"REDIS_POOL_SIZE"}, count("REDIS_POOL_SIZE", 1)},
 	{"SLUICE_KEY_PREFIX", []string{"CACHE_KEY_PREFIX"}, verbatim("CACHE_KEY_PREFIX")},
 	{"SLUICE_OVER_LIMIT_CACHE_BYTES", []string{"LOCAL_CACHE_SIZE_IN_BYTES"}, localCacheSize},
-	{"SLUICE_HTTP_ADDR", []string{"HOST", "PORT"}, hostPort("HOST", "PORT")},
-	{"SLUICE_GRPC_ADDR", []string{"GRPC_HOST", "GRPC_PORT"}, hostPort("GRPC_HOST", "GRPC_PORT")},
-	{"SLUICE_HEALTH_ADDR", []string{"DEBUG_HOST", "DEBUG_PORT"}, hostPort("DEBUG_HOST", "DEBUG_PORT")},
-	{"SLUICE_TLS_CERT", []string{"GRPC_SERVER_USE_TLS", "GRPC_SERVER_TLS_CERT"}, ifServerTLS("GRPC_SERVER_TLS_CERT")},
-	{"SLUICE_TLS_KEY", []string{"GRPC_SERVER_USE_TLS", "GRPC_SERVER_TLS_KEY"}, ifServerTLS("GRPC_SERVER_TLS_KEY")},
-	{"SLUICE_TLS_CLIENT_CA", []string{"GRPC_CLIENT_TLS_CACERT"}, ifServerTLS("GRPC_CLIENT_TLS_CACERT")},
+	{"SLUICE_HTTP_ADDR", []string{"HOST", "PORT"}, hostPort("HOST", "PORT", "8080")},
+	{"SLUICE_GRPC_ADDR", []string{"GRPC_HOST", "GRPC_PORT"}, hostPort("GRPC_HOST", "GRPC_PORT", "8081")},
+	{"SLUICE_HEALTH_ADDR", []string{"DEBUG_HOST", "DEBUG_PORT"}, hostPort("DEBUG_HOST", "DEBUG_PORT", "6070")},
+	{"SLUICE_TLS_CERT", []string{"GRPC_SERVER_USE_TLS", "GRPC_SERVER_TLS_CERT"}, ifServerTLS("GRPC_SERVER_TLS_CERT", true)},
+	{"SLUICE_TLS_KEY", []string{"GRPC_SERVER_USE_TLS", "GRPC_SERVER_TLS_KEY"}, ifServerTLS("GRPC_SERVER_TLS_KEY", true)},
+	{"SLUICE_TLS_CLIENT_CA", []string{"GRPC_CLIENT_TLS_CACERT"}, ifServerTLS("GRPC_CLIENT_TLS_CACERT", false)},
 	{"SLUICE_LOG_LEVEL", []string{"LOG_LEVEL"}, logLevel},
 	{"SLUICE_LOG_FORMAT", []string{"LOG_FORMAT"}, logFormat},
 	{"SLUICE_SHADOW_MODE", []string{"SHADOW_MODE", "GLOBAL_SHADOW_MODE"}, shadowMode},
 	{"SLUICE_QUOTA_MODE", []string{"QUOTA_MODE"}, boolean("QUOTA_MODE")},
 	{"SLUICE_ENVOY_RESPONSE_HEADERS", []string{"LIMIT_RESPONSE_HEADERS_ENABLED"}, boolean("LIMIT_RESPONSE_HEADERS_ENABLED")},
-	{"SLUICE_ENVOY_HEADER_NAMES", []string{"LIMIT_LIMIT_HEADER", "LIMIT_REMAINING_HEADER", "LIMIT_RESET_HEADER"}, headerNames},
+	{"SLUICE_ENVOY_HEADER_NAMES", headerVars, headerNames},
 	{"SLUICE_ENVOY_DYNAMIC_METADATA", []string{"RESPONSE_DYNAMIC_METADATA"}, boolean("RESPONSE_DYNAMIC_METADATA")},
 	// Config over xDS (cmd/sluice/xds.go, docs/xds.md)
 	{"SLUICE_CONFIG_TYPE", []string{"CONFIG_TYPE"}, verbatim("CONFIG_TYPE")},
@@ -76,10 +81,10 @@ var upstreamMappings = []upstreamMapping{
 	{"SLUICE_XDS_BACKOFF_JITTER", []string{"XDS_CLIENT_BACKOFF_JITTER"}, boolean("XDS_CLIENT_BACKOFF_JITTER")},
 	{"SLUICE_XDS_MAX_MSG_BYTES", []string{"XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES"}, count("XDS_CLIENT_MAX_MSG_SIZE_IN_BYTES", 0)},
 	// Tracing: Sluice reads the standard OTEL_* variables; upstream's name them.
-	{"OTEL_SERVICE_NAME", []string{"TRACING_SERVICE_NAME"}, ifTracing(verbatim("TRACING_SERVICE_NAME"))},
-	{"OTEL_RESOURCE_ATTRIBUTES", []string{"TRACING_SERVICE_NAMESPACE", "TRACING_SERVICE_INSTANCE_ID"}, ifTracing(tracingResource)},
-	{"OTEL_TRACES_SAMPLER", []string{"TRACING_SAMPLING_RATE"}, ifTracing(constant("TRACING_SAMPLING_RATE", "parentbased_traceidratio"))},
-	{"OTEL_TRACES_SAMPLER_ARG", []string{"TRACING_SAMPLING_RATE"}, ifTracing(samplingRate)},
+	{"OTEL_SERVICE_NAME", []string{"TRACING_SERVICE_NAME"}, onlyWith("TRACING_ENABLED", verbatim("TRACING_SERVICE_NAME"))},
+	{"OTEL_RESOURCE_ATTRIBUTES", []string{"TRACING_SERVICE_NAMESPACE", "TRACING_SERVICE_INSTANCE_ID"}, onlyWith("TRACING_ENABLED", tracingResource)},
+	{"OTEL_TRACES_SAMPLER", []string{"TRACING_SAMPLING_RATE"}, onlyWith("TRACING_ENABLED", constant("TRACING_SAMPLING_RATE", "parentbased_traceidratio"))},
+	{"OTEL_TRACES_SAMPLER_ARG", []string{"TRACING_SAMPLING_RATE"}, onlyWith("TRACING_ENABLED", samplingRate)},
 }
 
 // upstreamOther is one of upstream's variables without a flag of its own.
@@ -92,6 +97,16 @@ type upstreamOther struct {
 	unsupported func(v string, get func(string) string) bool
 }
 
+// Reasons that several upstreamOthers share.
+const (
+	noMemcache         = "memcache is not supported"
+	perSecondOnly      = "only with REDIS_PERSECOND=true (not supported)"
+	startsWithoutRedis = "no effect: Sluice starts without Redis, unready, and turns ready when Redis answers"
+	waitsForPool       = "no effect: a call waits for a pooled connection within its deadline"
+	noStatsd           = "not supported (statsd)"
+	noConnectionAge    = "not supported: gRPC connections are not aged out"
+)
+
 // upstreamOthers are upstream's other variables.
 var upstreamOthers = []upstreamOther{
 	{"STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT", "always true: a refused call charges no limit (all or nothing); it cannot be turned off", isFalse},
@@ -100,52 +115,52 @@ var upstreamOthers = []upstreamOther{
 	{"FORCE_START_WITHOUT_INITIAL_CONFIG", "either way: with CONFIG_TYPE=GRPC_XDS_SOTW Sluice listens at once and stays unready until the first config arrives (docs/xds.md)", nil},
 	{"CONFIG_GRPC_XDS_SERVER_CONNECT_RETRY_INTERVAL", "no effect: reconnects to the xDS server follow XDS_CLIENT_BACKOFF_*", nil},
 	{"BACKEND_TYPE", "redis only; memcache is not supported", notIn("redis")},
-	{"MEMCACHE_HOST_PORT", "memcache is not supported", always},
-	{"MEMCACHE_MAX_IDLE_CONNS", "memcache is not supported", always},
-	{"MEMCACHE_SRV", "memcache is not supported", always},
-	{"MEMCACHE_SRV_REFRESH", "memcache is not supported", always},
-	{"MEMCACHE_TLS", "memcache is not supported", isTrue},
-	{"MEMCACHE_TLS_CLIENT_CERT", "memcache is not supported", always},
-	{"MEMCACHE_TLS_CLIENT_KEY", "memcache is not supported", always},
-	{"MEMCACHE_TLS_CACERT", "memcache is not supported", always},
-	{"MEMCACHE_TLS_SKIP_HOSTNAME_VERIFICATION", "memcache is not supported", isTrue},
+	{"MEMCACHE_HOST_PORT", noMemcache, always},
+	{"MEMCACHE_MAX_IDLE_CONNS", noMemcache, always},
+	{"MEMCACHE_SRV", noMemcache, always},
+	{"MEMCACHE_SRV_REFRESH", noMemcache, always},
+	{"MEMCACHE_TLS", noMemcache, isTrue},
+	{"MEMCACHE_TLS_CLIENT_CERT", noMemcache, always},
+	{"MEMCACHE_TLS_CLIENT_KEY", noMemcache, always},
+	{"MEMCACHE_TLS_CACERT", noMemcache, always},
+	{"MEMCACHE_TLS_SKIP_HOSTNAME_VERIFICATION", noMemcache, isTrue},
 	{"REDIS_PERSECOND", "one Redis holds every limit; a second one for per-second limits is not supported", isTrue},
-	{"REDIS_PERSECOND_SOCKET_TYPE", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_TYPE", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_URL", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_POOL_SIZE", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_AUTH", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_TLS", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_SENTINEL_AUTH", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_PIPELINE_WINDOW", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_PIPELINE_LIMIT", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_CLUSTER_PIPELINE_PARALLELISM", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_TIMEOUT", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_POOL_ON_EMPTY_BEHAVIOR", "only with REDIS_PERSECOND=true (not supported)", nil},
-	{"REDIS_PERSECOND_POOL_ON_EMPTY_WAIT_DURATION", "only with REDIS_PERSECOND=true (not supported)", nil},
+	{"REDIS_PERSECOND_SOCKET_TYPE", perSecondOnly, nil},
+	{"REDIS_PERSECOND_TYPE", perSecondOnly, nil},
+	{"REDIS_PERSECOND_URL", perSecondOnly, nil},
+	{"REDIS_PERSECOND_POOL_SIZE", perSecondOnly, nil},
+	{"REDIS_PERSECOND_AUTH", perSecondOnly, nil},
+	{"REDIS_PERSECOND_TLS", perSecondOnly, nil},
+	{"REDIS_PERSECOND_SENTINEL_AUTH", perSecondOnly, nil},
+	{"REDIS_PERSECOND_PIPELINE_WINDOW", perSecondOnly, nil},
+	{"REDIS_PERSECOND_PIPELINE_LIMIT", perSecondOnly, nil},
+	{"REDIS_PERSECOND_CLUSTER_PIPELINE_PARALLELISM", perSecondOnly, nil},
+	{"REDIS_PERSECOND_TIMEOUT", perSecondOnly, nil},
+	{"REDIS_PERSECOND_POOL_ON_EMPTY_BEHAVIOR", perSecondOnly, nil},
+	{"REDIS_PERSECOND_POOL_ON_EMPTY_WAIT_DURATION", perSecondOnly, nil},
 	{"REDIS_PIPELINE_WINDOW", "no effect: concurrent calls are always pipelined, each batch sent as soon as the previous one is written, without a time window", nil},
 	{"REDIS_PIPELINE_LIMIT", "no effect: a pipelined batch holds at most 128 calls", nil},
 	{"REDIS_CLUSTER_PIPELINE_PARALLELISM", "no effect: on a cluster each node's batch goes out in parallel", nil},
 	{"REDIS_TIMEOUT", "no effect: each Redis call gets 90% of the caller's remaining deadline (1 s when it set none); dialling a node is bounded by 1 s", nil},
-	{"REDIS_POOL_ON_EMPTY_BEHAVIOR", "no effect: a call waits for a pooled connection within its deadline", nil},
-	{"REDIS_POOL_ON_EMPTY_WAIT_DURATION", "no effect: a call waits for a pooled connection within its deadline", nil},
-	{"REDIS_STARTUP_INITIAL_INTERVAL", "no effect: Sluice starts without Redis, unready, and turns ready when Redis answers", nil},
-	{"REDIS_STARTUP_MAX_INTERVAL", "no effect: Sluice starts without Redis, unready, and turns ready when Redis answers", nil},
-	{"REDIS_STARTUP_MAX_ELAPSED_TIME", "no effect: Sluice starts without Redis, unready, and turns ready when Redis answers", nil},
+	{"REDIS_POOL_ON_EMPTY_BEHAVIOR", waitsForPool, nil},
+	{"REDIS_POOL_ON_EMPTY_WAIT_DURATION", waitsForPool, nil},
+	{"REDIS_STARTUP_INITIAL_INTERVAL", startsWithoutRedis, nil},
+	{"REDIS_STARTUP_MAX_INTERVAL", startsWithoutRedis, nil},
+	{"REDIS_STARTUP_MAX_ELAPSED_TIME", startsWithoutRedis, nil},
 	{"REDIS_HEALTH_CHECK_ACTIVE_CONNECTION", "always true: readiness (/readyz, /healthcheck, gRPC health) fails while Redis does not answer", nil},
 	{"HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED", "always true: Sluice does not start without a config that loads", nil},
 	{"EXPIRATION_JITTER_MAX_SECONDS", "no effect: every key expires when its window has passed, exactly", nil},
 	{"NEAR_LIMIT_RATIO", "no effect: it only feeds upstream's near_limit statsd counter", nil},
 	{"GRPC_UDS", "not supported: gRPC listens on TCP (GRPC_HOST/GRPC_PORT)", always},
-	{"GRPC_MAX_CONNECTION_AGE", "not supported: gRPC connections are not aged out", always},
-	{"GRPC_MAX_CONNECTION_AGE_GRACE", "not supported: gRPC connections are not aged out", always},
+	{"GRPC_MAX_CONNECTION_AGE", noConnectionAge, always},
+	{"GRPC_MAX_CONNECTION_AGE_GRACE", noConnectionAge, always},
 	{"GRPC_CLIENT_TLS_SAN", "not supported: any client certificate signed by GRPC_CLIENT_TLS_CACERT is accepted", always},
 	{"GRPC_SERVER_USE_TLS", "with GRPC_SERVER_TLS_CERT/_KEY: TLS on the gRPC port and, unlike upstream, on the HTTP port (PORT) too; plain-HTTP probes belong on DEBUG_PORT (/healthz, /readyz)", isTrue},
 	{"USE_STATSD", "not supported: metrics are Prometheus's, on GET /metrics", isTrue},
-	{"STATSD_HOST", "not supported (statsd)", statsdInUse},
-	{"STATSD_PORT", "not supported (statsd)", statsdInUse},
-	{"USE_DOG_STATSD", "not supported (statsd)", isTrue},
-	{"USE_DOG_STATSD_MOGRIFIERS", "not supported (statsd)", always},
+	{"STATSD_HOST", noStatsd, statsdInUse},
+	{"STATSD_PORT", noStatsd, statsdInUse},
+	{"USE_DOG_STATSD", noStatsd, isTrue},
+	{"USE_DOG_STATSD_MOGRIFIERS", noStatsd, always},
 	{"EXTRA_TAGS", "not supported: metrics carry Sluice's own labels", always},
 	{"STATS_FLUSH_INTERVAL", "no effect: Prometheus pulls the metrics", nil},
 	{"DISABLE_STATS", "no effect: GET /metrics is always served", nil},
@@ -208,8 +223,11 @@ func upstreamEnv(getenv func(string) string) (get func(string) string, r upstrea
 			r.noEffect = append(r.noEffect, o.name)
 		}
 	}
-	for _, name := range []string{"REDIS_TLS_CACERT", "REDIS_TLS_CLIENT_CERT", "REDIS_TLS_CLIENT_KEY", "REDIS_TLS_SKIP_HOSTNAME_VERIFICATION"} {
-		if getenv(name) != "" && !truthy(getenv("REDIS_TLS")) && getenv(redisTLSTarget[name]) == "" {
+	// Upstream reads its REDIS_TLS_* files only with REDIS_TLS=true, and so
+	// do their mappings (onlyWith); one set without it is said to be ignored.
+	for _, m := range upstreamMappings {
+		name := m.from[0]
+		if strings.HasPrefix(name, "REDIS_TLS_") && getenv(name) != "" && !truthy(getenv("REDIS_TLS")) && getenv(m.sluice) == "" {
 			r.unsupported = append(r.unsupported, name+" (ignored as upstream ignores it: REDIS_TLS is not true)")
 		}
 	}
@@ -220,12 +238,6 @@ func upstreamEnv(getenv func(string) string) (get func(string) string, r upstrea
 		return folded[key]
 	}
 	return get, r, errs
-}
-
-// redisTLSTarget names the SLUICE_* variable of each REDIS_TLS_* file setting.
-var redisTLSTarget = map[string]string{
-	"REDIS_TLS_CACERT": "SLUICE_REDIS_TLS_CA", "REDIS_TLS_CLIENT_CERT": "SLUICE_REDIS_TLS_CERT",
-	"REDIS_TLS_CLIENT_KEY": "SLUICE_REDIS_TLS_KEY", "REDIS_TLS_SKIP_HOSTNAME_VERIFICATION": "SLUICE_REDIS_TLS_SKIP_HOSTNAME_VERIFICATION",
 }
 
 // log writes what the fold did: one info record of the variables applied,
@@ -248,23 +260,13 @@ func dropGiven(errs map[string]error, fs *flag.FlagSet) {
 	})
 }
 
-// errorsFor joins the errors of the given SLUICE_* variables, in order.
-func errorsFor(errs map[string]error, keys ...string) error {
+// allErrors joins every error, sorted by the variable fed, so a message is stable.
+func allErrors(errs map[string]error) error {
 	var all []error
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(errs)) {
 		all = append(all, errs[k])
 	}
 	return errors.Join(all...)
-}
-
-// allErrors joins every error, sorted by the variable fed, so a message is stable.
-func allErrors(errs map[string]error) error {
-	keys := make([]string, 0, len(errs))
-	for k := range errs {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return errorsFor(errs, keys...)
 }
 
 // Upstream's defaults where a mapping needs them.
@@ -278,8 +280,8 @@ const (
 // RUNTIME_ROOT/RUNTIME_SUBDIRECTORY/RUNTIME_APPDIRECTORY, with upstream's
 // defaults for the parts not set.
 func runtimeConfigDir(get func(string) string) (string, error) {
-	root := cmpOr(get("RUNTIME_ROOT"), upstreamRuntimeRoot)
-	app := cmpOr(get("RUNTIME_APPDIRECTORY"), upstreamAppDirectory)
+	root := cmp.Or(get("RUNTIME_ROOT"), upstreamRuntimeRoot)
+	app := cmp.Or(get("RUNTIME_APPDIRECTORY"), upstreamAppDirectory)
 	return filepath.Join(root, get("RUNTIME_SUBDIRECTORY"), app), nil
 }
 
@@ -289,7 +291,7 @@ func runtimeConfigDir(get func(string) string) (string, error) {
 // ("host:port,host:port..."); REDIS_AUTH "password" or "user:password" for
 // the data nodes, REDIS_SENTINEL_AUTH the same for the Sentinels; REDIS_TLS.
 func redisURL(get func(string) string) (string, error) {
-	raw := cmpOr(get("REDIS_URL"), upstreamRedisURL)
+	raw := cmp.Or(get("REDIS_URL"), upstreamRedisURL)
 	if strings.Contains(raw, "://") {
 		return "", fmt.Errorf("REDIS_URL=%q: envoyproxy/ratelimit's form is host:port (a list for sentinel and cluster) or a socket path; a URL goes in SLUICE_REDIS or --redis", raw)
 	}
@@ -312,7 +314,7 @@ func redisURL(get func(string) string) (string, error) {
 		user, pass := splitAuth(a)
 		auth = url.UserPassword(user, pass).String() + "@"
 	}
-	typ := strings.ToLower(cmpOr(get("REDIS_TYPE"), "single"))
+	typ := strings.ToLower(cmp.Or(get("REDIS_TYPE"), "single"))
 	if socket == "unix" {
 		if typ != "single" {
 			return "", fmt.Errorf("REDIS_SOCKET_TYPE=unix: only with REDIS_TYPE=single, got %q", get("REDIS_TYPE"))
@@ -322,9 +324,9 @@ func redisURL(get func(string) string) (string, error) {
 		}
 		return "unix://" + auth + raw, nil
 	}
-	s := ""
+	scheme := "redis"
 	if tlsOn {
-		s = "s"
+		scheme = "rediss"
 	}
 	parts := strings.Split(raw, ",")
 	for i := range parts {
@@ -335,20 +337,18 @@ func redisURL(get func(string) string) (string, error) {
 		if len(parts) != 1 {
 			return "", fmt.Errorf("REDIS_URL=%q: REDIS_TYPE=single takes one host:port (a list is for sentinel or cluster)", raw)
 		}
-		if err := checkHostPort("REDIS_URL", parts[0]); err != nil {
+		if err := checkHostPorts("REDIS_URL", parts); err != nil {
 			return "", err
 		}
-		return "redis" + s + "://" + auth + parts[0], nil
+		return scheme + "://" + auth + parts[0], nil
 	case "sentinel":
 		if len(parts) < 2 || parts[0] == "" {
 			return "", fmt.Errorf("REDIS_URL=%q: REDIS_TYPE=sentinel wants the master name, then the Sentinels: mymaster,host:26379[,host:26379...]", raw)
 		}
-		for _, p := range parts[1:] {
-			if err := checkHostPort("REDIS_URL", p); err != nil {
-				return "", err
-			}
+		if err := checkHostPorts("REDIS_URL", parts[1:]); err != nil {
+			return "", err
 		}
-		u := "redis" + s + "+sentinel://" + auth + strings.Join(parts[1:], ",") + "/" + url.PathEscape(parts[0])
+		u := scheme + "+sentinel://" + auth + strings.Join(parts[1:], ",") + "/" + url.PathEscape(parts[0])
 		if sa := get("REDIS_SENTINEL_AUTH"); sa != "" {
 			user, pass := splitAuth(sa)
 			q := url.Values{}
@@ -360,12 +360,10 @@ func redisURL(get func(string) string) (string, error) {
 		}
 		return u, nil
 	case "cluster":
-		for _, p := range parts {
-			if err := checkHostPort("REDIS_URL", p); err != nil {
-				return "", err
-			}
+		if err := checkHostPorts("REDIS_URL", parts); err != nil {
+			return "", err
 		}
-		return "redis" + s + "+cluster://" + auth + strings.Join(parts, ","), nil
+		return scheme + "+cluster://" + auth + strings.Join(parts, ","), nil
 	}
 	return "", fmt.Errorf("REDIS_TYPE=%q: want single, sentinel or cluster", get("REDIS_TYPE"))
 }
@@ -378,27 +376,27 @@ func splitAuth(a string) (user, pass string) {
 	return "", a
 }
 
-func checkHostPort(name, hp string) error {
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil || host == "" {
-		return fmt.Errorf("%s: %q is not host:port", name, hp)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%s: %q: port %q is not a number from 1 to 65535", name, hp, port)
+// checkHostPorts reports the first of hps that is not host:port, naming
+// the variable they come from.
+func checkHostPorts(name string, hps []string) error {
+	for _, hp := range hps {
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" {
+			return fmt.Errorf("%s: %q is not host:port", name, hp)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s: %q: port %q is not a number from 1 to 65535", name, hp, port)
+		}
 	}
 	return nil
 }
 
 // hostPort is a listen address from upstream's host and port variables; an
-// unset host listens on every interface, an unset port keeps Sluice's
-// default for that port (the same numbers as upstream's: 8080, 8081) — for
-// DEBUG_HOST alone, upstream's 6070.
-func hostPort(hostVar, portVar string) func(func(string) string) (string, error) {
+// unset host listens on every interface, an unset port is defaultPort
+// (upstream's: 8080, 8081, 6070; the first two are Sluice's defaults too).
+func hostPort(hostVar, portVar, defaultPort string) convert {
 	return func(get func(string) string) (string, error) {
-		host, port := get(hostVar), get(portVar)
-		if port == "" {
-			port = map[string]string{"PORT": "8080", "GRPC_PORT": "8081", "DEBUG_PORT": "6070"}[portVar]
-		}
+		host, port := get(hostVar), cmp.Or(get(portVar), defaultPort)
 		n, err := strconv.Atoi(port)
 		if err != nil || n < 0 || n > 65535 {
 			hint := ""
@@ -411,29 +409,16 @@ func hostPort(hostVar, portVar string) func(func(string) string) (string, error)
 	}
 }
 
-// ifRedisTLS passes name on only with REDIS_TLS=true, as upstream reads the
-// TLS files only then (upstreamEnv warns of them otherwise).
-func ifRedisTLS(name string) func(func(string) string) (string, error) {
-	return func(get func(string) string) (string, error) {
-		if !truthy(get("REDIS_TLS")) {
-			return "", nil
-		}
-		if strings.HasSuffix(name, "_VERIFICATION") {
-			return boolean(name)(get)
-		}
-		return get(name), nil
-	}
-}
-
-// ifServerTLS passes name on only with GRPC_SERVER_USE_TLS=true.
-func ifServerTLS(name string) func(func(string) string) (string, error) {
+// ifServerTLS passes name on only with GRPC_SERVER_USE_TLS=true, which then
+// needs it when required.
+func ifServerTLS(name string, required bool) convert {
 	return func(get func(string) string) (string, error) {
 		on, err := parseBool("GRPC_SERVER_USE_TLS", get("GRPC_SERVER_USE_TLS"))
 		if err != nil || !on {
 			return "", err
 		}
 		v := get(name)
-		if v == "" && name != "GRPC_CLIENT_TLS_CACERT" {
+		if v == "" && required {
 			return "", fmt.Errorf("GRPC_SERVER_USE_TLS=true needs %s", name)
 		}
 		return v, nil
@@ -475,13 +460,16 @@ func localCacheSize(get func(string) string) (string, error) {
 	return v, err
 }
 
+// headerVars are upstream's header names, in --envoy-header-names' order.
+var headerVars = []string{"LIMIT_LIMIT_HEADER", "LIMIT_REMAINING_HEADER", "LIMIT_RESET_HEADER"}
+
 // headerNames joins upstream's three header names as --envoy-header-names
 // takes them: limit,remaining,reset (an empty one keeps its default).
 func headerNames(get func(string) string) (string, error) {
-	names := []string{get("LIMIT_LIMIT_HEADER"), get("LIMIT_REMAINING_HEADER"), get("LIMIT_RESET_HEADER")}
-	for i, n := range names {
-		if strings.Contains(n, ",") {
-			return "", fmt.Errorf("%s=%q: a header name has no comma", []string{"LIMIT_LIMIT_HEADER", "LIMIT_REMAINING_HEADER", "LIMIT_RESET_HEADER"}[i], n)
+	names := make([]string, len(headerVars))
+	for i, name := range headerVars {
+		if names[i] = get(name); strings.Contains(names[i], ",") {
+			return "", fmt.Errorf("%s=%q: a header name has no comma", name, names[i])
 		}
 	}
 	return strings.Join(names, ","), nil
@@ -517,24 +505,26 @@ func samplingRate(get func(string) string) (string, error) {
 	return v, nil
 }
 
-// ifTracing applies f only with TRACING_ENABLED=true, as upstream does.
-func ifTracing(f func(func(string) string) (string, error)) func(func(string) string) (string, error) {
+// onlyWith applies f only when the boolean variable on is true: upstream
+// reads its REDIS_TLS_* files only with REDIS_TLS=true (upstreamEnv warns of
+// them otherwise), its TRACING_* settings only with TRACING_ENABLED=true.
+func onlyWith(on string, f convert) convert {
 	return func(get func(string) string) (string, error) {
-		if !truthy(get("TRACING_ENABLED")) {
+		if !truthy(get(on)) {
 			return "", nil
 		}
 		return f(get)
 	}
 }
 
-func boolean(name string) func(func(string) string) (string, error) {
+func boolean(name string) convert {
 	return func(get func(string) string) (string, error) {
 		b, err := parseBool(name, get(name))
 		return strconv.FormatBool(b), err
 	}
 }
 
-func duration(name string) func(func(string) string) (string, error) {
+func duration(name string) convert {
 	return func(get func(string) string) (string, error) {
 		v := get(name)
 		if _, err := time.ParseDuration(v); err != nil {
@@ -544,7 +534,7 @@ func duration(name string) func(func(string) string) (string, error) {
 	}
 }
 
-func number(name string) func(func(string) string) (string, error) {
+func number(name string) convert {
 	return func(get func(string) string) (string, error) {
 		v := get(name)
 		if _, err := strconv.ParseFloat(v, 64); err != nil {
@@ -554,11 +544,11 @@ func number(name string) func(func(string) string) (string, error) {
 	}
 }
 
-func verbatim(name string) func(func(string) string) (string, error) {
+func verbatim(name string) convert {
 	return func(get func(string) string) (string, error) { return get(name), nil }
 }
 
-func constant(name, v string) func(func(string) string) (string, error) {
+func constant(name, v string) convert {
 	return func(get func(string) string) (string, error) {
 		if get(name) == "" {
 			return "", nil
@@ -567,13 +557,13 @@ func constant(name, v string) func(func(string) string) (string, error) {
 	}
 }
 
-// count reads a whole number of at least min.
-func count(name string, min int) func(func(string) string) (string, error) {
+// count reads a whole number no less than least.
+func count(name string, least int) convert {
 	return func(get func(string) string) (string, error) {
 		v := get(name)
 		n, err := strconv.Atoi(v)
-		if err != nil || n < min {
-			return "", fmt.Errorf("%s=%q: want a whole number of at least %d", name, v, min)
+		if err != nil || n < least {
+			return "", fmt.Errorf("%s=%q: want a whole number of at least %d", name, v, least)
 		}
 		return strconv.Itoa(n), nil
 	}
@@ -594,13 +584,6 @@ func parseBool(name, v string) (bool, error) {
 // truthy is a boolean setting that is true; a bad one is reported by its
 // own mapping.
 func truthy(v string) bool { b, _ := strconv.ParseBool(v); return b }
-
-func cmpOr(v, def string) string {
-	if v != "" {
-		return v
-	}
-	return def
-}
 
 // Predicates of upstreamOther.unsupported.
 func always(string, func(string) string) bool     { return true }

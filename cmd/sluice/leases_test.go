@@ -58,24 +58,17 @@ type leaseProc struct {
 	httpAddr string
 	conns    []*grpc.ClientConn
 	logs     *syncbuf.Buffer
-	done     chan struct{}
+	done     <-chan error // what the process's Wait returned
 }
 
 func startLeaseProc(t *testing.T, bin, config, redisURL string) *leaseProc {
 	t.Helper()
-	p := &leaseProc{httpAddr: freeAddr(t), logs: &syncbuf.Buffer{}, done: make(chan struct{})}
+	p := &leaseProc{httpAddr: freeAddr(t), logs: &syncbuf.Buffer{}}
 	grpcAddr := freeAddr(t)
 	p.cmd = exec.Command(bin, "serve", "--config", config, "--redis", redisURL, "--leases", "auto",
 		"--grpc-addr", grpcAddr, "--http-addr", p.httpAddr, "--admin-addr", "off")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	})
+	p.done = startProcess(t, p.cmd)
 	waitReady(t, "http://"+p.httpAddr+"/readyz", p.logs)
 	for range 2 {
 		cc, err := grpc.NewClient("passthrough:///"+grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -24,6 +24,26 @@ func sluiceProcess(t testing.TB, env []string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// startProcess starts cmd and returns a channel that receives what
+// cmd.Wait returns. When the test ends the process is killed, if it still
+// runs, and waited for.
+func startProcess(t testing.TB, cmd *exec.Cmd) <-chan error {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done, exited := make(chan error, 1), make(chan struct{})
+	go func() {
+		done <- cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	return done
+}
+
 // waitReady waits for url (a sluice /readyz) to answer 200, as
 // sluicetest.WaitReady does; when it never does, the test fails with logs,
 // what the sluice wrote, beside the error.

@@ -23,12 +23,7 @@ func TestJSONLogsWhileRedisIsDown(t *testing.T) {
 		"--log-format", "json", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", "off")
 	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	done := startProcess(t, cmd)
 	waitReady(t, "http://"+httpAddr+"/readyz", &stderr)
 
 	if err := rs.Stop(); err != nil {

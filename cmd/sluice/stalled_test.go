@@ -38,12 +38,7 @@ func TestSIGTERMWithStalledClientsExitsZero(t *testing.T) {
 		"--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--health-addr", healthAddr, "--admin-addr", adminAddr)
 	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	done := startProcess(t, cmd)
 	waitReady(t, "http://"+httpAddr+"/readyz", &logs)
 
 	stall(t, httpAddr, "/v1/ratelimit:check")
@@ -83,10 +78,7 @@ func TestAHalfSentBodyIsCutOff(t *testing.T) {
 	cmd := sluiceProcess(t, nil, "serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t))
 	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	startProcess(t, cmd)
 	waitReady(t, "http://"+httpAddr+"/readyz", &logs)
 
 	conn := stall(t, httpAddr, "/v1/ratelimit:check")

@@ -9,6 +9,7 @@
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	             [--quota-mode] [--shadow-mode] [--envoy-response-headers [--envoy-header-names L,R,R]] [--envoy-dynamic-metadata]
 //	             [--leases auto|off]
+//	             [--config-type file|grpc-xds-sotw [--xds-server HOST:PORT] [--xds-node-id ID] [--xds-tls ...] [--xds-backoff-* ...]]
 //	sluice check-config [--merge-domain-config] PATH
 //	sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...
 //	sluice version (or --version)
@@ -36,7 +37,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,7 +44,6 @@ import (
 	"github.com/sluice-rl/sluice/internal/gctune"
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/config"
-	"github.com/sluice-rl/sluice/server/limiter"
 	"github.com/sluice-rl/sluice/server/telemetry"
 )
 
@@ -73,6 +72,7 @@ const usage = `usage:
                [--log-format text|json] [--log-level debug|info|warn|error]
                [--quota-mode] [--shadow-mode] [--envoy-response-headers [--envoy-header-names L,R,R]] [--envoy-dynamic-metadata]
                [--leases auto|off]
+               [--config-type file|grpc-xds-sotw [--xds-server HOST:PORT] [--xds-node-id ID] [--xds-tls ...] [--xds-backoff-* ...]]
   (envoyproxy/ratelimit's variables are read too: docs/deployment.md)
   sluice check-config [--merge-domain-config] PATH
   sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...   (sluice limits for more)
@@ -111,56 +111,46 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg server.Config
-	var envErr error
-	boolFlag := func(p *bool, name, usage string, keys ...string) {
-		v, err := envBool(getenv, keys...)
-		envErr = errors.Join(envErr, err)
-		fs.BoolVar(p, name, v, usage)
-	}
-	fs.StringVar(&cfg.ConfigPath, "config", getenv("SLUICE_CONFIG"), "limits config: a YAML file or a directory of them (env SLUICE_CONFIG)")
-	boolFlag(&cfg.MergeDomainConfig, "merge-domain-config", mergeDomainsUsage, "SLUICE_MERGE_DOMAIN_CONFIG")
+	e := &envFlags{fs: fs, getenv: getenv}
+	e.string(&cfg.ConfigPath, "config", "", "limits config: a YAML file or a directory of them")
+	e.bool(&cfg.MergeDomainConfig, "merge-domain-config", false, mergeDomainsUsage)
 	// envoyproxy/ratelimit's answers on Envoy's API
-	boolFlag(&cfg.QuotaMode, "quota-mode", "every descriptor in quota mode, as envoyproxy/ratelimit's QUOTA_MODE=true (env SLUICE_QUOTA_MODE)", "SLUICE_QUOTA_MODE")
-	boolFlag(&cfg.EnvoyResponseHeaders, "envoy-response-headers", "Envoy's API sends RateLimit-Limit, -Remaining and -Reset (renamed by --envoy-header-names), as envoyproxy/ratelimit's LIMIT_RESPONSE_HEADERS_ENABLED=true (env SLUICE_ENVOY_RESPONSE_HEADERS)",
-		"SLUICE_ENVOY_RESPONSE_HEADERS")
-	boolFlag(&cfg.EnvoyDynamicMetadata, "envoy-dynamic-metadata", "Envoy's API fills the response's dynamic_metadata, as envoyproxy/ratelimit's RESPONSE_DYNAMIC_METADATA=true (env SLUICE_ENVOY_DYNAMIC_METADATA)",
-		"SLUICE_ENVOY_DYNAMIC_METADATA")
-	finishFlags := addServeFlags(fs, &cfg, getenv)
-	fs.StringVar(&cfg.RedisURL, "redis", getenv("SLUICE_REDIS"), "redis://, rediss://, redis+sentinel://host:port[,...]/MASTER or redis+cluster://host:port[,...] (TLS: rediss+...); empty runs the embedded in-memory store (env SLUICE_REDIS)")
-	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", envOr(getenv, "SLUICE_GRPC_ADDR", ":8081"), "gRPC listen address (env SLUICE_GRPC_ADDR)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr(getenv, "SLUICE_HTTP_ADDR", ":8080"), "HTTP listen address (env SLUICE_HTTP_ADDR)")
-	fs.StringVar(&cfg.HealthAddr, "health-addr", getenv("SLUICE_HEALTH_ADDR"), "also serve /healthz, /readyz and /metrics here, always plain HTTP (for probes when the ports use mutual TLS); empty: off (env SLUICE_HEALTH_ADDR)")
-	fs.StringVar(&cfg.TLSCertFile, "tls-cert", getenv("SLUICE_TLS_CERT"), "PEM certificate: serve both ports over TLS, reloaded when the file changes (env SLUICE_TLS_CERT)")
-	fs.StringVar(&cfg.TLSKeyFile, "tls-key", getenv("SLUICE_TLS_KEY"), "PEM key of --tls-cert (env SLUICE_TLS_KEY)")
-	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca", getenv("SLUICE_TLS_CLIENT_CA"), "PEM CAs: require client certificates signed by them, mutual TLS (env SLUICE_TLS_CLIENT_CA)")
-	tokenFile := fs.String("auth-token-file", getenv("SLUICE_AUTH_TOKEN_FILE"), "file holding the full bearer token, then required on every gRPC and JSON API call but health (env SLUICE_AUTH_TOKEN_FILE, or the token itself in SLUICE_AUTH_TOKEN)")
-	decideTokenFile := fs.String("decide-token-file", getenv("SLUICE_DECIDE_TOKEN_FILE"), "file holding a decide-only bearer token: ShouldRateLimit and GetUsage, never refunds, reports, token hits or limit overrides; needs --auth-token-file (env SLUICE_DECIDE_TOKEN_FILE, or the token itself in SLUICE_DECIDE_TOKEN)")
-	bounds, err := boundsFromEnv(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "serve: %v\n", err)
-		return errUsage
-	}
-	fs.IntVar(&cfg.Bounds.DescriptorBytes, "max-descriptor-bytes", bounds.DescriptorBytes, "bytes of keys and values one descriptor may have; more is INVALID_ARGUMENT (0: 4096) (env SLUICE_MAX_DESCRIPTOR_BYTES)")
-	fs.IntVar(&cfg.Bounds.RequestBytes, "max-request-bytes", bounds.RequestBytes, "bytes of domain, keys and values one request may have (0: 65536) (env SLUICE_MAX_REQUEST_BYTES)")
-	fs.IntVar(&cfg.Bounds.OverLimitCacheBytes, "over-limit-cache-bytes", bounds.OverLimitCacheBytes, "memory of the over-limit cache, which answers refusals without Redis (0: 16777216) (env SLUICE_OVER_LIMIT_CACHE_BYTES)")
-	fs.StringVar(&cfg.AdminAddr, "admin-addr", envOr(getenv, "SLUICE_ADMIN_ADDR", "127.0.0.1:8082"), "admin API and web console listen address, loopback by default; off: no admin port (env SLUICE_ADMIN_ADDR)")
-	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", getenv("SLUICE_ADMIN_TOKEN_FILE"), "file of admin tokens, one name:token per line: every admin call then needs one (env SLUICE_ADMIN_TOKEN_FILE)")
-	fs.StringVar(&cfg.AdminReadTokenFile, "admin-read-token-file", getenv("SLUICE_ADMIN_READ_TOKEN_FILE"), "file of read-only admin tokens, name:token per line (env SLUICE_ADMIN_READ_TOKEN_FILE)")
-	logFormat := fs.String("log-format", envOr(getenv, "SLUICE_LOG_FORMAT", "text"), "log format: text or json (env SLUICE_LOG_FORMAT)")
-	logLevel := fs.String("log-level", envOr(getenv, "SLUICE_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SLUICE_LOG_LEVEL)")
-	xdsFlags := addXDSFlags(fs, getenv) // config over xDS: cmd/sluice/xds.go
+	e.bool(&cfg.QuotaMode, "quota-mode", false, "every descriptor in quota mode, as envoyproxy/ratelimit's QUOTA_MODE=true")
+	e.bool(&cfg.EnvoyResponseHeaders, "envoy-response-headers", false, "Envoy's API sends RateLimit-Limit, -Remaining and -Reset (renamed by --envoy-header-names), as envoyproxy/ratelimit's LIMIT_RESPONSE_HEADERS_ENABLED=true")
+	e.bool(&cfg.EnvoyDynamicMetadata, "envoy-dynamic-metadata", false, "Envoy's API fills the response's dynamic_metadata, as envoyproxy/ratelimit's RESPONSE_DYNAMIC_METADATA=true")
+	finishFlags := addServeFlags(e, &cfg)
+	e.string(&cfg.RedisURL, "redis", "", "redis://, rediss://, redis+sentinel://host:port[,...]/MASTER or redis+cluster://host:port[,...] (TLS: rediss+...); empty runs the embedded in-memory store")
+	e.string(&cfg.GRPCAddr, "grpc-addr", ":8081", "gRPC listen address")
+	e.string(&cfg.HTTPAddr, "http-addr", ":8080", "HTTP listen address")
+	e.string(&cfg.HealthAddr, "health-addr", "", "also serve /healthz, /readyz and /metrics here, always plain HTTP (for probes when the ports use mutual TLS); empty: off")
+	e.string(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate: serve both ports over TLS, reloaded when the file changes")
+	e.string(&cfg.TLSKeyFile, "tls-key", "", "PEM key of --tls-cert")
+	e.string(&cfg.TLSClientCAFile, "tls-client-ca", "", "PEM CAs: require client certificates signed by them, mutual TLS")
+	var tokenFile, decideTokenFile string
+	e.string(&tokenFile, "auth-token-file", "", "file holding the full bearer token, then required on every gRPC and JSON API call but health; or the token itself in SLUICE_AUTH_TOKEN")
+	e.string(&decideTokenFile, "decide-token-file", "", "file holding a decide-only bearer token: ShouldRateLimit and GetUsage, never refunds, reports, token hits or limit overrides; needs --auth-token-file; or the token itself in SLUICE_DECIDE_TOKEN")
+	e.bytes(&cfg.Bounds.DescriptorBytes, "max-descriptor-bytes", 0, "bytes of keys and values one descriptor may have; more is INVALID_ARGUMENT (0: 4096)")
+	e.bytes(&cfg.Bounds.RequestBytes, "max-request-bytes", 0, "bytes of domain, keys and values one request may have (0: 65536)")
+	e.bytes(&cfg.Bounds.OverLimitCacheBytes, "over-limit-cache-bytes", 0, "memory of the over-limit cache, which answers refusals without Redis (0: 16777216)")
+	e.string(&cfg.AdminAddr, "admin-addr", "127.0.0.1:8082", "admin API and web console listen address, loopback by default; off: no admin port")
+	e.string(&cfg.AdminTokenFile, "admin-token-file", "", "file of admin tokens, one name:token per line: every admin call then needs one")
+	e.string(&cfg.AdminReadTokenFile, "admin-read-token-file", "", "file of read-only admin tokens, name:token per line")
+	var logFormat, logLevel, leases string
+	e.string(&logFormat, "log-format", "text", "log format: text or json")
+	e.string(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	xdsFlags := addXDSFlags(e) // config over xDS: cmd/sluice/xds.go
 	// quota leases (docs/leases.md)
-	leases := fs.String("leases", envOr(getenv, "SLUICE_LEASES", "auto"), "quota leases: auto decides hot request limits from leases, exactly, where a replica's demand makes it pay; off sends every decision to Redis (env SLUICE_LEASES)")
+	e.string(&leases, "leases", "auto", "quota leases: auto decides hot request limits from leases, exactly, where a replica's demand makes it pay; off sends every decision to Redis")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	switch *leases {
+	switch leases {
 	case "auto":
 		cfg.Leases = config.LeaseAuto
 	case "off":
 		cfg.Leases = config.LeaseOff
 	default:
-		fmt.Fprintf(stderr, "serve: --leases %q: want auto or off\n", *leases)
+		fmt.Fprintf(stderr, "serve: --leases %q: want auto or off\n", leases)
 		return errUsage
 	}
 	if fs.NArg() > 0 {
@@ -168,7 +158,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return errUsage
 	}
 	dropGiven(upstreamErrs, fs)
-	if envErr = errors.Join(envErr, finishFlags(), xdsFlags.check(), allErrors(upstreamErrs)); envErr != nil {
+	if envErr := errors.Join(e.err, finishFlags(), xdsFlags.check(), allErrors(upstreamErrs)); envErr != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", envErr)
 		return errUsage
 	}
@@ -179,13 +169,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if cfg.AdminAddr == "off" {
 		cfg.AdminAddr = ""
 	}
-	if cfg.AuthToken, err = readToken("--auth-token-file", *tokenFile, getenv("SLUICE_AUTH_TOKEN")); err != nil {
+	var err error
+	if cfg.AuthToken, err = readToken("--auth-token-file", tokenFile, getenv("SLUICE_AUTH_TOKEN")); err != nil {
 		return err
 	}
-	if cfg.DecideToken, err = readToken("--decide-token-file", *decideTokenFile, getenv("SLUICE_DECIDE_TOKEN")); err != nil {
+	if cfg.DecideToken, err = readToken("--decide-token-file", decideTokenFile, getenv("SLUICE_DECIDE_TOKEN")); err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	logger, err := newLogger(stderr, logFormat, logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return errUsage
@@ -252,19 +243,20 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	getenv, _, upstreamErrs := upstreamEnv(getenv)
-	mergeEnv, envErr := envBool(getenv, "SLUICE_MERGE_DOMAIN_CONFIG")
-	envErr = errors.Join(envErr, upstreamErrs["SLUICE_MERGE_DOMAIN_CONFIG"])
-	merge := fs.Bool("merge-domain-config", mergeEnv, mergeDomainsUsage)
+	e := &envFlags{fs: fs, getenv: getenv}
+	var merge bool
+	e.bool(&merge, "merge-domain-config", false, mergeDomainsUsage)
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		fmt.Fprint(stderr, "usage: sluice check-config [--merge-domain-config] PATH\n")
 		return errUsage
 	}
-	if envErr != nil {
+	dropGiven(upstreamErrs, fs)
+	if envErr := errors.Join(e.err, upstreamErrs["SLUICE_MERGE_DOMAIN_CONFIG"]); envErr != nil {
 		fmt.Fprintf(stderr, "check-config: %v\n", envErr)
 		return errUsage
 	}
 	args = fs.Args()
-	set, err := config.LoadWith(args[0], config.LoadOptions{MergeDomains: *merge})
+	set, err := config.LoadWith(args[0], config.LoadOptions{MergeDomains: merge})
 	if err != nil {
 		var problems config.Problems
 		if errors.As(err, &problems) {
@@ -279,50 +271,4 @@ func checkConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	return nil
 }
 
-const mergeDomainsUsage = "let several files define one domain, merging their descriptors, as envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG=true does (env SLUICE_MERGE_DOMAIN_CONFIG, or MERGE_DOMAIN_CONFIG)"
-
-// envBool reads the first of keys that is set as a boolean (true, false, 1, 0, ...);
-// false when none is set, an error naming the variable when it is not a boolean.
-func envBool(getenv func(string) string, keys ...string) (bool, error) {
-	for _, key := range keys {
-		if v := getenv(key); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return false, fmt.Errorf("%s=%q: want true or false", key, v)
-			}
-			return b, nil
-		}
-	}
-	return false, nil
-}
-
-// boundsFromEnv reads the SLUICE_MAX_*_BYTES variables; unset is 0 (the
-// default), anything but an integer an error naming the variable.
-func boundsFromEnv(getenv func(string) string) (limiter.Bounds, error) {
-	var b limiter.Bounds
-	var errs []error
-	for _, v := range []struct {
-		key string
-		dst *int
-	}{
-		{"SLUICE_MAX_DESCRIPTOR_BYTES", &b.DescriptorBytes},
-		{"SLUICE_MAX_REQUEST_BYTES", &b.RequestBytes},
-		{"SLUICE_OVER_LIMIT_CACHE_BYTES", &b.OverLimitCacheBytes},
-	} {
-		if raw := getenv(v.key); raw != "" {
-			n, err := strconv.Atoi(raw)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: want a number of bytes", v.key, raw))
-			}
-			*v.dst = n
-		}
-	}
-	return b, errors.Join(errs...)
-}
-
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
-}
+const mergeDomainsUsage = "let several files define one domain, merging their descriptors, as envoyproxy/ratelimit's MERGE_DOMAIN_CONFIG=true does"

@@ -253,11 +253,8 @@ func (r upstreamReport) log(l *slog.Logger) {
 
 // dropGiven removes the errors of the variables whose flag was given: the
 // flag wins, so what upstream's variables would have said does not matter.
-// A flag --a-b's variable is SLUICE_A_B.
 func dropGiven(errs map[string]error, fs *flag.FlagSet) {
-	fs.Visit(func(f *flag.Flag) {
-		delete(errs, "SLUICE_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")))
-	})
+	fs.Visit(func(f *flag.Flag) { delete(errs, envKey(f.Name)) })
 }
 
 // allErrors joins every error, sorted by the variable fed, so a message is stable.

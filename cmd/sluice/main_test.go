@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
 // TestMain runs the tests, or, when a test started this binary as a
@@ -137,10 +135,7 @@ func TestServeFromEnvironmentThenStop(t *testing.T) {
 		"SLUICE_HEALTH_ADDR": healthAddr,
 		"SLUICE_ADMIN_ADDR":  adminAddr,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs) }()
+	sluice := serveInProcess(t, []string{"serve"}, envOf(env))
 
 	body := `{"domain":"apim","descriptors":[{"entries":[{"key":"api","value":"PizzaShackAPI:1.0.0"},{"key":"environment","value":"sandbox"}]}]}`
 	var over bool
@@ -157,10 +152,10 @@ func TestServeFromEnvironmentThenStop(t *testing.T) {
 		over = strings.Contains(buf.String(), `"OVER_LIMIT"`)
 	}
 	if !over {
-		t.Errorf("never reached the sandbox cap; logs:\n%s", logs.String())
+		t.Errorf("never reached the sandbox cap; logs:\n%s", sluice.logs.String())
 	}
-	if !strings.Contains(logs.String(), "embedded") {
-		t.Errorf("start-up does not say it runs on the embedded store:\n%s", logs.String())
+	if !strings.Contains(sluice.logs.String(), "embedded") {
+		t.Errorf("start-up does not say it runs on the embedded store:\n%s", sluice.logs.String())
 	}
 	if resp, err := http.Get("http://" + healthAddr + "/readyz"); err != nil {
 		t.Errorf("SLUICE_HEALTH_ADDR: %v", err)
@@ -178,14 +173,8 @@ func TestServeFromEnvironmentThenStop(t *testing.T) {
 			t.Errorf("admin domains on SLUICE_ADMIN_ADDR: %d", resp.StatusCode)
 		}
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("serve after stop: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not return after stop")
+	if err := sluice.stop(t); err != nil {
+		t.Errorf("serve after stop: %v", err)
 	}
 }
 
@@ -217,16 +206,7 @@ func TestServeReadsUpstreamSettings(t *testing.T) {
 		"RESPONSE_DYNAMIC_METADATA":      "1",
 		"QUOTA_MODE":                     "true",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	sluice := serveInProcess(t, []string{"serve"}, envOf(env))
 	post := func(body string) (int, string) {
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			resp, err := http.Post("http://"+httpAddr+"/json", "application/json", strings.NewReader(body))
@@ -237,7 +217,7 @@ func TestServeReadsUpstreamSettings(t *testing.T) {
 				return resp.StatusCode, buf.String()
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("POST /json: %v; logs:\n%s", err, logs.String())
+				t.Fatalf("POST /json: %v; logs:\n%s", err, sluice.logs.String())
 			}
 		}
 	}

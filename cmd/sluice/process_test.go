@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/sluice-rl/sluice/internal/sluicetest"
 	"github.com/sluice-rl/sluice/internal/syncbuf"
@@ -57,4 +59,50 @@ func waitReady(t testing.TB, url string, logs *syncbuf.Buffer) {
 	}()
 	sluicetest.WaitReady(t, http.DefaultClient, url, true)
 	ready = true
+}
+
+// inProcess is `sluice args...` run inside the test's process: run, as main
+// calls it.
+type inProcess struct {
+	logs    syncbuf.Buffer // what run wrote, to stdout and stderr
+	done    chan struct{}  // closed when run has returned err
+	err     error
+	cancel  context.CancelFunc
+	stopped bool
+}
+
+// serveInProcess calls run(args, getenv) in the background. Unless the test
+// stops it (stop), it is stopped when the test ends, and an error from run
+// fails the test.
+func serveInProcess(t *testing.T, args []string, getenv func(string) string) *inProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &inProcess{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		p.err = run(ctx, args, getenv, &p.logs, &p.logs)
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.stopped {
+			if err := p.stop(t); err != nil {
+				t.Errorf("serve: %v\n%s", err, p.logs.String())
+			}
+		}
+	})
+	return p
+}
+
+// stop cancels run's context, as SIGTERM does main's, and returns what run
+// returned. A run that has not returned 15 s later fails the test.
+func (p *inProcess) stop(t *testing.T) error {
+	t.Helper()
+	p.stopped = true
+	p.cancel()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(15 * time.Second):
+		t.Errorf("serve did not return within 15 s of its stop\n%s", p.logs.String())
+		return nil
+	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/sluice-rl/sluice/internal/redistest"
-	"github.com/sluice-rl/sluice/internal/syncbuf"
 	"github.com/sluice-rl/sluice/internal/testcerts"
 )
 
@@ -43,16 +41,7 @@ func TestServeRedisMutualTLS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			httpAddr := freeAddr(t)
 			args := append([]string{"serve", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", "off"}, tc.extra...)
-			ctx, cancel := context.WithCancel(context.Background())
-			var logs syncbuf.Buffer
-			done := make(chan error, 1)
-			go func() { done <- run(ctx, args, envOf(env), &logs, &logs) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			}()
+			sluice := serveInProcess(t, args, envOf(env))
 			var code int
 			var body string
 			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
@@ -68,7 +57,7 @@ func TestServeRedisMutualTLS(t *testing.T) {
 				}
 			}
 			if code != tc.wantCode {
-				t.Fatalf("/readyz %d %q, want %d\n%s", code, body, tc.wantCode, logs.String())
+				t.Fatalf("/readyz %d %q, want %d\n%s", code, body, tc.wantCode, sluice.logs.String())
 			}
 			if code != http.StatusOK {
 				if !strings.Contains(body, "--redis-tls-cert") {
@@ -89,8 +78,8 @@ func TestServeRedisMutualTLS(t *testing.T) {
 			if n := len(counterKeys(t, redistest.Client(t, redis))); n == 0 {
 				t.Error("no counter in the TLS Redis")
 			}
-			if !strings.Contains(logs.String(), "store.client_cert=true") {
-				t.Errorf("the start-up line does not say a client certificate is used:\n%s", logs.String())
+			if !strings.Contains(sluice.logs.String(), "store.client_cert=true") {
+				t.Errorf("the start-up line does not say a client certificate is used:\n%s", sluice.logs.String())
 			}
 		})
 	}

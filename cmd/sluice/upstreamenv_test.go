@@ -163,25 +163,21 @@ func TestUpstreamUnsupportedSettingsInOneWarning(t *testing.T) {
 		"REDIS_PIPELINE_WINDOW": "150us", "REDIS_PIPELINE_LIMIT": "8", "RUNTIME_WATCH_ROOT": "false", "USE_PROMETHEUS": "false",
 		"EXPIRATION_JITTER_MAX_SECONDS": "300",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, envOf(env), &logs, &logs) }()
-	for deadline := time.Now().Add(15 * time.Second); logRecord(logs.String(), "sluice serving") == nil && time.Now().Before(deadline); {
+	sluice := serveInProcess(t, []string{"serve"}, envOf(env))
+	for deadline := time.Now().Add(15 * time.Second); logRecord(sluice.logs.String(), "sluice serving") == nil && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve: %v\n%s", err, logs.String())
+	if err := sluice.stop(t); err != nil {
+		t.Fatalf("serve: %v\n%s", err, sluice.logs.String())
 	}
 	var warnings []string
-	for _, line := range strings.Split(logs.String(), "\n") {
+	for _, line := range strings.Split(sluice.logs.String(), "\n") {
 		if strings.Contains(line, "envoyproxy/ratelimit settings Sluice does not honour") {
 			warnings = append(warnings, line)
 		}
 	}
 	if len(warnings) != 1 {
-		t.Fatalf("%d warnings about upstream's settings, want 1:\n%s", len(warnings), logs.String())
+		t.Fatalf("%d warnings about upstream's settings, want 1:\n%s", len(warnings), sluice.logs.String())
 	}
 	for _, name := range []string{"BACKEND_TYPE=memcache", "MEMCACHE_HOST_PORT", "USE_STATSD=true", "STATSD_HOST", "STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT=false",
 		"GRPC_MAX_CONNECTION_AGE=1h", "REDIS_PERSECOND=true", "GRPC_UDS", "USE_DOG_STATSD=true"} {
@@ -194,7 +190,7 @@ func TestUpstreamUnsupportedSettingsInOneWarning(t *testing.T) {
 			t.Errorf("the warning names %s, which Sluice handles: %s", name, warnings[0])
 		}
 	}
-	info := logRecord(logs.String(), "envoyproxy/ratelimit settings read (docs/deployment.md)")
+	info := logRecord(sluice.logs.String(), "envoyproxy/ratelimit settings read (docs/deployment.md)")
 	if info == nil || !strings.Contains(strings.Join(anyStrings(info["no_effect"]), ","), "REDIS_PIPELINE_WINDOW") {
 		t.Errorf("the settings without effect are not listed: %v", info)
 	}
@@ -299,16 +295,7 @@ func TestUpstreamKubernetesDeployment(t *testing.T) {
 		// upstream's default ports, moved
 		"PORT": httpPort, "GRPC_PORT": grpcPort, "DEBUG_PORT": debugPort,
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, envOf(env), &logs, &logs) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
+	sluice := serveInProcess(t, []string{"serve"}, envOf(env))
 
 	get := func(url string) (int, string) {
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -320,12 +307,12 @@ func TestUpstreamKubernetesDeployment(t *testing.T) {
 					return resp.StatusCode, string(body)
 				}
 			} else if time.Now().After(deadline) {
-				t.Fatalf("GET %s: %v\n%s", url, err, logs.String())
+				t.Fatalf("GET %s: %v\n%s", url, err, sluice.logs.String())
 			}
 		}
 	}
 	if code, body := get("http://127.0.0.1:" + httpPort + "/healthcheck"); code != http.StatusOK || body != "OK" {
-		t.Errorf("/healthcheck on PORT: %d %q, want 200 OK\n%s", code, body, logs.String())
+		t.Errorf("/healthcheck on PORT: %d %q, want 200 OK\n%s", code, body, sluice.logs.String())
 	}
 	if code, _ := get("http://127.0.0.1:" + debugPort + "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz on DEBUG_PORT: %d", code)
@@ -345,7 +332,7 @@ func TestUpstreamKubernetesDeployment(t *testing.T) {
 			{Entries: []*ratelimitv3.RateLimitDescriptor_Entry{{Key: "PATH", Value: path}}},
 		}})
 		if err != nil {
-			t.Fatalf("ShouldRateLimit %s: %v\n%s", path, err, logs.String())
+			t.Fatalf("ShouldRateLimit %s: %v\n%s", path, err, sluice.logs.String())
 		}
 		return resp.OverallCode
 	}
@@ -362,7 +349,7 @@ func TestUpstreamKubernetesDeployment(t *testing.T) {
 	if n := len(counterKeys(t, redistest.Client(t, redis))); n == 0 {
 		t.Errorf("no counter in the Redis of REDIS_URL")
 	}
-	if strings.Contains(logs.String(), "does not honour") {
-		t.Errorf("the Deployment's settings were warned of:\n%s", logs.String())
+	if strings.Contains(sluice.logs.String(), "does not honour") {
+		t.Errorf("the Deployment's settings were warned of:\n%s", sluice.logs.String())
 	}
 }

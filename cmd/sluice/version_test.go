@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-rl/sluice/internal/syncbuf"
 	"github.com/sluice-rl/sluice/internal/version"
 )
 
@@ -92,30 +91,19 @@ func TestStartupLogNamesVersionStoreDomainsAndPorts(t *testing.T) {
 // with message msg, stops it, and returns that record.
 func serveUntilLogged(t *testing.T, args []string, getenv func(string) string, msg string) map[string]any {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, getenv, &logs, &logs) }()
-	defer func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}()
+	sluice := serveInProcess(t, args, getenv)
+	defer sluice.stop(t) // run's error after the stop: not what this helper looks for
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if rec := logRecord(logs.String(), msg); rec != nil {
+		if rec := logRecord(sluice.logs.String(), msg); rec != nil {
 			return rec
 		}
 		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("serve ended before logging %q: %v\n%s", msg, err, logs.String())
+		case <-sluice.done:
+			t.Fatalf("serve ended before logging %q: %v\n%s", msg, sluice.err, sluice.logs.String())
 		default:
 		}
 	}
-	t.Fatalf("no %q record within 15s:\n%s", msg, logs.String())
+	t.Fatalf("no %q record within 15s:\n%s", msg, sluice.logs.String())
 	return nil
 }
 

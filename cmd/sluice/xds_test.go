@@ -7,12 +7,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	rlsconfv3 "github.com/envoyproxy/go-control-plane/ratelimit/config/ratelimit/v3"
 
-	"github.com/sluice-rl/sluice/internal/syncbuf"
 	"github.com/sluice-rl/sluice/internal/xdstest"
 )
 
@@ -36,21 +34,7 @@ func TestServeTakesItsConfigOverXDSFromUpstreamsVariables(t *testing.T) {
 		"SLUICE_GRPC_ADDR":                    freeAddr(t),
 		"SLUICE_ADMIN_ADDR":                   "off",
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve after stop: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatal("serve did not return after stop")
-		}
-	}()
+	sluice := serveInProcess(t, []string{"serve"}, envOf(env))
 
 	first, _ := cp.WaitRequest(t, 0, "the first request", func(*discoveryv3.DiscoveryRequest) bool { return true })
 	fields := first.GetNode().GetMetadata().GetFields()
@@ -88,8 +72,8 @@ func TestServeTakesItsConfigOverXDSFromUpstreamsVariables(t *testing.T) {
 		_ = resp.Body.Close()
 	}
 	for _, want := range []string{"--config is ignored", "config=xds://" + cp.Addr} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		if !strings.Contains(sluice.logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, sluice.logs.String())
 		}
 	}
 }

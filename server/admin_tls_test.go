@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,15 +18,13 @@ import (
 // the audit trail, and a caller without one does not get in.
 func TestAdminPortMutualTLS(t *testing.T) {
 	ca := testcerts.NewCA(t, "sluice test ca")
-	dir := t.TempDir()
-	cert, key := ca.Issue(t, "sluice")
-	testcerts.WriteFiles(t, dir, map[string][]byte{"tls.crt": cert, "tls.key": key, "ca.crt": ca.PEM})
+	certs := ca.WriteDir(t, "sluice")
 	clientTLS := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{ca.ClientCert(t, "deployer")}}
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
 	t.Cleanup(client.CloseIdleConnections)
 	s := startSluiceClient(t, server.Config{
 		ConfigPath: writeConfig(t, apimConfig), RedisURL: redistest.New(t).URL(), AdminAddr: "127.0.0.1:0",
-		TLSCertFile: filepath.Join(dir, "tls.crt"), TLSKeyFile: filepath.Join(dir, "tls.key"), TLSClientCAFile: filepath.Join(dir, "ca.crt"),
+		TLSCertFile: certs.Cert("sluice"), TLSKeyFile: certs.Key("sluice"), TLSClientCAFile: certs.CA(),
 	}, client, "https")
 
 	req, _ := http.NewRequest("PUT", "https://"+s.AdminAddr()+pizzaThroughput, strings.NewReader(`{"sandbox": {"requests": 3, "window": "1m"}}`))

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,9 +25,7 @@ import (
 // authenticates the caller on its own, on gRPC and HTTP alike.
 func TestMutualTLSAndBearerToken(t *testing.T) {
 	ca := testcerts.NewCA(t, "sluice test ca")
-	dir := t.TempDir()
-	cert, key := ca.Issue(t, "sluice")
-	testcerts.WriteFiles(t, dir, map[string][]byte{"tls.crt": cert, "tls.key": key, "ca.crt": ca.PEM})
+	certs := ca.WriteDir(t, "sluice")
 	rs := redistest.New(t)
 	const token = "s3cret-token"
 	clientTLS := &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{ca.ClientCert(t, "gateway")}}
@@ -36,7 +33,7 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 	t.Cleanup(client.CloseIdleConnections)
 	s := startSluiceClient(t, server.Config{
 		ConfigPath: writeConfig(t, tokenConfig), RedisURL: rs.URL(), AuthToken: token,
-		TLSCertFile: filepath.Join(dir, "tls.crt"), TLSKeyFile: filepath.Join(dir, "tls.key"), TLSClientCAFile: filepath.Join(dir, "ca.crt"),
+		TLSCertFile: certs.Cert("sluice"), TLSKeyFile: certs.Key("sluice"), TLSClientCAFile: certs.CA(),
 		HealthAddr: "127.0.0.1:0",
 	}, client, "https")
 	ctx := context.Background()

@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,17 +17,13 @@ import (
 // Redis); with --redis-tls-cert and --redis-tls-key given empty it has no
 // certificate, stays unready, and /readyz says what to give.
 func TestServeRedisMutualTLS(t *testing.T) {
-	ca := testcerts.NewCA(t, "redis ca")
-	dir := t.TempDir()
-	serverCert, serverKey := ca.Issue(t, "redis")
-	clientCert, clientKey := ca.Issue(t, "sluice")
-	testcerts.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.PEM, "redis.crt": serverCert, "redis.key": serverKey, "sluice.crt": clientCert, "sluice.key": clientKey})
-	redis := redistest.New(t, redistest.WithTLS(redistest.TLS{CertFile: filepath.Join(dir, "redis.crt"), KeyFile: filepath.Join(dir, "redis.key"), CAFile: filepath.Join(dir, "ca.crt")}))
+	certs := testcerts.NewCA(t, "redis ca").WriteDir(t, "redis", "sluice")
+	redis := redistest.New(t, redistest.WithTLS(redistest.TLS{CertFile: certs.Cert("redis"), KeyFile: certs.Key("redis"), CAFile: certs.CA()}))
 
 	env := map[string]string{
 		"SLUICE_CONFIG": "../../deploy/examples/sluice.yaml", "SLUICE_ADMIN_ADDR": "off",
 		"REDIS_SOCKET_TYPE": "tcp", "REDIS_URL": redis.Addr(), "REDIS_TLS": "true",
-		"REDIS_TLS_CACERT": filepath.Join(dir, "ca.crt"), "REDIS_TLS_CLIENT_CERT": filepath.Join(dir, "sluice.crt"), "REDIS_TLS_CLIENT_KEY": filepath.Join(dir, "sluice.key"),
+		"REDIS_TLS_CACERT": certs.CA(), "REDIS_TLS_CLIENT_CERT": certs.Cert("sluice"), "REDIS_TLS_CLIENT_KEY": certs.Key("sluice"),
 	}
 	for _, tc := range []struct {
 		name     string

@@ -1,5 +1,6 @@
 // Package testcerts makes throwaway certificates for tests: a CA, server
-// certificates for 127.0.0.1/localhost, and client certificates.
+// certificates for 127.0.0.1/localhost, and client certificates, in memory
+// or written as PEM files (WriteDir).
 package testcerts
 
 import (
@@ -96,6 +97,32 @@ func WriteFiles(tb testing.TB, dir string, files map[string][]byte) {
 		}
 	}
 }
+
+// Dir is a directory of PEM files that WriteDir wrote.
+type Dir string
+
+// WriteDir writes into a new temporary directory the CA, as ca.crt, and for
+// each name a certificate of that common name (Issue) and its key, as
+// <name>.crt and <name>.key.
+func (ca *CA) WriteDir(tb testing.TB, names ...string) Dir {
+	tb.Helper()
+	files := map[string][]byte{"ca.crt": ca.PEM}
+	for _, name := range names {
+		files[name+".crt"], files[name+".key"] = ca.Issue(tb, name)
+	}
+	dir := tb.TempDir()
+	WriteFiles(tb, dir, files)
+	return Dir(dir)
+}
+
+// CA is the path of the CA's certificate.
+func (d Dir) CA() string { return filepath.Join(string(d), "ca.crt") }
+
+// Cert is the path of name's certificate.
+func (d Dir) Cert(name string) string { return filepath.Join(string(d), name+".crt") }
+
+// Key is the path of name's key.
+func (d Dir) Key(name string) string { return filepath.Join(string(d), name+".key") }
 
 func newKey(tb testing.TB) *ecdsa.PrivateKey {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/tls"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,13 +18,9 @@ import (
 // certificate every node answers; without it the error says what is
 // missing.
 func TestMutualTLSToEveryTopology(t *testing.T) {
-	ca := testcerts.NewCA(t, "redis ca")
-	dir := t.TempDir()
-	serverCert, serverKey := ca.Issue(t, "redis")
-	clientCert, clientKey := ca.Issue(t, "sluice")
-	testcerts.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.PEM, "redis.crt": serverCert, "redis.key": serverKey, "sluice.crt": clientCert, "sluice.key": clientKey})
-	files := redistest.TLS{CertFile: filepath.Join(dir, "redis.crt"), KeyFile: filepath.Join(dir, "redis.key"), CAFile: filepath.Join(dir, "ca.crt")}
-	withCert, err := tlsconf.NewClient(tlsconf.ClientFiles{CA: files.CAFile, Cert: filepath.Join(dir, "sluice.crt"), Key: filepath.Join(dir, "sluice.key")})
+	certs := testcerts.NewCA(t, "redis ca").WriteDir(t, "redis", "sluice")
+	files := redistest.TLS{CertFile: certs.Cert("redis"), KeyFile: certs.Key("redis"), CAFile: certs.CA()}
+	withCert, err := tlsconf.NewClient(tlsconf.ClientFiles{CA: certs.CA(), Cert: certs.Cert("sluice"), Key: certs.Key("sluice")})
 	if err != nil {
 		t.Fatal(err)
 	}

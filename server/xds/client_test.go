@@ -246,15 +246,13 @@ func TestClientMutualTLS(t *testing.T) {
 	serverCert := ca.ClientCert(t, "control-plane")
 	cp := xdstest.Start(t, "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: ca.Pool(), ClientAuth: tls.RequireAndVerifyClientCert})
 	cp.Push(t, "default", "1", limited("pizza", "apim", "api", "pizza", 3, rlsconfv3.RateLimitUnit_SECOND))
-	dir := t.TempDir()
-	cert, key := ca.Issue(t, "sluice")
-	testcerts.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.PEM, "tls.crt": cert, "tls.key": key})
+	certs := ca.WriteDir(t, "sluice")
 	port := cp.Addr[strings.LastIndex(cp.Addr, ":"):]
 
 	// Without a client certificate the handshake fails and nothing arrives.
 	logs := &syncbuf.Buffer{}
 	noCert := newClient(t, xds.Options{Server: "localhost" + port, Logger: slog.New(slog.NewTextHandler(logs, nil)),
-		TLS: &xds.TLS{CAFile: filepath.Join(dir, "ca.crt")}})
+		TLS: &xds.TLS{CAFile: certs.CA()}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -272,7 +270,7 @@ func TestClientMutualTLS(t *testing.T) {
 
 	// With it, and the name to check given apart from the address.
 	r := run(t, newClient(t, xds.Options{Server: cp.Addr, TLS: &xds.TLS{
-		CAFile: filepath.Join(dir, "ca.crt"), CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"), ServerName: "localhost",
+		CAFile: certs.CA(), CertFile: certs.Cert("sluice"), KeyFile: certs.Key("sluice"), ServerName: "localhost",
 	}}))
 	if set := r.nextSet(t); requestsOf(set, "apim", "api", "pizza") != 3 {
 		t.Errorf("config over mutual TLS: %v", set.Domains())

@@ -23,15 +23,7 @@ import (
 // Unavailable, the circuit never opens, and the fail-open domain admits no
 // more than its limit — the attackers' short deadlines fail open for nobody.
 func TestShortDeadlinesNeverOpenTheBreakerForOthers(t *testing.T) {
-	rs := redistest.New(t)
-	s := startSluice(t, writeConfigDir(t, isolationConfig), rs.URL())
-	conn := dial(t, s)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var v victims
-	v.run(conn, 4, &stop, &wg)
-
-	envoy := rlsv3.NewRateLimitServiceClient(conn)
+	it := startIsolationTest(t, 4)
 	var calls, deadline, unavailable, openAdmitted atomic.Int64
 	for a := range 8 {
 		domain, desc := "attacker", envoyDesc("remote_address", "10.0.0.1")
@@ -39,10 +31,10 @@ func TestShortDeadlinesNeverOpenTheBreakerForOthers(t *testing.T) {
 			domain, desc = "victims_open", envoyDesc("api", "shared")
 		}
 		req := &rlsv3.RateLimitRequest{Domain: domain, Descriptors: []*ratelimitv3.RateLimitDescriptor{desc}}
-		wg.Go(func() {
-			for !stop.Load() {
+		it.wg.Go(func() {
+			for !it.stop.Load() {
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Millisecond)
-				resp, err := envoy.ShouldRateLimit(ctx, req)
+				resp, err := it.envoy.ShouldRateLimit(ctx, req)
 				cancel()
 				calls.Add(1)
 				switch status.Code(err) {
@@ -58,19 +50,17 @@ func TestShortDeadlinesNeverOpenTheBreakerForOthers(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(2 * time.Second)
-	stop.Store(true)
-	wg.Wait()
+	it.runFor(2 * time.Second)
 	t.Logf("attackers: %d calls, %d DeadlineExceeded, %d Unavailable, %d admitted on the fail-open domain", calls.Load(), deadline.Load(), unavailable.Load(), openAdmitted.Load())
-	v.check(t)
-	circuitNeverOpened(t, s)
-	if n := v.openAdmitted.Load() + openAdmitted.Load(); n > 100 {
+	it.v.check(t)
+	circuitNeverOpened(t, it.s)
+	if n := it.v.openAdmitted.Load() + openAdmitted.Load(); n > 100 {
 		t.Errorf("the fail-open domain admitted %d (victims and attackers) against a limit of 100 a minute", n)
 	}
 	if deadline.Load() == 0 {
 		t.Log("no attacker call ran out of its deadline: the machine was fast enough that the attack did not bite")
 	}
-	series, _ := scrape(t, s)
+	series, _ := scrape(t, it.s)
 	for k, n := range series {
 		if strings.HasPrefix(k, "sluice_redis_errors_total") && n > 0 {
 			t.Errorf("%s = %v: a caller's own deadline counted as a Redis error", k, n)

@@ -94,6 +94,37 @@ func (v *victims) run(conn *grpc.ClientConn, n int, stop *atomic.Bool, wg *sync.
 	}
 }
 
+// isolationTest is a Sluice with isolationConfig, on a Redis of its own,
+// and victims asking it beside the attackers a test adds: each a goroutine
+// of wg that runs until stop.
+type isolationTest struct {
+	rs    *redistest.Server
+	s     *sluice
+	envoy rlsv3.RateLimitServiceClient // for the attackers
+	v     victims
+	stop  atomic.Bool
+	wg    sync.WaitGroup
+}
+
+// startIsolationTest starts the Sluice and n victims (victims.run).
+func startIsolationTest(t *testing.T, n int) *isolationTest {
+	t.Helper()
+	it := &isolationTest{rs: redistest.New(t)}
+	it.s = startSluice(t, writeConfigDir(t, isolationConfig), it.rs.URL())
+	conn := dial(t, it.s)
+	it.envoy = rlsv3.NewRateLimitServiceClient(conn)
+	it.v.run(conn, n, &it.stop, &it.wg)
+	return it
+}
+
+// runFor lets the victims and the attackers run for d, then stops them and
+// waits until they all have.
+func (it *isolationTest) runFor(d time.Duration) {
+	time.Sleep(d)
+	it.stop.Store(true)
+	it.wg.Wait()
+}
+
 // check asserts that the victims never saw the attack.
 func (v *victims) check(t *testing.T) {
 	t.Helper()
@@ -129,15 +160,7 @@ func circuitNeverOpened(t *testing.T, s *sluice) {
 // are the caller's error, InvalidArgument naming the field, before any Redis
 // call — never a Redis failure that opens the circuit for every caller.
 func TestBadOverridesNeverOpenTheBreakerForOthers(t *testing.T) {
-	rs := redistest.New(t)
-	s := startSluice(t, writeConfigDir(t, isolationConfig), rs.URL())
-	conn := dial(t, s)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var v victims
-	v.run(conn, 8, &stop, &wg)
-
-	envoy := rlsv3.NewRateLimitServiceClient(conn)
+	it := startIsolationTest(t, 8)
 	bad := []*ratelimitv3.RateLimitDescriptor_RateLimitOverride{
 		{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_YEAR, UnitMultiplier: wrapperspb.UInt32(292)},
 		{RequestsPerUnit: 1, Unit: typev3.RateLimitUnit_YEAR, UnitMultiplier: wrapperspb.UInt32(293)}, // overflows time.Duration
@@ -146,11 +169,11 @@ func TestBadOverridesNeverOpenTheBreakerForOthers(t *testing.T) {
 	}
 	var attacks, refused atomic.Int64
 	for a := range 4 {
-		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
+		it.wg.Go(func() {
+			for i := 0; !it.stop.Load(); i++ {
 				d := envoyDesc("remote_address", "10.0.0.1")
 				d.Limit = bad[(a+i)%len(bad)]
-				_, err := envoy.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "attacker", Descriptors: []*ratelimitv3.RateLimitDescriptor{d}})
+				_, err := it.envoy.ShouldRateLimit(context.Background(), &rlsv3.RateLimitRequest{Domain: "attacker", Descriptors: []*ratelimitv3.RateLimitDescriptor{d}})
 				attacks.Add(1)
 				if status.Code(err) == codes.InvalidArgument && strings.Contains(err.Error(), "descriptors[0].limit.unit_multiplier") {
 					refused.Add(1)
@@ -160,16 +183,14 @@ func TestBadOverridesNeverOpenTheBreakerForOthers(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(time.Second)
-	stop.Store(true)
-	wg.Wait()
+	it.runFor(time.Second)
 	t.Logf("attacker: %d calls, %d InvalidArgument", attacks.Load(), refused.Load())
 	if refused.Load() != attacks.Load() {
 		t.Errorf("%d of %d bad overrides were not InvalidArgument", attacks.Load()-refused.Load(), attacks.Load())
 	}
-	v.check(t)
-	circuitNeverOpened(t, s)
-	if keys, err := redistest.Client(t, rs).Keys(context.Background(), "*attacker*").Result(); err != nil || len(keys) > 0 {
+	it.v.check(t)
+	circuitNeverOpened(t, it.s)
+	if keys, err := redistest.Client(t, it.rs).Keys(context.Background(), "*attacker*").Result(); err != nil || len(keys) > 0 {
 		t.Errorf("the refused overrides wrote %v (%v)", keys, err)
 	}
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,18 +15,6 @@ import (
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 )
 
-// readyz is the status and body of GET /readyz.
-func readyz(t *testing.T, s *sluice) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // waitReadyz polls /readyz until its status is want and its body contains
 // says. (A loaded machine may make a probe miss its short test timeout now
 // and then: that answer is not the one waited for.)
@@ -35,7 +22,7 @@ func waitReadyz(t *testing.T, s *sluice, want int, says string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		code, body := readyz(t, s)
+		code, body := s.Readyz(t)
 		if code == want && strings.Contains(body, says) {
 			return
 		}

@@ -58,6 +58,19 @@ func Start(t testing.TB, cfg server.Config) *Server {
 // later calls return the same.
 func (s *Server) Stop() error { return s.stop() }
 
+// Readyz asks the server's /readyz once, over plain HTTP, and returns the
+// status code and the body.
+func (s *Server) Readyz(t testing.TB) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
 // WaitReady polls url (a /readyz) with client until it answers 200 (want
 // true) or anything else (want false), for up to 15 seconds (a server in a
 // process of its own, started on a loaded machine, may take that long).

@@ -24,18 +24,6 @@ import (
 	"github.com/sluice-rl/sluice/server/xds"
 )
 
-// readyz answers /readyz: the status code and the body.
-func readyz(t *testing.T, s *sluicetest.Server) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + s.HTTPAddr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 // TestSluiceTakesItsConfigOverXDS runs a real Sluice, on a real Redis, whose
 // config comes from an xDS management server built from go-control-plane,
 // as Envoy Gateway pushes one: not ready until the first push; a push is
@@ -62,7 +50,7 @@ func TestSluiceTakesItsConfigOverXDS(t *testing.T) {
 
 	// Not ready: connected to the server, which has nothing for the node.
 	cp.WaitRequest(t, 0, "the first request", func(*discoveryv3.DiscoveryRequest) bool { return true })
-	if code, body := readyz(t, s); code != http.StatusServiceUnavailable || !strings.Contains(body, "no config received yet") {
+	if code, body := s.Readyz(t); code != http.StatusServiceUnavailable || !strings.Contains(body, "no config received yet") {
 		t.Fatalf("before the first config: /readyz %d %q", code, body)
 	}
 	if h, err := health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: "ratelimit"}); err != nil || h.Status != healthpb.HealthCheckResponse_NOT_SERVING {
@@ -124,7 +112,7 @@ func TestSluiceTakesItsConfigOverXDS(t *testing.T) {
 	// The management server goes away: the config stays, and so does readiness.
 	cp.Stop()
 	admits(0, 5)
-	if code, body := readyz(t, s); code != http.StatusOK {
+	if code, body := s.Readyz(t); code != http.StatusOK {
 		t.Errorf("with the management server down: /readyz %d %q", code, body)
 	}
 

@@ -181,6 +181,23 @@ func script(expr string) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// sideways is a JavaScript expression: the tables of the page that do not
+// fit their box and scroll sideways ("PizzaShackAPI:1.0.0 production",
+// "audit"), comma-separated; empty when all fit. The browser hides scroll
+// bars, so a screenshot shows such a table cut off, not scrolling.
+const sideways = `Array.from(document.querySelectorAll(".scroll")).filter((s) => s.scrollWidth > s.clientWidth).map((s) => {
+  const api = s.closest("[data-api]"), env = s.closest("[data-env]");
+  return api ? api.dataset.api + " " + env.dataset.env : "audit";
+}).join(", ")`
+
+// tablesFit checks that no table scrolls sideways at the page's width.
+func (p *page) tablesFit(width int) {
+	p.t.Helper()
+	if got := eval[string](p, sideways); got != "" {
+		p.t.Errorf("at %d px these tables do not fit and scroll sideways: %s", width, got)
+	}
+}
+
 // card is the CSS selector of an API's card.
 func card(api string) string { return `article[data-api="` + api + `"]` }
 
@@ -205,9 +222,9 @@ func specify(api, part string, fields ...string) []chromedp.Action[chromedp.Void
 // AI API's token caps), sees them enforced and the live usage and traffic
 // move while a load runs, sees a conflict when a script changed the caps
 // after the form was loaded, and a bad value named inline, with nothing
-// applied either time; the audit trail is newest first. Screenshots at
-// 1280 px and phone size go to the test's artifact directory (go test
-// -artifacts keeps them).
+// applied either time; the audit trail is newest first; at 1280 px, tablet
+// and phone width no table is cut off. Screenshots at 1280 px and phone size
+// go to the test's artifact directory (go test -artifacts keeps them).
 func TestConsoleInBrowser(t *testing.T) {
 	ctx := startBrowser(t)
 	rs := redistest.New(t)
@@ -313,7 +330,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := eval[int](p, `document.querySelectorAll(`+js(pz+` [data-env=production] svg.chart rect.admitted`)+`).length`); n == 0 {
 		t.Error("the production chart has no bars")
 	}
-	desktop := p.screenshot("console-1280-live.png")
+	p.tablesFit(1280)
+	p.screenshot("console-1280-live.png")
 	close(stop)
 	load.Wait()
 	if got := used(); got < first {
@@ -367,6 +385,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("a refused save changed the caps: %v, was version %v", now, version)
 	}
 
+	// A tablet: the two environments side by side or one above the other,
+	// their tables fit.
+	p.do("tablet size", chromedp.EmulateViewport(820, 1180))
+	p.tablesFit(820)
+
 	// A phone.
 	p.do("phone size", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateTouch))
 	p.until("one column", `document.querySelector(`+js(pz+` .envs`)+`).getBoundingClientRect().width < 390 && `+
@@ -374,6 +397,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if w := eval[int](p, `document.documentElement.scrollWidth`); w > 390 {
 		t.Errorf("the phone page is %d px wide: it scrolls sideways", w)
 	}
+	p.tablesFit(390)
 	p.screenshot("console-phone.png")
 
 	if *consoleScreenshot != "" {
@@ -386,7 +410,6 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		t.Logf("wrote %s", *consoleScreenshot)
 	}
-	_ = desktop
 }
 
 func envRequest(api, env string) *sluicev1.ShouldRateLimitRequest {

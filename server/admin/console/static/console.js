@@ -11,9 +11,19 @@
   const REFRESH_MS = 1000;
   const AUDIT_EVERY = 5; // refreshes
   const ENVS = ["production", "sandbox"];
+  const ENV_TITLES = { production: "Production", sandbox: "Sandbox" };
+  // The two parts of an environment's form, named as the backend-throughput
+  // body names them: "sandbox" (requests) and "sandbox_tokens"; the counts
+  // each has, with their labels, and a window.
+  const PARTS = [
+    { suffix: "", kind: "requests", title: "Requests", window: "1s", counts: { requests: "Limit" } },
+    { suffix: "_tokens", kind: "tokens", title: "Tokens", window: "1m",
+      counts: { total_tokens: "Total", prompt_tokens: "Prompt", completion_tokens: "Completion" } },
+  ];
 
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+  const clone = (template) => $(template).content.firstElementChild.cloneNode(true);
 
   const state = {
     domain: "",
@@ -229,14 +239,14 @@
   }
 
   function newCard(name) {
-    const root = $("#api-card").content.firstElementChild.cloneNode(true);
+    const root = clone("#api-card");
     root.dataset.api = name;
     $(".name", root).textContent = name;
     const card = { name, root, api: null, envs: {}, form: $("form", root), loaded: null };
     for (const env of ENVS) {
-      const v = $("#env-view").content.firstElementChild.cloneNode(true);
+      const v = clone("#env-view");
       v.dataset.env = env;
-      $(".env-name", v).textContent = env === "production" ? "Production" : "Sandbox";
+      $(".env-name", v).textContent = ENV_TITLES[env];
       $(".envs", root).appendChild(v);
       card.envs[env] = v;
     }
@@ -345,30 +355,13 @@
 
   // ---- the publisher's form ------------------------------------------------
 
-  // The form's inputs are named after the fields of the backend-throughput
-  // body ("sandbox.requests", "production_tokens.window"), so a 400 naming a
-  // field marks its input.
   function buildForm(card) {
     const box = $(".env-forms", card.root);
-    const id = "f" + Math.random().toString(36).slice(2, 8);
     for (const env of ENVS) {
-      const fs = $("#env-form").content.firstElementChild.cloneNode(true);
+      const fs = el("fieldset", "env-form");
       fs.dataset.env = env;
-      $(".env-name", fs).textContent = env === "production" ? "Production" : "Sandbox";
-      for (const [sel, part] of [[".part.requests", env], [".part.tokens", env + "_tokens"]]) {
-        const p = $(sel, fs);
-        p.dataset.part = part;
-        for (const r of $$(".mode", p)) {
-          r.name = id + "." + part + ".mode";
-          r.dataset.field = part + ".unlimited";
-          r.addEventListener("change", () => syncMode(p));
-        }
-        for (const input of $$("input:not(.mode)", p)) {
-          const f = [...input.classList].find((c) => c.startsWith("f-")).slice(2);
-          input.name = part + "." + f;
-          input.setAttribute("aria-label", (env === "production" ? "Production " : "Sandbox ") + (part.endsWith("_tokens") ? "tokens " : "") + f.replace("_", " "));
-        }
-      }
+      fs.appendChild(el("legend", "env-name", ENV_TITLES[env]));
+      for (const kind of PARTS) fs.appendChild(newPart(env, kind));
       box.appendChild(fs);
     }
     $(".cap-tokens", card.form).addEventListener("change", () => syncTokens(card));
@@ -378,8 +371,47 @@
     });
     $(".cancel", card.form).addEventListener("click", () => closeForm(card));
     $(".reload", card.form).addEventListener("click", () => openForm(card));
-    card.form.addEventListener("input", (e) => clearInvalid(e.target));
+    card.form.addEventListener("input", (e) => e.target.removeAttribute("aria-invalid"));
   }
+
+  // newPart is one part of an environment's form. Its inputs are named after
+  // the fields of the body ("sandbox.requests", "production_tokens.window"),
+  // so a 400 naming a field marks its input. (Radios of the same name in two
+  // cards are two groups: each card is its own form.)
+  function newPart(env, kind) {
+    const p = clone("#form-part");
+    p.classList.add(kind.kind);
+    p.dataset.part = env + kind.suffix;
+    $(".part-name", p).textContent = kind.title;
+    for (const r of $$(".mode", p)) {
+      r.name = p.dataset.part + ".mode";
+      r.addEventListener("change", () => syncMode(p));
+    }
+    const counts = Object.entries(kind.counts).map(([count, text]) => {
+      const label = clone("#count-field");
+      label.prepend(text + " ");
+      nameInput($("input", label), env, kind, count);
+      return label;
+    });
+    $(".specify", p).prepend(...counts);
+    nameInput($(".window", p), env, kind, "window");
+    $(".window", p).placeholder = kind.window;
+    return p;
+  }
+
+  function nameInput(input, env, kind, field) {
+    input.name = env + kind.suffix + "." + field;
+    input.setAttribute("aria-label", ENV_TITLES[env] + " " + (kind.suffix ? "tokens " : "") + field.replace("_", " "));
+  }
+
+  // inputOf is a part's input of a field ("requests", "window").
+  const inputOf = (part, field) => $('input[name="' + part.dataset.part + "." + field + '"]', part);
+
+  // partsOf lists the parts of a card's form: name, counts and node.
+  const partsOf = (form) => ENVS.flatMap((env) => PARTS.map((kind) => {
+    const name = env + kind.suffix;
+    return { name, counts: Object.keys(kind.counts), tokens: kind.suffix !== "", node: $('.part[data-part="' + name + '"]', form) };
+  }));
 
   function syncMode(part) {
     const specify = $(".mode[value=specify]", part).checked;
@@ -398,8 +430,15 @@
     m.className = "form-message " + (kind || "");
   }
 
-  function clearInvalid(input) {
-    if (input && input.removeAttribute) input.removeAttribute("aria-invalid");
+  function clearMarks(form) {
+    for (const i of $$("[aria-invalid]", form)) i.removeAttribute("aria-invalid");
+  }
+
+  // setLoaded keeps what the form was filled from: its version is the
+  // If-Match of a save.
+  function setLoaded(card, bt) {
+    card.loaded = bt;
+    $(".editing", card.form).textContent = "editing version " + bt.version;
   }
 
   async function openForm(card) {
@@ -408,7 +447,7 @@
     $(".edit", card.root).textContent = "Close form";
     $(".reload", form).hidden = true;
     message(card, "Loading…");
-    for (const i of $$("[aria-invalid]", form)) clearInvalid(i);
+    clearMarks(form);
     let bt;
     try {
       bt = await call("GET", throughputPath(state.domain, card.name));
@@ -416,13 +455,8 @@
       message(card, "Could not load the caps: " + err.message, "error");
       return;
     }
-    card.loaded = bt;
-    form.dataset.version = bt.version;
-    $(".editing", form).textContent = "editing version " + bt.version;
-    for (const env of ENVS) {
-      fillPart(form, env, bt[env], ["requests"]);
-      fillPart(form, env + "_tokens", bt[env + "_tokens"], ["total_tokens", "prompt_tokens", "completion_tokens"]);
-    }
+    setLoaded(card, bt);
+    for (const part of partsOf(form)) fillPart(part.node, bt[part.name], part.counts);
     const tokens = (card.api && card.api.tokens) || ENVS.some((e) => bt[e + "_tokens"] && !bt[e + "_tokens"].unlimited);
     $(".cap-tokens", form).checked = tokens;
     syncTokens(card);
@@ -436,13 +470,12 @@
     $(".edit", card.root).textContent = "Edit caps";
   }
 
-  function fillPart(form, part, t, counts) {
-    const p = $('.part[data-part="' + part + '"]', form);
+  function fillPart(p, t, counts) {
     t = t || { unlimited: true };
     $(".mode[value=unlimited]", p).checked = !!t.unlimited;
     $(".mode[value=specify]", p).checked = !t.unlimited;
-    $('input[name="' + part + '.window"]', p).value = t.unlimited ? "" : t.window || "";
-    for (const c of counts) $('input[name="' + part + "." + c + '"]', p).value = t.unlimited || t[c] == null ? "" : String(t[c]);
+    inputOf(p, "window").value = t.unlimited ? "" : t.window || "";
+    for (const c of counts) inputOf(p, c).value = t.unlimited || t[c] == null ? "" : String(t[c]);
     const more = $(".more", p);
     more.hidden = !(t.more_limits > 0);
     more.textContent = t.more_limits > 0 ? "This environment has " + t.more_limits + " more limit(s) of this kind; saving replaces them all with this one." : "";
@@ -451,15 +484,14 @@
 
   // partOf reads one part of the form as the API's body wants it; numbers
   // that are not numbers go as they are, for the server to name.
-  function partOf(form, part, counts, loaded) {
-    const p = $('.part[data-part="' + part + '"]', form);
+  function partOf(p, counts, loaded) {
     if ($(".mode[value=unlimited]", p).checked) return { unlimited: true };
     const out = {};
     for (const c of counts) {
-      const v = $('input[name="' + part + "." + c + '"]', p).value.trim();
+      const v = inputOf(p, c).value.trim();
       if (v !== "") out[c] = /^-?\d+$/.test(v) ? Number(v) : v;
     }
-    const w = $('input[name="' + part + '.window"]', p).value.trim();
+    const w = inputOf(p, "window").value.trim();
     if (w !== "") out.window = w;
     // Keep a bucket count the publisher cannot see in the form.
     if (loaded && !loaded.unlimited && loaded.buckets != null) out.buckets = Number(loaded.buckets);
@@ -477,19 +509,14 @@
 
   async function save(card) {
     const form = card.form;
-    for (const i of $$("[aria-invalid]", form)) clearInvalid(i);
+    clearMarks(form);
     $(".reload", form).hidden = true;
     const bt = card.loaded || {};
     const body = {};
     const withTokens = $(".cap-tokens", form).checked;
-    for (const env of ENVS) {
-      const req = partOf(form, env, ["requests"], bt[env]);
-      if (!same(req, bt[env], ["requests"])) body[env] = req;
-      if (withTokens || (bt[env + "_tokens"] && !bt[env + "_tokens"].unlimited)) {
-        const counts = ["total_tokens", "prompt_tokens", "completion_tokens"];
-        const tok = withTokens ? partOf(form, env + "_tokens", counts, bt[env + "_tokens"]) : { unlimited: true };
-        if (!same(tok, bt[env + "_tokens"], counts)) body[env + "_tokens"] = tok;
-      }
+    for (const part of partsOf(form)) { // token caps unticked: unlimited
+      const value = part.tokens && !withTokens ? { unlimited: true } : partOf(part.node, part.counts, bt[part.name]);
+      if (!same(value, bt[part.name], part.counts)) body[part.name] = value;
     }
     if (Object.keys(body).length === 0) {
       message(card, "Nothing changed: nothing to save.", "info");
@@ -499,23 +526,21 @@
     button.disabled = true;
     message(card, "Saving…");
     try {
-      const got = await call("PUT", throughputPath(state.domain, card.name), body, { "If-Match": '"' + form.dataset.version + '"' });
-      card.loaded = got;
-      form.dataset.version = got.version;
-      $(".editing", form).textContent = "editing version " + got.version;
+      const got = await call("PUT", throughputPath(state.domain, card.name), body, { "If-Match": '"' + bt.version + '"' });
+      setLoaded(card, got);
       message(card, "Saved: version " + got.version + ", in effect on every replica within a second.", "ok");
       state.ticks = 0; // the audit trail with the next refresh
       refresh();
     } catch (err) {
       if (err.status === 412) {
         const now = /at version (\S+) now/.exec(err.message);
-        message(card, "Conflict: someone changed this API's caps after you opened the form (version " + form.dataset.version +
+        message(card, "Conflict: someone changed this API's caps after you opened the form (version " + bt.version +
           (now ? ", now " + now[1] : "") + "), so nothing was saved. Load the current values and apply your change again.", "error conflict");
         $(".reload", form).hidden = false;
       } else if (err.status === 400) {
-        const input = markField(form, err.field);
+        const marked = markField(form, err.field);
         message(card, "Not saved, nothing was applied: " + err.message, "error invalid");
-        if (input) input.focus();
+        if (marked) marked.focus();
       } else if (err.status === 403) {
         message(card, "Not saved: " + err.message + " (this token may only read).", "error");
       } else {
@@ -526,18 +551,15 @@
     }
   }
 
-  // markField marks the input of a field an error names, or the closest one:
-  // "sandbox.requests", "sandbox.unlimited" (the mode), "sandbox_tokens.total_tokens".
+  // markField marks the input of a field an error names ("sandbox.requests",
+  // "sandbox_tokens.total_tokens"), or else its part's first mode radio
+  // ("sandbox.unlimited", "sandbox.buckets").
   function markField(form, field) {
     if (!field) return null;
-    let input = $('input[name="' + CSS.escape(field) + '"]', form);
-    if (!input) input = $('input[data-field="' + CSS.escape(field) + '"]', form);
-    if (!input) {
-      const part = field.split(".")[0];
-      input = $('.part[data-part="' + CSS.escape(part) + '"] input.mode', form);
-    }
-    if (input) input.setAttribute("aria-invalid", "true");
-    return input;
+    const part = field.split(".")[0];
+    const marked = $('input[name="' + CSS.escape(field) + '"]', form) || $('.part[data-part="' + CSS.escape(part) + '"] input.mode', form);
+    if (marked) marked.setAttribute("aria-invalid", "true");
+    return marked;
   }
 
   // ---- audit trail ---------------------------------------------------------

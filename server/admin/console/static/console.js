@@ -265,86 +265,81 @@
   function updateEnv(view, env, trafficStart) {
     const src = $(".source", view);
     src.className = "source " + (env.source || "none");
-    if (env.source === "runtime") {
-      src.textContent = "runtime" + (env.updated_by ? " · by " + env.updated_by : "") + (env.update_time ? " · " + fmtTime(env.update_time) : "");
-    } else if (env.source === "file") {
-      src.textContent = "file · " + (env.file || "").split("/").pop();
-      src.title = env.file || "";
-    } else {
-      src.textContent = "no limit";
-    }
+    src.textContent = sourceText(env);
+    if (env.source === "file") src.title = env.file || "";
     const limits = env.limits || [];
-    $(".unlimited-note", view).hidden = !(env.unlimited || limits.length === 0);
-    $(".unlimited-note", view).textContent = env.unlimited ? "Unlimited" : "No cap";
+    const note = $(".unlimited-note", view);
+    note.hidden = !(env.unlimited || limits.length === 0);
+    note.textContent = env.unlimited ? "Unlimited" : "No cap";
     $("table.limits", view).hidden = limits.length === 0;
-    const rows = limits.map((l) => {
-      const lim = l.limit || {};
-      const cap = num(lim.requests_per_unit);
-      const tr = el("tr");
-      tr.dataset.kind = lim.kind || "";
-      const capCell = el("td", "cap", fmt(cap) + " " + (KINDS[lim.kind] || "units") + " / " + fmtWindow(seconds(lim.window)));
-      if (env.shadow_mode) capCell.appendChild(el("span", "badge", "shadow"));
-      tr.append(capCell, el("td", "used", fmt(l.used)), el("td", "reserved", fmt(l.reserved)));
-      const rem = el("td", "remaining");
-      rem.appendChild(el("span", "n", fmt(l.remaining)));
-      const bar = el("span", "bar");
-      const used = el("span", "bar-used"), reserved = el("span", "bar-reserved");
-      const pct = (x) => (cap > 0 ? Math.min(100, (100 * x) / cap) : 0) + "%";
-      used.style.width = pct(num(l.used) - num(l.reserved));
-      reserved.style.width = pct(num(l.reserved));
-      bar.append(used, reserved);
-      bar.title = fmt(l.used) + " of " + fmt(cap) + " used";
-      rem.appendChild(bar);
-      tr.appendChild(rem);
-      return tr;
-    });
-    $("table.limits tbody", view).replaceChildren(...rows);
+    $("table.limits tbody", view).replaceChildren(...limits.map((l) => limitRow(l, env.shadow_mode)));
     drawTraffic(view, env.admitted || [], env.refused || [], trafficStart);
+  }
+
+  // sourceText says where an environment's caps come from.
+  function sourceText(env) {
+    if (env.source === "runtime") {
+      return "runtime" + (env.updated_by ? " · by " + env.updated_by : "") + (env.update_time ? " · " + fmtTime(env.update_time) : "");
+    }
+    if (env.source === "file") return "file · " + (env.file || "").split("/").pop();
+    return "no limit";
+  }
+
+  // limitRow is one limit in effect: the cap, used, reserved, and what
+  // remains with a bar of used and reserved.
+  function limitRow(l, shadow) {
+    const lim = l.limit || {};
+    const cap = num(lim.requests_per_unit);
+    const tr = el("tr");
+    tr.dataset.kind = lim.kind || "";
+    const capCell = el("td", "cap", fmt(cap) + " " + (KINDS[lim.kind] || "units") + " / " + fmtWindow(seconds(lim.window)));
+    if (shadow) capCell.appendChild(el("span", "badge", "shadow"));
+    const pct = (x) => (cap > 0 ? Math.min(100, (100 * x) / cap) : 0) + "%";
+    const used = el("span", "bar-used"), reserved = el("span", "bar-reserved");
+    used.style.width = pct(num(l.used) - num(l.reserved));
+    reserved.style.width = pct(num(l.reserved));
+    const bar = el("span", "bar");
+    bar.append(used, reserved);
+    bar.title = fmt(l.used) + " of " + fmt(cap) + " used";
+    const rem = el("td", "remaining");
+    rem.append(el("span", "n", fmt(l.remaining)), bar);
+    tr.append(capCell, el("td", "used", fmt(l.used)), el("td", "reserved", fmt(l.reserved)), rem);
+    return tr;
+  }
+
+  // svg makes an SVG element with its attributes.
+  function svg(tag, attrs) {
+    const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    return e;
   }
 
   // drawTraffic draws a second per bar: admitted below, refused stacked on
   // top, the newest second on the right.
   function drawTraffic(view, admitted, refused, trafficStart) {
-    const svg = $("svg.chart", view);
-    const W = 240, H = 60, n = Math.max(admitted.length, 1), bw = W / n;
-    let max = 1, sumA = 0, sumR = 0;
-    for (let i = 0; i < admitted.length; i++) {
-      const a = num(admitted[i]), r = num(refused[i]);
-      max = Math.max(max, a + r);
-      sumA += a;
-      sumR += r;
-    }
-    const NS = "http://www.w3.org/2000/svg";
-    const shapes = [];
-    const grid = document.createElementNS(NS, "line");
-    for (const [k, v] of Object.entries({ x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, class: "axis" })) grid.setAttribute(k, v);
-    shapes.push(grid);
+    const W = 240, H = 60, bw = W / Math.max(admitted.length, 1);
+    const calls = admitted.map((a, i) => ({ a: num(a), r: num(refused[i]) }));
+    const sumA = calls.reduce((s, c) => s + c.a, 0), sumR = calls.reduce((s, c) => s + c.r, 0);
+    const max = Math.max(1, ...calls.map((c) => c.a + c.r));
     const start = trafficStart ? new Date(trafficStart).getTime() : 0;
-    for (let i = 0; i < admitted.length; i++) {
-      const a = num(admitted[i]), r = num(refused[i]);
-      if (a + r === 0) continue;
+    const shapes = [svg("line", { x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5, class: "axis" })];
+    calls.forEach(({ a, r }, i) => {
+      if (a + r === 0) return;
       const ha = (a / max) * (H - 2), hr = (r / max) * (H - 2);
-      const g = document.createElementNS(NS, "g");
-      for (const [cls, y, hh] of [["admitted", H - ha, ha], ["refused", H - ha - hr, hr]]) {
-        if (hh <= 0) continue;
-        const rect = document.createElementNS(NS, "rect");
-        rect.setAttribute("class", cls);
-        rect.setAttribute("x", (i * bw + 0.3).toFixed(2));
-        rect.setAttribute("width", Math.max(bw - 0.6, 0.5).toFixed(2));
-        rect.setAttribute("y", y.toFixed(2));
-        rect.setAttribute("height", hh.toFixed(2));
-        g.appendChild(rect);
+      const g = svg("g");
+      for (const [cls, y, h] of [["admitted", H - ha, ha], ["refused", H - ha - hr, hr]]) {
+        if (h > 0) g.appendChild(svg("rect", { class: cls, x: (i * bw + 0.3).toFixed(2), width: Math.max(bw - 0.6, 0.5).toFixed(2), y: y.toFixed(2), height: h.toFixed(2) }));
       }
-      const title = document.createElementNS(NS, "title");
+      const title = svg("title");
       const when = start ? new Date(start + i * 1000).toLocaleTimeString("en-GB") + ": " : "";
       title.textContent = when + a + " admitted, " + r + " refused";
       g.appendChild(title);
       shapes.push(g);
-    }
-    svg.replaceChildren(...shapes);
-    svg.setAttribute("aria-label", "last minute: " + sumA + " admitted, " + sumR + " refused");
-    const cap = $(".traffic-caption", view);
-    cap.replaceChildren(
+    });
+    const chart = $("svg.chart", view);
+    chart.replaceChildren(...shapes);
+    chart.setAttribute("aria-label", "last minute: " + sumA + " admitted, " + sumR + " refused");
+    $(".traffic-caption", view).replaceChildren(
       el("span", "legend admitted", fmt(sumA) + " admitted"),
       el("span", "legend refused", fmt(sumR) + " refused"),
       el("span", "scale", "per second, last 60 s · peak " + fmt(sumA + sumR === 0 ? 0 : max) + "/s"),

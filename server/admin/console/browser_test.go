@@ -275,6 +275,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	p.until("both environments show the runtime caps",
 		textOf(pz+` [data-env=sandbox] .source`)+`.startsWith("runtime · by publisher") && `+textOf(pz+` [data-env=sandbox] td.cap`)+` === "5 requests / 1m" && `+
 			textOf(pz+` [data-env=production] td.cap`)+` === "50 requests / 1m"`)
+	if got := eval[string](p, `document.querySelector(`+js(pz+` [data-env=sandbox] .source`)+`).title`); got != "" {
+		t.Errorf("the runtime source still has the file's tooltip %q", got)
+	}
 
 	// Enforced: the sixth sandbox call in a minute is refused.
 	for i := range 6 {

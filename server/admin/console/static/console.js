@@ -266,7 +266,7 @@
     const src = $(".source", view);
     src.className = "source " + (env.source || "none");
     src.textContent = sourceText(env);
-    if (env.source === "file") src.title = env.file || "";
+    src.title = env.source === "file" ? env.file || "" : "";
     const limits = env.limits || [];
     const note = $(".unlimited-note", view);
     note.hidden = !(env.unlimited || limits.length === 0);

@@ -128,12 +128,15 @@ func envOf(t *testing.T, c corev1.Container) map[string]corev1.EnvVar {
 	return env
 }
 
-// servedVariables are the SLUICE_* variables cmd/sluice reads, from its source.
+// servedVariables are the SLUICE_* variables cmd/sluice reads, from its source:
+// the ones it names, and one per flag defined through its envFlags
+// (`e.string(&x, "a-b", ...)` reads SLUICE_A_B: cmd/sluice/envflags.go's envKey).
 func servedVariables(t *testing.T) map[string]bool {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join("..", "cmd", "sluice", "*.go"))
 	vars := map[string]bool{}
 	re := regexp.MustCompile(`"(SLUICE_[A-Z_]+)"`)
+	flagRe := regexp.MustCompile(`\be\.(?:string|bool|int|bytes|duration|float)\(&[^,]+, "([a-z][a-z0-9-]*)"`)
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -144,6 +147,9 @@ func servedVariables(t *testing.T) map[string]bool {
 		}
 		for _, m := range re.FindAllStringSubmatch(string(data), -1) {
 			vars[m[1]] = true
+		}
+		for _, m := range flagRe.FindAllStringSubmatch(string(data), -1) {
+			vars["SLUICE_"+strings.ToUpper(strings.ReplaceAll(m[1], "-", "_"))] = true
 		}
 	}
 	if !vars["SLUICE_CONFIG"] || !vars["SLUICE_REDIS"] {

@@ -57,10 +57,12 @@ func explainTLS(err error) error {
 
 // sentinelCause adds why the Sentinels could not be asked to err, which
 // go-redis reports as "all sentinels ... are unreachable" with only the
-// context's error: each Sentinel is pinged once more, and its own error (a
-// refused connection, a TLS alert for a missing client certificate) joined.
+// context's error — or as the context's error alone, when its dial retries
+// used up the caller's deadline first: each Sentinel is pinged once more,
+// and its own error (a refused connection, a TLS alert for a missing client
+// certificate) joined.
 func (s *Store) sentinelCause(ctx context.Context, err error) error {
-	if !strings.Contains(err.Error(), "all sentinels") {
+	if !strings.Contains(err.Error(), "all sentinels") && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	o := s.failover

@@ -39,6 +39,7 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
@@ -154,7 +155,13 @@ func New(opts Options) (*Telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
 	}
-	t.provider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	providerOpts := []sdkmetric.Option{sdkmetric.WithReader(exp)}
+	if !t.tracing {
+		// Exemplars come only from sampled spans: without tracing the default
+		// filter finds none, after looking for a span in every measurement.
+		providerOpts = append(providerOpts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+	}
+	t.provider = sdkmetric.NewMeterProvider(providerOpts...)
 	if err := t.instruments(t.provider.Meter(ScopeName)); err != nil {
 		_ = t.provider.Shutdown(context.Background())
 		return nil, fmt.Errorf("telemetry: %w", err)

@@ -257,11 +257,17 @@ func dropGiven(errs map[string]error, fs *flag.FlagSet) {
 	fs.Visit(func(f *flag.Flag) { delete(errs, envKey(f.Name)) })
 }
 
-// allErrors joins every error, sorted by the variable fed, so a message is stable.
+// allErrors joins every error, sorted by the variable fed, so a message is
+// stable; an error said for several variables (a bad switch they all depend
+// on, such as TRACING_ENABLED) is said once.
 func allErrors(errs map[string]error) error {
 	var all []error
+	said := map[string]bool{}
 	for _, k := range slices.Sorted(maps.Keys(errs)) {
-		all = append(all, errs[k])
+		if msg := errs[k].Error(); !said[msg] {
+			said[msg] = true
+			all = append(all, errs[k])
+		}
 	}
 	return errors.Join(all...)
 }
@@ -507,8 +513,8 @@ func samplingRate(get func(string) string) (string, error) {
 // them otherwise), its TRACING_* settings only with TRACING_ENABLED=true.
 func onlyWith(on string, f convert) convert {
 	return func(get func(string) string) (string, error) {
-		if !truthy(get(on)) {
-			return "", nil
+		if on, err := parseBool(on, get(on)); err != nil || !on {
+			return "", err
 		}
 		return f(get)
 	}

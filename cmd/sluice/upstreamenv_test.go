@@ -130,6 +130,15 @@ func TestUpstreamSettingsAndPrecedence(t *testing.T) {
 	if err := errs["SLUICE_GRPC_ADDR"]; err == nil || !strings.Contains(err.Error(), "enableServiceLinks") {
 		t.Errorf("GRPC_PORT=tcp://...: %v", err)
 	}
+	// A switch that other settings depend on is read as upstream reads it
+	// (strconv.ParseBool, which fails on "yes"): not taken for false.
+	_, _, errs = upstreamEnv(envOf(map[string]string{"TRACING_ENABLED": "yes", "TRACING_SERVICE_NAME": "rl"}))
+	if err := errs["OTEL_SERVICE_NAME"]; err == nil || !strings.Contains(err.Error(), `TRACING_ENABLED="yes"`) {
+		t.Errorf("TRACING_ENABLED=yes: %v, want an error naming it", err)
+	}
+	if all := allErrors(errs).Error(); strings.Count(all, "TRACING_ENABLED") != 1 {
+		t.Errorf("TRACING_ENABLED=yes: %q, want it named once", all)
+	}
 }
 
 // TestUpstreamFlagWinsAndBadVariablesNameThemselves runs serve: a flag wins

@@ -45,8 +45,12 @@ type Decision struct {
 	// ResetAfter is the time until everything Limit counts has left its
 	// window.
 	ResetAfter time.Duration
-	// RetryAfter, when refused, is the time until the call would fit.
+	// RetryAfter, when refused, is the time until the call would fit; zero
+	// when it never will (NeverFits).
 	RetryAfter time.Duration
+	// NeverFits, when refused, is true when the call costs more than the
+	// whole of Limit: waiting will not help, so there is no RetryAfter.
+	NeverFits bool
 	// Headers are for the gateway to add to its answer: RateLimit-Limit,
 	// RateLimit-Remaining, RateLimit-Reset and, when refused, Retry-After.
 	Headers http.Header
@@ -108,6 +112,10 @@ func decisionFrom(resp *sluicev1.ShouldRateLimitResponse) Decision {
 		switch {
 		case top == nil:
 			top = s
+		case over && top.GetNeverFits():
+			// a call that never fits is answered by that limit
+		case over && s.GetNeverFits():
+			top = s
 		case over && s.GetRetryAfter().AsDuration() > top.GetRetryAfter().AsDuration():
 			top = s
 		case !over && s.GetLimitRemaining() < top.GetLimitRemaining():
@@ -119,6 +127,7 @@ func decisionFrom(resp *sluicev1.ShouldRateLimitResponse) Decision {
 		d.Remaining = top.GetLimitRemaining()
 		d.ResetAfter = top.GetDurationUntilReset().AsDuration()
 		d.RetryAfter = top.GetRetryAfter().AsDuration()
+		d.NeverFits = over && top.GetNeverFits()
 	}
 	if hs := resp.GetResponseHeadersToAdd(); len(hs) > 0 {
 		d.Headers = make(http.Header, len(hs))

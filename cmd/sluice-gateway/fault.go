@@ -99,11 +99,15 @@ func limitType(k client.Kind) string {
 
 // limitMessage says which limit refused and when to retry, e.g. "API Limit
 // Reached: API not accepting requests (2000 total_tokens per 1m0s; retry
-// after 11s)".
+// after 11s)", or that retrying will not help.
 func limitMessage(dec client.Decision) string {
 	msg := faultLimit.Message + ": " + faultLimit.Description
 	if dec.Limit.Amount == 0 {
 		return msg
+	}
+	if dec.NeverFits {
+		return fmt.Sprintf("%s (%d %s per %v; this call needs more than the whole limit: retrying will not help)",
+			msg, dec.Limit.Amount, dec.Limit.Kind, dec.Limit.Window)
 	}
 	return fmt.Sprintf("%s (%d %s per %v; retry after %v)", msg, dec.Limit.Amount, dec.Limit.Kind, dec.Limit.Window,
 		((dec.RetryAfter+time.Second-1)/time.Second)*time.Second)

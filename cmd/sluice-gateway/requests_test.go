@@ -4,8 +4,11 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/sluice-rl/sluice/client"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 )
 
@@ -142,4 +145,32 @@ func TestKeysPickTheEnvironmentAndBadKeysNeverReachSluiceOrTheBackend(t *testing
 
 func apiDescriptor(api, env string) *sluicev1.Descriptor {
 	return &sluicev1.Descriptor{Entries: []*sluicev1.Entry{{Key: "api", Value: api}, {Key: "environment", Value: env}}}
+}
+
+// TestACallThatNeverFitsSaysRetryingWillNotHelp: a client whose call costs
+// more than the whole limit (Hits 10 against the sandbox's 3 per minute) is
+// told so, not to retry after 0s.
+func TestACallThatNeverFitsSaysRetryingWillNotHelp(t *testing.T) {
+	s := startSluice(t)
+	c, err := client.New(s.srv.GRPCAddr(), client.WithTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	req := client.Request{Domain: "apim", Descriptors: client.APIDescriptors("PizzaShackAPI", "1.0.0", client.Sandbox), Hits: 10}
+	dec, err := c.Check(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec.Allowed || !dec.NeverFits || dec.RetryAfter != 0 || dec.Headers.Get("Retry-After") != "" {
+		t.Fatalf("10 hits against 3 per minute: allowed %v never fits %v retry %v Retry-After %q, want refused, never fits, no retry",
+			dec.Allowed, dec.NeverFits, dec.RetryAfter, dec.Headers.Get("Retry-After"))
+	}
+	if msg := limitMessage(dec); !strings.Contains(msg, "retrying will not help") || strings.Contains(msg, "retry after") {
+		t.Errorf("message %q", msg)
+	}
+	req.Hits = 1
+	if dec, err = c.Check(context.Background(), req); err != nil || !dec.Allowed || dec.NeverFits {
+		t.Fatalf("1 hit after: %+v %v, want allowed (the refused call charged nothing)", dec, err)
+	}
 }

@@ -133,6 +133,11 @@ func (s *Server) listen() (err error) {
 		opts = append(opts, grpc.StatsHandler(h))
 	}
 	s.grpc = grpc.NewServer(opts...)
+	defer func() {
+		if err != nil {
+			s.grpc.Stop() // its stream workers are running already
+		}
+	}()
 	sluicev1.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewSluice(s.limiter))
 	rlsv3.RegisterRateLimitServiceServer(s.grpc, grpcapi.NewEnvoy(s.limiter, grpcapi.EnvoyOptions{
 		Headers: s.cfg.EnvoyResponseHeaders, HeaderNames: s.cfg.EnvoyHeaderNames, DynamicMetadata: s.cfg.EnvoyDynamicMetadata,
@@ -328,6 +333,7 @@ func (s *Server) Close() error {
 		s.closeListeners()
 		ctx, cancel := context.WithTimeout(context.Background(), leaseReturnTimeout)
 		defer cancel()
+		s.grpc.Stop() // after Run's GracefulStop a no-op; without Run it ends the stream workers
 		err = errors.Join(s.selfConn.Close(), s.limiter.Close(ctx), s.store.Close(), s.tel.Shutdown(context.Background()))
 	})
 	return err

@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/sluice-rl/sluice/internal/leakcheck"
 	"github.com/sluice-rl/sluice/internal/sluicetest"
 	"github.com/sluice-rl/sluice/server"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // apimConfig caps the sandbox at 10 per minute, so tests do not race the clock.
 const apimConfig = `

@@ -12,14 +12,14 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 
+	"github.com/sluice-rl/sluice/internal/leakcheck"
 	"github.com/sluice-rl/sluice/internal/redistest"
 )
 
 func TestMain(m *testing.M) {
 	redis.SetLogger(quiet{}) // the stopped-Redis tests make go-redis log every failed dial
-	goleak.VerifyTestMain(m)
+	leakcheck.VerifyTestMain(m)
 }
 
 type quiet struct{}

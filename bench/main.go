@@ -265,11 +265,13 @@ func grpcRun(ctx context.Context, o *options, name string, n int, rate float64, 
 		return nil, fmt.Errorf("unknown run %q", name)
 	}
 
+	// The /metrics scrapes stay outside the snapshots, so that the CPU the
+	// scrape costs is not counted against the run's calls.
+	mBefore, okBefore := readServerMetrics(ctx, target.httpAddr)
 	before, err := snapshot(ctx, target.pid(), redisPID, rdb)
 	if err != nil {
 		return nil, err
 	}
-	mBefore, okBefore := readServerMetrics(ctx, target.httpAddr)
 	res, err := runLoad(ctx, name, nconns, rate, o.warmup, o.duration, calls)
 	if err != nil {
 		return nil, err

@@ -23,31 +23,23 @@ func descriptorValue(i int) string { return fmt.Sprintf("d%d", i) }
 // d0-c0, d0-c1, ...), the callers starting evenly apart. The requests are
 // built once and only read while calls run.
 func shouldRateLimitCalls(api, key string, n, counters, callers int, conns []*grpc.ClientConn) []callFunc {
-	value := func(i, c int) string {
-		if counters <= 1 {
-			return descriptorValue(i)
-		}
-		return fmt.Sprintf("%s-c%d", descriptorValue(i), c)
-	}
 	calls := make([]callFunc, callers)
 	switch api {
 	case "sluice":
-		reqs := make([]*sluicev1.ShouldRateLimitRequest, max(counters, 1))
-		for c := range reqs {
-			reqs[c] = &sluicev1.ShouldRateLimitRequest{Domain: benchDomain, HitsAddend: 1}
-			for i := range n {
-				reqs[c].Descriptors = append(reqs[c].Descriptors, &sluicev1.Descriptor{
-					Entries: []*sluicev1.Entry{{Key: key, Value: value(i, c)}},
+		reqs := requestSets(n, counters, func(values []string) *sluicev1.ShouldRateLimitRequest {
+			req := &sluicev1.ShouldRateLimitRequest{Domain: benchDomain, HitsAddend: 1}
+			for _, v := range values {
+				req.Descriptors = append(req.Descriptors, &sluicev1.Descriptor{
+					Entries: []*sluicev1.Entry{{Key: key, Value: v}},
 				})
 			}
-		}
+			return req
+		})
 		for i := range calls {
 			c := sluicev1.NewRateLimitServiceClient(conns[i%len(conns)])
-			next := i * len(reqs) / callers
+			next := inTurn(reqs, i, callers)
 			calls[i] = func(ctx context.Context) (bool, error) {
-				req := reqs[next]
-				next = (next + 1) % len(reqs)
-				resp, err := c.ShouldRateLimit(ctx, req)
+				resp, err := c.ShouldRateLimit(ctx, next())
 				if err != nil {
 					return false, err
 				}
@@ -55,22 +47,20 @@ func shouldRateLimitCalls(api, key string, n, counters, callers int, conns []*gr
 			}
 		}
 	default: // envoy
-		reqs := make([]*rlsv3.RateLimitRequest, max(counters, 1))
-		for c := range reqs {
-			reqs[c] = &rlsv3.RateLimitRequest{Domain: benchDomain, HitsAddend: 1}
-			for i := range n {
-				reqs[c].Descriptors = append(reqs[c].Descriptors, &rlcommon.RateLimitDescriptor{
-					Entries: []*rlcommon.RateLimitDescriptor_Entry{{Key: key, Value: value(i, c)}},
+		reqs := requestSets(n, counters, func(values []string) *rlsv3.RateLimitRequest {
+			req := &rlsv3.RateLimitRequest{Domain: benchDomain, HitsAddend: 1}
+			for _, v := range values {
+				req.Descriptors = append(req.Descriptors, &rlcommon.RateLimitDescriptor{
+					Entries: []*rlcommon.RateLimitDescriptor_Entry{{Key: key, Value: v}},
 				})
 			}
-		}
+			return req
+		})
 		for i := range calls {
 			c := rlsv3.NewRateLimitServiceClient(conns[i%len(conns)])
-			next := i * len(reqs) / callers
+			next := inTurn(reqs, i, callers)
 			calls[i] = func(ctx context.Context) (bool, error) {
-				req := reqs[next]
-				next = (next + 1) % len(reqs)
-				resp, err := c.ShouldRateLimit(ctx, req)
+				resp, err := c.ShouldRateLimit(ctx, next())
 				if err != nil {
 					return false, err
 				}
@@ -79,6 +69,36 @@ func shouldRateLimitCalls(api, key string, n, counters, callers int, conns []*gr
 		}
 	}
 	return calls
+}
+
+// requestSets builds one request per set of counters (max(counters, 1)
+// sets) with newReq from the set's n descriptor values: d0, d1, ... for one
+// set, d0-c0, d1-c0, ... for set c of several.
+func requestSets[R any](n, counters int, newReq func(values []string) R) []R {
+	reqs := make([]R, max(counters, 1))
+	for c := range reqs {
+		values := make([]string, n)
+		for i := range values {
+			values[i] = descriptorValue(i)
+			if counters > 1 {
+				values[i] = fmt.Sprintf("%s-c%d", values[i], c)
+			}
+		}
+		reqs[c] = newReq(values)
+	}
+	return reqs
+}
+
+// inTurn returns caller i's request source over reqs: the callers start
+// evenly apart and each takes the next request in turn. One caller's source
+// is called by that caller only.
+func inTurn[R any](reqs []R, i, callers int) func() R {
+	next := i * len(reqs) / callers
+	return func() R {
+		r := reqs[next]
+		next = (next + 1) % len(reqs)
+		return r
+	}
 }
 
 // reserveReportCalls returns one reserve-then-report per caller: a native

@@ -225,6 +225,17 @@ type chartPod struct {
 	env  map[string]corev1.EnvVar
 }
 
+// checkSecretFiles checks that each variable names a file that is a Secret's key mounted
+// into the container: want maps the variable to {Secret, key}.
+func (p chartPod) checkSecretFiles(t *testing.T, want map[string][2]string) {
+	t.Helper()
+	for v, w := range want {
+		if sec, key := mountedFile(t, p.spec, p.c, p.env[v].Value); sec != w[0] || key != w[1] {
+			t.Errorf("%s=%s is Secret %s key %s, want %s key %s", v, p.env[v].Value, sec, key, w[0], w[1])
+		}
+	}
+}
+
 // checkChart checks what must hold for any values: strict objects with the chart's labels,
 // a Deployment whose probes, variables, mounts and config fit, Services at its ports, PDB
 // and HPA at its pods, and a config that `sluice check-config` accepts.
@@ -508,17 +519,13 @@ func TestHelmChartEverythingOn(t *testing.T) {
 	checkRedisURL(t, strings.ReplaceAll(p.env["SLUICE_REDIS"].Value, "$(REDIS_PASSWORD)", "s3cret"), store.Sentinel)
 
 	// TLS: the files are the Secrets' keys, mounted as directories.
-	for v, want := range map[string][2]string{
+	p.checkSecretFiles(t, map[string][2]string{
 		"SLUICE_TLS_CERT":              {"sluice-tls", "tls.crt"},
 		"SLUICE_TLS_KEY":               {"sluice-tls", "tls.key"},
 		"SLUICE_TLS_CLIENT_CA":         {"sluice-client-ca", "ca.crt"},
 		"SLUICE_ADMIN_TOKEN_FILE":      {"sluice-admin-tokens", "tokens"},
 		"SLUICE_ADMIN_READ_TOKEN_FILE": {"sluice-admin-tokens", "read-tokens"},
-	} {
-		if sec, key := mountedFile(t, p.spec, p.c, p.env[v].Value); sec != want[0] || key != want[1] {
-			t.Errorf("%s=%s is Secret %s key %s, want %s key %s", v, p.env[v].Value, sec, key, want[0], want[1])
-		}
-	}
+	})
 
 	// The tokens: the files are the chart Secret's keys, which hold the values' tokens.
 	for v, want := range map[string]string{"SLUICE_AUTH_TOKEN_FILE": "full-token-from-values", "SLUICE_DECIDE_TOKEN_FILE": "decide-token-from-values"} {
@@ -607,17 +614,13 @@ func TestHelmChartCluster(t *testing.T) {
 		t.Errorf("REDIS_PASSWORD from %+v, want redis-cluster-auth/password", ref)
 	}
 	checkRedisURL(t, strings.ReplaceAll(wantURL, "$(REDIS_PASSWORD)", "pw"), store.Cluster)
-	for v, want := range map[string][2]string{
+	p.checkSecretFiles(t, map[string][2]string{
 		"SLUICE_AUTH_TOKEN_FILE":   {"sluice-tokens", "token"},
 		"SLUICE_DECIDE_TOKEN_FILE": {"sluice-tokens", "decide-token"},
 		"SLUICE_REDIS_TLS_CA":      {"redis-ca", "ca.crt"},
 		"SLUICE_REDIS_TLS_CERT":    {"sluice-redis-client", "tls.crt"},
 		"SLUICE_REDIS_TLS_KEY":     {"sluice-redis-client", "tls.key"},
-	} {
-		if sec, key := mountedFile(t, p.spec, p.c, p.env[v].Value); sec != want[0] || key != want[1] {
-			t.Errorf("%s=%s: Secret %s key %s, want %s key %s", v, p.env[v].Value, sec, key, want[0], want[1])
-		}
-	}
+	})
 	if got := p.env["SLUICE_ADMIN_ADDR"].Value; got != "off" {
 		t.Errorf("SLUICE_ADMIN_ADDR = %q, want off", got)
 	}

@@ -131,7 +131,8 @@ func reserveReportCalls(callers int, conns []*grpc.ClientConn) []callFunc {
 }
 
 // healthCalls returns one grpc.health.v1 Check per caller: the cheapest call
-// the sluice process answers, so the ceiling of its gRPC stack.
+// the server (sluice or envoyproxy/ratelimit) answers, so the ceiling of its
+// gRPC stack.
 func healthCalls(callers int, conns []*grpc.ClientConn) []callFunc {
 	req := &healthpb.HealthCheckRequest{}
 	calls := make([]callFunc, callers)

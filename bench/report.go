@@ -44,6 +44,7 @@ func newRow(r *loadResult, before, after usage) *row {
 		return (b - a).Seconds() / wall
 	}
 	rs := after.redis.sub(before.redis)
+	redisCPU := redisCPUBetween(before, after)
 	w := &row{
 		name:        r.name,
 		callers:     r.callers,
@@ -60,16 +61,10 @@ func newRow(r *loadResult, before, after usage) *row {
 		commandsPer: -1,
 		cpuSluice:   cores(before.serverCPU, after.serverCPU),
 		cpuBench:    cores(before.benchCPU, after.benchCPU),
-		cpuRedis:    cores(before.redisCPU, after.redisCPU),
+		cpuRedis:    cores(0, redisCPU),
 		cpuPerCall:  cpuPerCall(before.serverCPU, after.serverCPU, r.allCalls),
-		redisPer:    cpuPerCall(before.redisCPU, after.redisCPU, r.allCalls),
+		redisPer:    cpuPerCall(0, redisCPU, r.allCalls),
 		leasedPct:   -1, leaseCallsPer: -1,
-	}
-	if w.cpuRedis < 0 && wall > 0 { // no /proc for redis-server: its own INFO cpu
-		w.cpuRedis = rs.cpu / wall
-		if r.allCalls > 0 {
-			w.redisPer = rs.cpu * 1e6 / float64(r.allCalls)
-		}
 	}
 	if r.name != runNoop && r.name != runRatelimitNoop {
 		if n := r.hist.Count(); n > 0 {
@@ -82,6 +77,15 @@ func newRow(r *loadResult, before, after usage) *row {
 		}
 	}
 	return w
+}
+
+// redisCPUBetween is redis-server's CPU time between two snapshots: from
+// /proc when both read it, else from its own INFO cpu.
+func redisCPUBetween(before, after usage) time.Duration {
+	if before.redisCPU >= 0 && after.redisCPU >= 0 {
+		return after.redisCPU - before.redisCPU
+	}
+	return time.Duration(after.redis.sub(before.redis).cpu * float64(time.Second))
 }
 
 // cpuPerCall returns the microseconds of CPU a process used between two
@@ -132,10 +136,7 @@ func (r *report) addRedis(b *redisBenchResult, before, after usage) {
 	wall := after.at.Sub(before.at).Seconds()
 	rs := after.redis.sub(before.redis)
 	scripts, cmds, cpu, redisPer := "-", "-", "-", "-"
-	redisCPU := rs.cpu
-	if before.redisCPU >= 0 && after.redisCPU >= 0 {
-		redisCPU = (after.redisCPU - before.redisCPU).Seconds()
-	}
+	redisCPU := redisCPUBetween(before, after).Seconds()
 	if b.requests > 0 {
 		scripts = fmt.Sprintf("%.3f", float64(rs.scripts)/float64(b.requests))
 		cmds = fmt.Sprintf("%.3f", float64(rs.commands-1)/float64(b.requests))

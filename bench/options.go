@@ -49,14 +49,13 @@ const (
 	runRatelimitNoop   = "ratelimit-noop"
 )
 
-var allRuns = []string{runSluice, runDirect, runSpread, runOverLimit, runTokens, runNoop, runRedis,
-	runRatelimit, runRatelimitSpread, runRatelimitNoop}
-
 // defaultRuns are the runs without -runs: every sluice run, and the
 // ratelimit runs when -ratelimit-bin names a binary.
 var defaultRuns = []string{runSluice, runDirect, runSpread, runOverLimit, runTokens, runNoop, runRedis}
 
 var ratelimitRuns = []string{runRatelimit, runRatelimitSpread, runRatelimitNoop}
+
+var allRuns = slices.Concat(defaultRuns, ratelimitRuns)
 
 // isRatelimit reports whether run calls envoyproxy/ratelimit.
 func isRatelimit(run string) bool { return slices.Contains(ratelimitRuns, run) }
@@ -119,7 +118,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if len(names) == 0 && *runs == "" {
 		names = defaultRuns
 		if o.ratelimitBin != "" {
-			names = append(slices.Clone(names), ratelimitRuns...)
+			names = allRuns
 		}
 	}
 	for _, r := range names {

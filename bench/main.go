@@ -281,7 +281,7 @@ func grpcRun(ctx context.Context, o *options, name string, n int, rate float64, 
 		return nil, err
 	}
 	w := newRow(res, before, after)
-	if mAfter, okAfter := readServerMetrics(ctx, target.httpAddr); okBefore && okAfter && res.allCalls > 0 && name != runNoop {
+	if mAfter, okAfter := readServerMetrics(ctx, target.httpAddr); okBefore && okAfter && res.allCalls > 0 && !isNoop(name) {
 		w.leasedPct = 100 * (mAfter.leaseDecisions - mBefore.leaseDecisions) / float64(res.allCalls)
 		w.leaseCallsPer = (mAfter.leaseCalls - mBefore.leaseCalls) / float64(res.allCalls)
 	}

@@ -60,6 +60,9 @@ var allRuns = slices.Concat(defaultRuns, ratelimitRuns)
 // isRatelimit reports whether run calls envoyproxy/ratelimit.
 func isRatelimit(run string) bool { return slices.Contains(ratelimitRuns, run) }
 
+// isNoop reports whether run is a no-op run (grpc-noop, ratelimit-noop).
+func isNoop(run string) bool { return run == noopOf(run) }
+
 // noopOf is the no-op run of the process a run calls.
 func noopOf(run string) string {
 	if isRatelimit(run) {

@@ -65,4 +65,7 @@ func TestRatelimitRunsNeedTheBinary(t *testing.T) {
 	if noopOf(runRatelimitSpread) != runRatelimitNoop || noopOf(runSpread) != runNoop {
 		t.Error("noopOf: a run's no-op is the one of its own process")
 	}
+	if !isNoop(runNoop) || !isNoop(runRatelimitNoop) || isNoop(runSluice) || isNoop(runRatelimit) {
+		t.Error("isNoop: true for the two no-op runs only")
+	}
 }

@@ -66,7 +66,7 @@ func newRow(r *loadResult, before, after usage) *row {
 		redisPer:    cpuPerCall(0, redisCPU, r.allCalls),
 		leasedPct:   -1, leaseCallsPer: -1,
 	}
-	if r.name != runNoop && r.name != runRatelimitNoop {
+	if !isNoop(r.name) {
 		if n := r.hist.Count(); n > 0 {
 			w.overPct = 100 * float64(r.over) / float64(n)
 		}
@@ -168,7 +168,7 @@ func (r *report) ratios() {
 	fmt.Fprintf(r.w, "\nper decision, against the no-op call of the same process (same callers, same offered rate)\n")
 	fmt.Fprintf(r.w, format, "run", "callers", "rate", "÷ no-op rate", "cpu µs/d", "redis µs/d", "no-op µs", "no-op÷(cpu+r)", "scripts/d", "leased%", "leases/d")
 	for _, w := range r.rows {
-		if w.name == runNoop || w.name == runRatelimitNoop {
+		if isNoop(w.name) {
 			continue
 		}
 		noop := find(noopOf(w.name), w.callers, w.offered)

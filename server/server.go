@@ -122,7 +122,6 @@ func (s *Server) listen() (err error) {
 	if auth := s.cfg.auth(); auth.Enabled() {
 		interceptors = append(interceptors, auth.UnaryInterceptor)
 	}
-	interceptors = append(interceptors, grpcapi.DeadlineInterceptor)
 	opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(interceptors...), grpc.MaxRecvMsgSize(httpapi.MaxBodyBytes),
 		grpc.ForceServerCodecV2(malformed.Codec()), grpc.ChainStreamInterceptor(malformed.StreamInterceptor),
 		grpc.NumStreamWorkers(streamWorkers())}

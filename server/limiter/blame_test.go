@@ -165,7 +165,7 @@ func TestHungRedisOpensTheCircuitForShortDeadlines(t *testing.T) {
 func TestCallerLeftAndRefusedArgumentsAreNotRedisFailures(t *testing.T) {
 	l, _ := newTestLimiter(t, failOpenConfig)
 	for range 10 {
-		err := l.storeCall(context.Background(), "window", func() error {
+		err := l.storeCall(context.Background(), "window", func(context.Context) error {
 			_, err := l.window.Run(context.Background(), l.rdb, lua.Charge, nil) // no counters
 			return err
 		})

@@ -17,7 +17,7 @@ func (l *Limiter) decideLeased(ctx context.Context, p *plan, domain string) (res
 		return taken.result(p), "", true, nil
 	}
 	rest := taken.rest(p)
-	err = l.storeCall(ctx, rest.script(), func() (err error) {
+	err = l.storeCall(ctx, rest.script(), func(ctx context.Context) (err error) {
 		res, id, err = l.decide(ctx, rest)
 		return err
 	})

@@ -129,7 +129,7 @@ func (l *Limiter) enableLeases(cfg LeaseConfig, h leaseHooks) error {
 		m.clock = func() time.Duration { return time.Since(start) } // monotonic
 	}
 	m.call = func(ctx context.Context, counters []lua.Counter) (res lua.Result, err error) {
-		err = l.storeCall(ctx, "lease", func() (err error) {
+		err = l.storeCall(ctx, "lease", func(ctx context.Context) (err error) {
 			res, err = l.window.Run(ctx, l.rdb, lua.Charge, counters)
 			return err
 		})

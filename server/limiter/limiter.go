@@ -202,7 +202,7 @@ func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, e
 		p.counters[i].Cost = 0
 	}
 	var res lua.Result
-	if err := l.storeCall(ctx, "peek", func() (err error) {
+	if err := l.storeCall(ctx, "peek", func(ctx context.Context) (err error) {
 		res, err = l.runSplit(ctx, lua.Peek, p.counters)
 		return err
 	}); err != nil {
@@ -289,7 +289,7 @@ func (l *Limiter) cachedResults(ctx context.Context, p plan, blocked map[int]lua
 		return out
 	}
 	var res lua.Result
-	if err := l.storeCall(ctx, "peek", func() (err error) {
+	if err := l.storeCall(ctx, "peek", func(ctx context.Context) (err error) {
 		res, err = l.runSplit(ctx, lua.Peek, rest)
 		return err
 	}); err != nil {

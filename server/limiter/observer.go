@@ -62,11 +62,11 @@ func (l *Limiter) SetObserver(o Observer) {
 	}
 }
 
-// storeCall runs one script call through the circuit breaker and tells the
-// observer about it. A failure comes back as a *StoreError, or — when it was
-// the caller's, not Redis' (see blame.go) — as a *CallerGoneError or an
-// internal error.
-func (l *Limiter) storeCall(ctx context.Context, script string, run func() error) error {
+// storeCall runs one script call through the circuit breaker, under the
+// store's share of ctx's time (storeContext), and tells the observer about
+// it. A failure comes back as a *StoreError, or — when it was the caller's,
+// not Redis' (see blame.go) — as a *CallerGoneError or an internal error.
+func (l *Limiter) storeCall(ctx context.Context, script string, run func(ctx context.Context) error) error {
 	if !l.breaker.allow() {
 		err := &StoreError{Err: ErrCircuitOpen}
 		if l.observer != nil {
@@ -74,8 +74,10 @@ func (l *Limiter) storeCall(ctx context.Context, script string, run func() error
 		}
 		return err
 	}
+	ctx, cancel := storeContext(ctx)
+	defer cancel()
 	start := time.Now()
-	err := run()
+	err := run(ctx)
 	took := time.Since(start)
 	err = l.judge(ctx, err, start, took)
 	if l.observer != nil {

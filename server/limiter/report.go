@@ -64,7 +64,7 @@ func (l *Limiter) Report(ctx context.Context, req *ReportRequest) (ReportResult,
 			actual[tokenCode(k)] = req.Usage.of(k)
 		}
 		var res lua.ReportResult
-		if err := l.storeCall(ctx, "report", func() (err error) {
+		if err := l.storeCall(ctx, "report", func(ctx context.Context) (err error) {
 			res, err = l.reportRecords(ctx, l.recordKeys(req.ReservationID), actual)
 			return err
 		}); err != nil {
@@ -121,7 +121,7 @@ func (l *Limiter) chargeUsage(ctx context.Context, req *ReportRequest) (ReportRe
 		return out, nil
 	}
 	var res lua.Result
-	if err := l.storeCall(ctx, "window", func() (err error) {
+	if err := l.storeCall(ctx, "window", func(ctx context.Context) (err error) {
 		res, err = l.runSplit(ctx, lua.Charge, counters)
 		return err
 	}); err != nil {

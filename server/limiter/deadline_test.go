@@ -1,4 +1,4 @@
-package grpcapi
+package limiter
 
 import (
 	"context"
@@ -100,10 +100,10 @@ func TestStoreContextCarriesTheCallersValues(t *testing.T) {
 	ctx, cancel := storeContext(parent)
 	defer cancel()
 	if ctx.Value(valueKey{}) != "trace" {
-		t.Fatal("value lost before the timer started")
+		t.Fatal("value lost")
 	}
 	_ = ctx.Done()
 	if ctx.Value(valueKey{}) != "trace" {
-		t.Fatal("value lost after the timer started")
+		t.Fatal("value lost once waited on")
 	}
 }

@@ -121,7 +121,7 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	for i := range dec.Statuses {
 		r := &p.rules[i]
 		st := &dec.Statuses[i]
-		st.Shadow, st.Quota, st.Unlimited, st.Metadata = r.Shadow || l.shadowMode, p.quota[i], r.Unlimited, r.Metadata
+		st.Shadow, st.Quota, st.Unlimited, st.Metadata = r.Shadow, p.quota[i], r.Unlimited, r.Metadata
 	}
 	if len(p.counters) == 0 {
 		l.finish(ctx, req, p, dom, &dec)
@@ -353,6 +353,7 @@ func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
 	var b strings.Builder
 	for i := range req.Descriptors {
 		r := &p.rules[i]
+		r.Shadow = r.Shadow || l.shadowMode // SHADOW_MODE: as if every rule said shadow_mode
 		p.quota[i] = l.inQuotaMode(r)
 		for j := range r.Limits {
 			lim := &r.Limits[j]
@@ -360,7 +361,7 @@ func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
 				continue
 			}
 			cost, op := req.counter(&req.Descriptors[i], lim)
-			inclusive, shadow := false, r.Shadow || l.shadowMode
+			inclusive, shadow := false, r.Shadow
 			if p.quota[i] && lim.Kind == config.KindRequests {
 				var never bool
 				op, inclusive, never = quotaCounter(cost, op)

@@ -1,6 +1,9 @@
 package limiter
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 const shadowConfig = `
 domain: rl
@@ -26,6 +29,15 @@ func TestGlobalShadowMode(t *testing.T) {
 			if !st.Shadow {
 				t.Errorf("shadow call %d: status %d not marked shadow", i+1, j)
 			}
+		}
+	}
+	usage, err := l.Usage(context.Background(), &both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, u := range usage {
+		if !u.Shadow {
+			t.Errorf("usage %d not marked shadow under global shadow mode", j)
 		}
 	}
 	l.SetShadowMode(false)

@@ -224,10 +224,11 @@ func upstreamEnv(getenv func(string) string) (get func(string) string, r upstrea
 		}
 	}
 	// Upstream reads its REDIS_TLS_* files only with REDIS_TLS=true, and so
-	// do their mappings (onlyWith); one set without it is said to be ignored.
+	// do their mappings (onlyWith); one set without it is said to be ignored
+	// (a REDIS_TLS that is not a boolean is their mappings' error).
 	for _, m := range upstreamMappings {
 		name := m.from[0]
-		if strings.HasPrefix(name, "REDIS_TLS_") && getenv(name) != "" && !truthy(getenv("REDIS_TLS")) && getenv(m.sluice) == "" {
+		if strings.HasPrefix(name, "REDIS_TLS_") && getenv(name) != "" && reads(getenv("REDIS_TLS"), false) && getenv(m.sluice) == "" {
 			r.unsupported = append(r.unsupported, name+" (ignored as upstream ignores it: REDIS_TLS is not true)")
 		}
 	}
@@ -584,17 +585,12 @@ func parseBool(name, v string) (bool, error) {
 	return b, nil
 }
 
-// truthy is a boolean setting that is true; a bad one is reported by its
-// own mapping.
-func truthy(v string) bool { b, _ := strconv.ParseBool(v); return b }
-
-// Predicates of upstreamOther.unsupported.
-func always(string, func(string) string) bool     { return true }
-func isTrue(v string, _ func(string) string) bool { return truthy(v) }
-func isFalse(v string, _ func(string) string) bool {
-	b, err := strconv.ParseBool(v)
-	return err == nil && !b
-}
+// Predicates of upstreamOther.unsupported. A switch is read as upstream
+// reads it (parseBool); one that is not a boolean, which upstream would not
+// start with, is warned of rather than taken for false.
+func always(string, func(string) string) bool      { return true }
+func isTrue(v string, _ func(string) string) bool  { return !reads(v, false) }
+func isFalse(v string, _ func(string) string) bool { return !reads(v, true) }
 func notIn(ok ...string) func(string, func(string) string) bool {
 	return func(v string, _ func(string) string) bool {
 		for _, o := range ok {
@@ -606,10 +602,18 @@ func notIn(ok ...string) func(string, func(string) string) bool {
 	}
 }
 func statsdInUse(_ string, get func(string) string) bool {
-	b, err := strconv.ParseBool(get("USE_STATSD"))
-	return err != nil || b // upstream's default is true
+	v := get("USE_STATSD")
+	return v == "" || isTrue(v, get) // upstream's default is true
 }
 func tracingOverHTTP(v string, get func(string) string) bool {
-	return truthy(v) && !strings.EqualFold(get("TRACING_EXPORTER_PROTOCOL"), "grpc")
+	return isTrue(v, get) && !strings.EqualFold(get("TRACING_EXPORTER_PROTOCOL"), "grpc")
 }
-func prometheusInUse(_ string, get func(string) string) bool { return truthy(get("USE_PROMETHEUS")) }
+func prometheusInUse(_ string, get func(string) string) bool {
+	return isTrue(get("USE_PROMETHEUS"), get)
+}
+
+// reads reports whether the switch v is want ("" is false).
+func reads(v string, want bool) bool {
+	b, err := parseBool("", v)
+	return err == nil && b == want
+}

@@ -141,6 +141,31 @@ func TestUpstreamSettingsAndPrecedence(t *testing.T) {
 	}
 }
 
+// TestUpstreamSwitchThatIsNotABoolean: a switch of a setting Sluice does not
+// do, set to something upstream would not start with, is warned of, not
+// taken for false; false (or true, where true is what Sluice does) is not.
+func TestUpstreamSwitchThatIsNotABoolean(t *testing.T) {
+	_, r, _ := upstreamEnv(envOf(map[string]string{
+		"REDIS_PERSECOND": "yes", "STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT": "no", "USE_PROMETHEUS": "on", "PROMETHEUS_PATH": "/m",
+		"MEMCACHE_TLS": "false", "USE_DOG_STATSD": "0",
+	}))
+	warned := strings.Join(r.unsupported, ";")
+	for _, name := range []string{"REDIS_PERSECOND=yes", "STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT=no", "USE_PROMETHEUS=on", "PROMETHEUS_PATH=/m"} {
+		if !strings.Contains(warned, name) {
+			t.Errorf("%s not warned of: %v", name, r.unsupported)
+		}
+	}
+	for _, name := range []string{"MEMCACHE_TLS", "USE_DOG_STATSD"} {
+		if strings.Contains(warned, name) {
+			t.Errorf("%s set to false warned of: %v", name, r.unsupported)
+		}
+	}
+	_, r, _ = upstreamEnv(envOf(map[string]string{"STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT": "true", "STATSD_HOST": "statsd", "USE_STATSD": "false"}))
+	if len(r.unsupported) != 0 {
+		t.Errorf("what Sluice does warned of: %v", r.unsupported)
+	}
+}
+
 // TestUpstreamFlagWinsAndBadVariablesNameThemselves runs serve: a flag wins
 // over the variables (and so a bad upstream variable it overrides does not
 // matter); a bad one that applies stops serve with its name.

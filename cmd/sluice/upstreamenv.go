@@ -54,9 +54,9 @@ var upstreamMappings = []upstreamMapping{
 	{"SLUICE_HTTP_ADDR", []string{"HOST", "PORT"}, hostPort("HOST", "PORT", "8080")},
 	{"SLUICE_GRPC_ADDR", []string{"GRPC_HOST", "GRPC_PORT"}, hostPort("GRPC_HOST", "GRPC_PORT", "8081")},
 	{"SLUICE_HEALTH_ADDR", []string{"DEBUG_HOST", "DEBUG_PORT"}, hostPort("DEBUG_HOST", "DEBUG_PORT", "6070")},
-	{"SLUICE_TLS_CERT", []string{"GRPC_SERVER_USE_TLS", "GRPC_SERVER_TLS_CERT"}, ifServerTLS("GRPC_SERVER_TLS_CERT", true)},
-	{"SLUICE_TLS_KEY", []string{"GRPC_SERVER_USE_TLS", "GRPC_SERVER_TLS_KEY"}, ifServerTLS("GRPC_SERVER_TLS_KEY", true)},
-	{"SLUICE_TLS_CLIENT_CA", []string{"GRPC_CLIENT_TLS_CACERT"}, ifServerTLS("GRPC_CLIENT_TLS_CACERT", false)},
+	{"SLUICE_TLS_CERT", []string{"GRPC_SERVER_USE_TLS", "GRPC_SERVER_TLS_CERT"}, onlyWith("GRPC_SERVER_USE_TLS", required("GRPC_SERVER_TLS_CERT", "GRPC_SERVER_USE_TLS"))},
+	{"SLUICE_TLS_KEY", []string{"GRPC_SERVER_USE_TLS", "GRPC_SERVER_TLS_KEY"}, onlyWith("GRPC_SERVER_USE_TLS", required("GRPC_SERVER_TLS_KEY", "GRPC_SERVER_USE_TLS"))},
+	{"SLUICE_TLS_CLIENT_CA", []string{"GRPC_CLIENT_TLS_CACERT"}, onlyWith("GRPC_SERVER_USE_TLS", verbatim("GRPC_CLIENT_TLS_CACERT"))},
 	{"SLUICE_LOG_LEVEL", []string{"LOG_LEVEL"}, logLevel},
 	{"SLUICE_LOG_FORMAT", []string{"LOG_FORMAT"}, logFormat},
 	{"SLUICE_SHADOW_MODE", []string{"SHADOW_MODE", "GLOBAL_SHADOW_MODE"}, shadowMode},
@@ -83,7 +83,7 @@ var upstreamMappings = []upstreamMapping{
 	// Tracing: Sluice reads the standard OTEL_* variables; upstream's name them.
 	{"OTEL_SERVICE_NAME", []string{"TRACING_SERVICE_NAME"}, onlyWith("TRACING_ENABLED", verbatim("TRACING_SERVICE_NAME"))},
 	{"OTEL_RESOURCE_ATTRIBUTES", []string{"TRACING_SERVICE_NAMESPACE", "TRACING_SERVICE_INSTANCE_ID"}, onlyWith("TRACING_ENABLED", tracingResource)},
-	{"OTEL_TRACES_SAMPLER", []string{"TRACING_SAMPLING_RATE"}, onlyWith("TRACING_ENABLED", constant("TRACING_SAMPLING_RATE", "parentbased_traceidratio"))},
+	{"OTEL_TRACES_SAMPLER", []string{"TRACING_SAMPLING_RATE"}, onlyWith("TRACING_ENABLED", constant("parentbased_traceidratio"))},
 	{"OTEL_TRACES_SAMPLER_ARG", []string{"TRACING_SAMPLING_RATE"}, onlyWith("TRACING_ENABLED", samplingRate)},
 }
 
@@ -413,22 +413,6 @@ func hostPort(hostVar, portVar, defaultPort string) convert {
 	}
 }
 
-// ifServerTLS passes name on only with GRPC_SERVER_USE_TLS=true, which then
-// needs it when required.
-func ifServerTLS(name string, required bool) convert {
-	return func(get func(string) string) (string, error) {
-		on, err := parseBool("GRPC_SERVER_USE_TLS", get("GRPC_SERVER_USE_TLS"))
-		if err != nil || !on {
-			return "", err
-		}
-		v := get(name)
-		if v == "" && required {
-			return "", fmt.Errorf("GRPC_SERVER_USE_TLS=true needs %s", name)
-		}
-		return v, nil
-	}
-}
-
 // logLevel maps logrus's levels onto slog's.
 func logLevel(get func(string) string) (string, error) {
 	v := get("LOG_LEVEL")
@@ -511,7 +495,9 @@ func samplingRate(get func(string) string) (string, error) {
 
 // onlyWith applies f only when the boolean variable on is true: upstream
 // reads its REDIS_TLS_* files only with REDIS_TLS=true (upstreamEnv warns of
-// them otherwise), its TRACING_* settings only with TRACING_ENABLED=true.
+// them otherwise), its TRACING_* settings only with TRACING_ENABLED=true, its
+// GRPC_SERVER_TLS_* and GRPC_CLIENT_TLS_CACERT only with
+// GRPC_SERVER_USE_TLS=true.
 func onlyWith(on string, f convert) convert {
 	return func(get func(string) string) (string, error) {
 		if on, err := parseBool(on, get(on)); err != nil || !on {
@@ -552,12 +538,19 @@ func verbatim(name string) convert {
 	return func(get func(string) string) (string, error) { return get(name), nil }
 }
 
-func constant(name, v string) convert {
+// constant is v whatever the variables of its row say (it applies only when
+// one is set).
+func constant(v string) convert {
+	return func(func(string) string) (string, error) { return v, nil }
+}
+
+// required is name as is; unset is an error, as on=true needs it.
+func required(name, on string) convert {
 	return func(get func(string) string) (string, error) {
-		if get(name) == "" {
-			return "", nil
+		if v := get(name); v != "" {
+			return v, nil
 		}
-		return v, nil
+		return "", fmt.Errorf("%s=true needs %s", on, name)
 	}
 }
 

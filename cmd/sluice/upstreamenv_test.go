@@ -124,6 +124,16 @@ func TestUpstreamSettingsAndPrecedence(t *testing.T) {
 	if get("SLUICE_REDIS_TLS_CERT") != "" || !strings.Contains(strings.Join(r.unsupported, ";"), "REDIS_TLS_CLIENT_CERT (ignored as upstream ignores it") {
 		t.Errorf("REDIS_TLS_CLIENT_CERT without REDIS_TLS: SLUICE_REDIS_TLS_CERT=%q, unsupported %v", get("SLUICE_REDIS_TLS_CERT"), r.unsupported)
 	}
+	// The server's TLS files count only with GRPC_SERVER_USE_TLS=true, which
+	// needs the certificate and key.
+	get, _, errs = upstreamEnv(envOf(map[string]string{"GRPC_SERVER_USE_TLS": "false", "GRPC_SERVER_TLS_CERT": "/tls/s.crt", "GRPC_CLIENT_TLS_CACERT": "/tls/c.crt"}))
+	if get("SLUICE_TLS_CERT") != "" || get("SLUICE_TLS_CLIENT_CA") != "" || len(errs) != 0 {
+		t.Errorf("GRPC_SERVER_USE_TLS=false: SLUICE_TLS_CERT=%q SLUICE_TLS_CLIENT_CA=%q, errors %v", get("SLUICE_TLS_CERT"), get("SLUICE_TLS_CLIENT_CA"), errs)
+	}
+	_, _, errs = upstreamEnv(envOf(map[string]string{"GRPC_SERVER_USE_TLS": "true", "GRPC_SERVER_TLS_CERT": "/tls/s.crt"}))
+	if err := errs["SLUICE_TLS_KEY"]; err == nil || err.Error() != "GRPC_SERVER_USE_TLS=true needs GRPC_SERVER_TLS_KEY" {
+		t.Errorf("GRPC_SERVER_USE_TLS=true without a key: %v", err)
+	}
 	// A Service named "grpc" makes Kubernetes set GRPC_PORT=tcp://...: the
 	// error says so.
 	_, _, errs = upstreamEnv(envOf(map[string]string{"GRPC_PORT": "tcp://10.0.0.7:8081"}))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,7 +22,7 @@ type envFlags struct {
 
 func (e *envFlags) string(p *string, name, def, usage string) {
 	key := envKey(name)
-	e.fs.StringVar(p, name, envOr(e.getenv, key, def), usage+envUsage(key))
+	e.fs.StringVar(p, name, cmp.Or(e.getenv(key), def), usage+envUsage(key))
 }
 
 func (e *envFlags) bool(p *bool, name string, def bool, usage string) {
@@ -67,11 +68,3 @@ func envKey(flagName string) string {
 
 // envUsage is the ending of a flag's usage that names its variable.
 func envUsage(key string) string { return " (env " + key + ")" }
-
-// envOr is the variable key, def when it is unset.
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
-}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -49,7 +50,7 @@ func limits(ctx context.Context, args []string, getenv func(string) string, stdi
 	cmd := args[0]
 	fs := flag.NewFlagSet("limits "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	addr := fs.String("admin", envOr(getenv, "SLUICE_ADMIN", "127.0.0.1:8082"), "")
+	addr := fs.String("admin", cmp.Or(getenv("SLUICE_ADMIN"), "127.0.0.1:8082"), "")
 	tokenFile := fs.String("token-file", getenv("SLUICE_ADMIN_TOKEN_FILE"), "")
 	caFile := fs.String("ca-file", "", "")
 	certFile := fs.String("cert", "", "")

@@ -3,18 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestCheckConfigRefusesATokenPartAboveItsTotal(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ai.yaml")
-	body := "domain: ai\ndescriptors:\n  - key: api\n    token_limit: {window: 1m, total_tokens: 1000, prompt_tokens: 600, completion_tokens: 1500}\n"
-	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := tempFile(t, "ai.yaml", "domain: ai\ndescriptors:\n  - key: api\n    token_limit: {window: 1m, total_tokens: 1000, prompt_tokens: 600, completion_tokens: 1500}\n")
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"check-config", path}, noEnv, &out, &errOut)
 	if err == nil {

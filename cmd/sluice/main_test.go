@@ -43,11 +43,7 @@ func TestCheckConfigAcceptsTheExamples(t *testing.T) {
 }
 
 func TestCheckConfigNamesFileLineAndField(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bad.yaml")
-	bad := "domain: apim\ndescriptors:\n  - key: api\n    rate_limit:\n      unit: fortnight\n      requests_per_unit: 10\n  - value: x\n"
-	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := tempFile(t, "bad.yaml", "domain: apim\ndescriptors:\n  - key: api\n    rate_limit:\n      unit: fortnight\n      requests_per_unit: 10\n  - value: x\n")
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"check-config", path}, noEnv, &out, &errOut)
 	if err == nil {
@@ -89,7 +85,7 @@ func TestCheckConfigMergeDomains(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, &out, &errOut)
+			err := run(context.Background(), tc.args, envOf(tc.env), &out, &errOut)
 			if (err == nil) != tc.ok {
 				t.Fatalf("err = %v, want ok=%v\n%s", err, tc.ok, errOut.String())
 			}
@@ -111,6 +107,17 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%v: nothing printed", args)
 		}
 	}
+}
+
+// tempFile writes body into a new temporary directory as name and returns
+// its path.
+func tempFile(t *testing.T, name, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func freeAddr(t *testing.T) string {
@@ -179,10 +186,7 @@ func TestServeFromEnvironmentThenStop(t *testing.T) {
 }
 
 func TestServeRejectsABrokenConfig(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bad.yaml")
-	if err := os.WriteFile(path, []byte("domain: ''\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := tempFile(t, "bad.yaml", "domain: ''\n")
 	var logs bytes.Buffer
 	err := run(context.Background(), []string{"serve", "--config", path, "--http-addr", freeAddr(t), "--grpc-addr", freeAddr(t), "--admin-addr", "off"}, noEnv, &logs, &logs)
 	if err == nil || !strings.Contains(fmt.Sprint(err), "domain") {
@@ -240,7 +244,7 @@ func TestServeReadsUpstreamSettings(t *testing.T) {
 func TestServeRefusesABadBooleanSetting(t *testing.T) {
 	var logs bytes.Buffer
 	env := map[string]string{"SLUICE_CONFIG": "../../deploy/examples", "QUOTA_MODE": "maybe"}
-	err := run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, &logs, &logs)
+	err := run(context.Background(), []string{"serve"}, envOf(env), &logs, &logs)
 	if !errors.Is(err, errUsage) || !strings.Contains(logs.String(), `QUOTA_MODE="maybe"`) {
 		t.Errorf("QUOTA_MODE=maybe: %v\n%s", err, logs.String())
 	}

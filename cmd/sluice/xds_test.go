@@ -95,7 +95,7 @@ func TestServeRefusesBadXDSSettings(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut bytes.Buffer
-			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, &out, &errOut)
+			err := run(context.Background(), tc.args, envOf(tc.env), &out, &errOut)
 			if !errors.Is(err, errUsage) || !strings.Contains(errOut.String(), tc.want) {
 				t.Errorf("err %v, output %q; want a usage error saying %q", err, errOut.String(), tc.want)
 			}

@@ -4,31 +4,19 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sluice-rl/sluice/internal/syncbuf"
 )
 
 // TestServeWithBothTokens: the full token from SLUICE_AUTH_TOKEN and the
 // decide-only token from --decide-token-file reach the server's policy.
 func TestServeWithBothTokens(t *testing.T) {
-	decideFile := filepath.Join(t.TempDir(), "decide")
-	if err := os.WriteFile(decideFile, []byte("decide-0123\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	decideFile := tempFile(t, "decide", "decide-0123\n")
 	httpAddr := freeAddr(t)
 	env := map[string]string{"SLUICE_AUTH_TOKEN": "full-0123"}
-	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncbuf.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", "off",
-			"--decide-token-file", decideFile}, func(k string) string { return env[k] }, &logs, &logs)
-	}()
+	sluice := serveInProcess(t, []string{"serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", "off",
+		"--decide-token-file", decideFile}, envOf(env))
 	post := func(path, token, body string) int {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -42,7 +30,7 @@ func TestServeWithBothTokens(t *testing.T) {
 				return resp.StatusCode
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("POST %s: %v; logs:\n%s", path, err, logs.String())
+				t.Fatalf("POST %s: %v; logs:\n%s", path, err, sluice.logs.String())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -62,8 +50,7 @@ func TestServeWithBothTokens(t *testing.T) {
 			t.Errorf("POST %s with %q: %d, want %d", c.path, c.token, got, c.want)
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := sluice.stop(t); err != nil {
 		t.Errorf("serve after stop: %v", err)
 	}
 }
@@ -74,7 +61,7 @@ func TestServeDecideTokenNeedsTheFullOne(t *testing.T) {
 	var logs bytes.Buffer
 	env := map[string]string{"SLUICE_DECIDE_TOKEN": "decide-0123"}
 	err := run(context.Background(), []string{"serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", freeAddr(t), "--grpc-addr", freeAddr(t)},
-		func(k string) string { return env[k] }, &logs, &logs)
+		envOf(env), &logs, &logs)
 	if err == nil || !strings.Contains(err.Error(), "decide token") {
 		t.Errorf("serve with only a decide token: %v, want an error naming the decide token", err)
 	}

@@ -75,7 +75,7 @@ func TestAHalfSentBodyIsCutOff(t *testing.T) {
 		t.Skip("runs a sluice process")
 	}
 	httpAddr := freeAddr(t)
-	cmd := sluiceProcess(t, nil, "serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t))
+	cmd := sluiceProcess(t, nil, "serve", "--config", "../../deploy/examples/sluice.yaml", "--http-addr", httpAddr, "--grpc-addr", freeAddr(t), "--admin-addr", "off")
 	var logs syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	startProcess(t, cmd)

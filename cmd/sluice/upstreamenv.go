@@ -178,7 +178,7 @@ var upstreamOthers = []upstreamOther{
 type upstreamReport struct {
 	applied     []string // "REDIS_URL → SLUICE_REDIS"
 	overridden  []string // "REDIS_URL (SLUICE_REDIS is set)"
-	noEffect    []string // set, and Sluice does what its row says
+	noEffect    []string // set, and Sluice does what its row says (or, a mapping's, gives nothing)
 	unsupported []string // "MEMCACHE_HOST_PORT (memcache is not supported)"
 }
 
@@ -208,10 +208,12 @@ func upstreamEnv(getenv func(string) string) (get func(string) string, r upstrea
 			errs[m.sluice] = errors.Join(errs[m.sluice], err)
 			continue
 		}
-		if v != "" {
-			folded[m.sluice] = v
-			r.applied = append(r.applied, strings.Join(set, "+")+" → "+m.sluice)
+		if v == "" { // switched off (onlyWith), or LOCAL_CACHE_SIZE_IN_BYTES=0: listed, not silent
+			r.noEffect = append(r.noEffect, strings.Join(set, "+"))
+			continue
 		}
+		folded[m.sluice] = v
+		r.applied = append(r.applied, strings.Join(set, "+")+" → "+m.sluice)
 	}
 	for _, o := range upstreamOthers {
 		v := getenv(o.name)

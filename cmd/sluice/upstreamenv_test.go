@@ -134,6 +134,12 @@ func TestUpstreamSettingsAndPrecedence(t *testing.T) {
 	if err := errs["SLUICE_TLS_KEY"]; err == nil || err.Error() != "GRPC_SERVER_USE_TLS=true needs GRPC_SERVER_TLS_KEY" {
 		t.Errorf("GRPC_SERVER_USE_TLS=true without a key: %v", err)
 	}
+	// A mapped setting that gives nothing (its switch off, a cache size of 0)
+	// is listed with those of no effect, not dropped silently.
+	_, r, _ = upstreamEnv(envOf(map[string]string{"TRACING_SERVICE_NAME": "rl", "LOCAL_CACHE_SIZE_IN_BYTES": "0"}))
+	if got := strings.Join(r.noEffect, ","); !strings.Contains(got, "TRACING_SERVICE_NAME") || !strings.Contains(got, "LOCAL_CACHE_SIZE_IN_BYTES") || len(r.applied) != 0 {
+		t.Errorf("TRACING_SERVICE_NAME without TRACING_ENABLED, LOCAL_CACHE_SIZE_IN_BYTES=0: no effect %v, applied %v", r.noEffect, r.applied)
+	}
 	// A Service named "grpc" makes Kubernetes set GRPC_PORT=tcp://...: the
 	// error says so.
 	_, _, errs = upstreamEnv(envOf(map[string]string{"GRPC_PORT": "tcp://10.0.0.7:8081"}))

@@ -158,6 +158,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		return errUsage
 	}
 	dropGiven(upstreamErrs, fs)
+	upstream.flagsGiven(fs)
 	if envErr := errors.Join(e.err, finishFlags(), xdsFlags.check(), allErrors(upstreamErrs)); envErr != nil {
 		fmt.Fprintf(stderr, "serve: %v\n", envErr)
 		return errUsage

@@ -177,7 +177,7 @@ var upstreamOthers = []upstreamOther{
 // upstreamReport is what upstreamEnv did, for the start-up log.
 type upstreamReport struct {
 	applied     []string // "REDIS_URL → SLUICE_REDIS"
-	overridden  []string // "REDIS_URL (SLUICE_REDIS is set)"
+	overridden  []string // "REDIS_URL (SLUICE_REDIS is set)", "REDIS_URL (--redis is given)"
 	noEffect    []string // set, and Sluice does what its row says (or, a mapping's, gives nothing)
 	unsupported []string // "MEMCACHE_HOST_PORT (memcache is not supported)"
 }
@@ -258,6 +258,20 @@ func (r upstreamReport) log(l *slog.Logger) {
 // flag wins, so what upstream's variables would have said does not matter.
 func dropGiven(errs map[string]error, fs *flag.FlagSet) {
 	fs.Visit(func(f *flag.Flag) { delete(errs, envKey(f.Name)) })
+}
+
+// flagsGiven moves what fed a variable whose flag was given from applied to
+// overridden: the flag wins, so upstream's variables were not applied.
+func (r *upstreamReport) flagsGiven(fs *flag.FlagSet) {
+	fs.Visit(func(f *flag.Flag) {
+		r.applied = slices.DeleteFunc(r.applied, func(a string) bool {
+			from, fed := strings.CutSuffix(a, " → "+envKey(f.Name))
+			if fed {
+				r.overridden = append(r.overridden, fmt.Sprintf("%s (--%s is given)", from, f.Name))
+			}
+			return fed
+		})
+	})
 }
 
 // allErrors joins every error, sorted by the variable fed, so a message is

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,6 +198,25 @@ func TestUpstreamFlagWinsAndBadVariablesNameThemselves(t *testing.T) {
 		envOf(map[string]string{"SLUICE_CONFIG": "../../deploy/examples", "PORT": "http"}), "sluice serving")
 	if rec["http"] != httpAddr {
 		t.Errorf("http = %v, want the flag's %s", rec["http"], httpAddr)
+	}
+}
+
+// TestUpstreamReportSaysAFlagWon: upstream's variables that fed a variable
+// whose flag was given are reported overridden, not applied, and a bad one
+// is no error.
+func TestUpstreamReportSaysAFlagWon(t *testing.T) {
+	_, r, errs := upstreamEnv(envOf(map[string]string{"HOST": "::", "PORT": "9999", "GRPC_PORT": "9091", "LOG_LEVEL": "loud"}))
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.String("log-level", "", "")
+	fs.String("http-addr", "", "")
+	fs.String("grpc-addr", "", "")
+	if err := fs.Parse([]string{"--http-addr", ":9090", "--log-level", "info"}); err != nil {
+		t.Fatal(err)
+	}
+	dropGiven(errs, fs)
+	r.flagsGiven(fs)
+	if len(errs) != 0 || !slices.Equal(r.applied, []string{"GRPC_PORT → SLUICE_GRPC_ADDR"}) || !slices.Equal(r.overridden, []string{"HOST+PORT (--http-addr is given)"}) {
+		t.Errorf("--http-addr given: errors %v, applied %q, overridden %q", errs, r.applied, r.overridden)
 	}
 }
 

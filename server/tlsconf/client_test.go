@@ -2,6 +2,8 @@ package tlsconf
 
 import (
 	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -36,7 +38,7 @@ func handshake(addr, host string, cfg *tls.Config) error {
 	defer conn.Close()
 	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 	_, err = conn.Read(make([]byte, 1))
-	if err != nil && strings.Contains(err.Error(), "EOF") {
+	if errors.Is(err, io.EOF) {
 		return nil // the server closed after a completed handshake
 	}
 	return err

@@ -47,18 +47,16 @@ func handshake(addr, host string, cfg *tls.Config) error {
 func TestClientPresentsItsCertificate(t *testing.T) {
 	ca := testcerts.NewCA(t, "redis ca")
 	addr := mutualServer(t, ca)
-	dir := t.TempDir()
-	cert, key := ca.Issue(t, "sluice")
-	testcerts.WriteFiles(t, dir, map[string][]byte{"ca.crt": ca.PEM, "tls.crt": cert, "tls.key": key})
+	certs := ca.WriteDir(t, "sluice")
 
-	with, err := NewClient(ClientFiles{CA: filepath.Join(dir, "ca.crt"), Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key")})
+	with, err := NewClient(ClientFiles{CA: certs.CA(), Cert: certs.Cert("sluice"), Key: certs.Key("sluice")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := handshake(addr, "127.0.0.1", with); err != nil {
 		t.Errorf("with the client certificate: %v", err)
 	}
-	without, err := NewClient(ClientFiles{CA: filepath.Join(dir, "ca.crt")})
+	without, err := NewClient(ClientFiles{CA: certs.CA()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +68,7 @@ func TestClientPresentsItsCertificate(t *testing.T) {
 	if err := handshake(addr, "redis.internal", with); err == nil || !strings.Contains(err.Error(), "redis.internal") {
 		t.Errorf("wrong host name: %v, want an error naming it", err)
 	}
-	skip, err := NewClient(ClientFiles{CA: filepath.Join(dir, "ca.crt"), Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), SkipHostnameVerification: true})
+	skip, err := NewClient(ClientFiles{CA: certs.CA(), Cert: certs.Cert("sluice"), Key: certs.Key("sluice"), SkipHostnameVerification: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +76,7 @@ func TestClientPresentsItsCertificate(t *testing.T) {
 		t.Errorf("wrong host name, hostname verification skipped: %v", err)
 	}
 	other := testcerts.NewCA(t, "another ca")
-	testcerts.WriteFiles(t, dir, map[string][]byte{"other.crt": other.PEM})
-	untrusted, err := NewClient(ClientFiles{CA: filepath.Join(dir, "other.crt"), Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), SkipHostnameVerification: true})
+	untrusted, err := NewClient(ClientFiles{CA: other.WriteDir(t).CA(), Cert: certs.Cert("sluice"), Key: certs.Key("sluice"), SkipHostnameVerification: true})
 	if err != nil {
 		t.Fatal(err)
 	}

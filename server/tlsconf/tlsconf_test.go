@@ -82,10 +82,8 @@ func TestReloadsRotatedCertificate(t *testing.T) {
 func TestMutualTLSRequiresAClientCertificate(t *testing.T) {
 	ca := testcerts.NewCA(t, "test ca")
 	other := testcerts.NewCA(t, "other ca")
-	dir := t.TempDir()
-	cert, key := ca.Issue(t, "server")
-	testcerts.WriteFiles(t, dir, map[string][]byte{"tls.crt": cert, "tls.key": key, "ca.crt": ca.PEM})
-	r, err := New(Files{Cert: filepath.Join(dir, "tls.crt"), Key: filepath.Join(dir, "tls.key"), ClientCA: filepath.Join(dir, "ca.crt")})
+	certs := ca.WriteDir(t, "server")
+	r, err := New(Files{Cert: certs.Cert("server"), Key: certs.Key("server"), ClientCA: certs.CA()})
 	if err != nil {
 		t.Fatal(err)
 	}

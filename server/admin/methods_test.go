@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,7 +41,7 @@ func TestAllowedMethodsFollowTheHTTPRules(t *testing.T) {
 	for path, methods := range byPath {
 		allow := strings.Split(allowedMethods(path), ", ")
 		for _, m := range methods {
-			if !contains(allow, m) {
+			if !slices.Contains(allow, m) {
 				t.Errorf("%s takes %s, but Allow says %v", path, m, allow)
 			}
 		}
@@ -48,13 +49,4 @@ func TestAllowedMethodsFollowTheHTTPRules(t *testing.T) {
 			t.Errorf("%s takes %v, but Allow says %v", path, methods, allow)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -354,7 +354,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := eval[string](p, `document.querySelector(`+js(pz+` input[name="sandbox.requests"]`)+`).value`); got != "7" {
 		t.Errorf("the refreshes changed the typed value to %q", got)
 	}
-	if code, body := adminCall(t, "PUT", adminURL+throughputPath(pizza), scriptToken, `{"sandbox": {"requests": 8, "window": "1m"}}`, ""); code != 200 {
+	if code, body := adminCall(t, "PUT", adminURL+throughputPath(pizza), scriptToken, `{"sandbox": {"requests": 8, "window": "1m"}}`); code != 200 {
 		t.Fatalf("the script's PUT: %d %s", code, body)
 	}
 	p.do("save over it, with Enter in the input", chromedp.SendKeys(chromedp.CSS(pz+` input[name="sandbox.requests"]`), kb.Enter))
@@ -436,7 +436,7 @@ func throughputPath(api string) string { return "/v1/domains/apim/apis/" + api +
 // throughput is an API's backend throughput, read with the script's token.
 func throughput(t *testing.T, adminURL, api string) map[string]any {
 	t.Helper()
-	code, body := adminCall(t, "GET", adminURL+throughputPath(api), scriptToken, "", "")
+	code, body := adminCall(t, "GET", adminURL+throughputPath(api), scriptToken, "")
 	var out map[string]any
 	if code != 200 || json.Unmarshal([]byte(body), &out) != nil {
 		t.Fatalf("GET %s: %d %s", api, code, body)
@@ -444,16 +444,14 @@ func throughput(t *testing.T, adminURL, api string) map[string]any {
 	return out
 }
 
-func adminCall(t *testing.T, method, url, token, body, ifMatch string) (int, string) {
+// adminCall calls the admin API with a token, as a script would.
+func adminCall(t *testing.T, method, url, token, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	if ifMatch != "" {
-		req.Header.Set("If-Match", ifMatch)
-	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-rl/sluice/internal/redistest"
 	adminapi "github.com/sluice-rl/sluice/server/admin"
 )
 
@@ -13,9 +12,7 @@ import (
 // methods as the data plane's /v1 does — trailing garbage 400 and nothing
 // written, a body over the limit 413, a wrong method 405 with Allow.
 func TestAdminJSONIsStrictToo(t *testing.T) {
-	rs := redistest.New(t)
-	rdb := redistest.Client(t, rs)
-	s := startSluiceWith(t, adminConfig(t, writeConfig(t, apimConfig), rs.URL()))
+	s, rdb := startAdminSluice(t)
 	const one = "/v1/domains/apim/runtime-limit"
 	body := `{"path": [{"key": "api", "value": "PizzaShackAPI:1.0.0"}, {"key": "environment", "value": "sandbox"}],
 	  "rate_limit": {"unit": "minute", "requests_per_unit": 4}, "version": "0"}`

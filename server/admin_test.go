@@ -42,6 +42,14 @@ func adminConfig(t *testing.T, configPath, redisURL string) server.Config {
 	return server.Config{ConfigPath: configPath, RedisURL: redisURL, AdminAddr: "127.0.0.1:0", AdminTokenFile: write, AdminReadTokenFile: read}
 }
 
+// startAdminSluice starts a server with apimConfig and the admin port of
+// adminConfig, on a Redis of its own, and returns a client of that Redis.
+func startAdminSluice(t *testing.T) (*sluice, *redis.Client) {
+	t.Helper()
+	rs := redistest.New(t)
+	return startSluiceWith(t, adminConfig(t, writeConfig(t, apimConfig), rs.URL())), redistest.Client(t, rs)
+}
+
 // adminAnswer is one admin HTTP answer.
 type adminAnswer struct {
 	code   int
@@ -236,9 +244,7 @@ func TestAdminBackendThroughputOnTwoReplicas(t *testing.T) {
 // TestAdminRuntimeLimitResource is the generic resource: put, get, list and
 // delete by descriptor path, every field of the file format.
 func TestAdminRuntimeLimitResource(t *testing.T) {
-	rs := redistest.New(t)
-	rdb := redistest.Client(t, rs)
-	s := startSluiceWith(t, adminConfig(t, writeConfig(t, apimConfig), rs.URL()))
+	s, rdb := startAdminSluice(t)
 	client := sluicev1.NewRateLimitServiceClient(dial(t, s))
 	const one = "/v1/domains/apim/runtime-limit"
 	const query = "?path=api=PizzaShackAPI:1.0.0&path=environment=sandbox"

@@ -3,7 +3,6 @@ package server_test
 import (
 	"testing"
 
-	"github.com/sluice-rl/sluice/internal/redistest"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 )
 
@@ -13,9 +12,7 @@ import (
 // one, and none of them writes anything; the console's own files, which hold
 // nothing secret, need no token.
 func TestAdminEveryCallNeedsTheToken(t *testing.T) {
-	rs := redistest.New(t)
-	rdb := redistest.Client(t, rs)
-	s := startSluiceWith(t, adminConfig(t, writeConfig(t, apimConfig), rs.URL()))
+	s, rdb := startAdminSluice(t)
 	const one = "/v1/domains/apim/runtime-limit"
 	const query = "?path=api=PizzaShackAPI:1.0.0&path=environment=sandbox"
 	runtimeBody := `{"path": [{"key": "api", "value": "PizzaShackAPI:1.0.0"}, {"key": "environment", "value": "sandbox"}], "rate_limit": {"unit": "minute", "requests_per_unit": 1}}`

@@ -31,12 +31,12 @@ func (m Strict) NewDecoder(r io.Reader) runtime.Decoder {
 		if err != nil {
 			return fmt.Errorf("request body: %w", err)
 		}
-		return m.Decode(body, v)
+		return m.decode(body, v)
 	})
 }
 
-// Decode unmarshals body, one JSON value and white space, into v.
-func (m Strict) Decode(body []byte, v any) error {
+// decode unmarshals body, one JSON value and white space, into v.
+func (m Strict) decode(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return io.EOF
 	}

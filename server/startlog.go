@@ -9,7 +9,8 @@ import (
 // startupAttrs are the attributes of the "sluice serving" record a platform
 // team reads first: the version, the store (topology, the hosts dialled, TLS;
 // never a password), the domains loaded from the config files with their
-// descriptor counts, and every listening port.
+// descriptor counts, the modes that change every decision (shadow, quota)
+// when set, and every listening port.
 func (s *Server) startupAttrs() []any {
 	info := s.store.Info()
 	attrs := []any{
@@ -26,6 +27,12 @@ func (s *Server) startupAttrs() []any {
 		domains = append(domains, name, d.Descriptors())
 	}
 	attrs = append(attrs, "config", s.configName(), slog.Group("descriptors", domains...))
+	if s.cfg.ShadowMode { // nothing is refused: say so where it is read first
+		attrs = append(attrs, "shadow_mode", true)
+	}
+	if s.cfg.QuotaMode {
+		attrs = append(attrs, "quota_mode", true)
+	}
 	attrs = append(attrs, "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	if s.ops != nil {
 		attrs = append(attrs, "health", s.HealthAddr())

@@ -24,9 +24,9 @@ func (t *Telemetry) Decided(ctx context.Context, req *limiter.Request, rules []c
 		ds := t.domains.get(req.Domain) // configured: a limit matched, or its failure_mode is open
 		switch {
 		case dec.Cached:
-			t.cacheHits.Add(ctx, 1, ds.plain...)
+			ds.cacheHit.Add(1)
 		case dec.Leased:
-			t.leaseDecisions.Add(ctx, 1, ds.plain...)
+			ds.leased.Add(1)
 		default:
 			t.failedOpen.Add(ctx, 1, ds.plain...)
 		}
@@ -43,7 +43,7 @@ func (t *Telemetry) Decided(ctx context.Context, req *limiter.Request, rules []c
 		}
 		s := t.limits.get(limitKey{req.Domain, descriptor, limitLabel(st.Limit)})
 		if st.Over {
-			t.decisions.Add(ctx, 1, s.over...)
+			s.over.Add(1)
 			if st.Shadow {
 				t.shadow.Add(ctx, 1, s.plain...)
 			}
@@ -51,7 +51,7 @@ func (t *Telemetry) Decided(ctx context.Context, req *limiter.Request, rules []c
 				t.neverFits.Add(ctx, 1, s.plain...)
 			}
 		} else {
-			t.decisions.Add(ctx, 1, s.ok...)
+			s.ok.Add(1)
 		}
 		if dec.Over {
 			continue // refused: nothing was charged

@@ -31,17 +31,21 @@ const (
 	codeOverLimit = "over_limit"
 )
 
-// maxCached bounds each attribute-set cache. Past it, sets are built per call
-// (slower, never unbounded): a config whose labels exceed it is unusual.
-const maxCached = 10_000
+// maxCached bounds the copy-on-write part of each attribute-set cache, whose
+// every miss copies it. Past it, values are kept in a map read under the
+// mutex (slower, never copied): a config whose labels exceed it is unusual.
+var maxCached = 10_000 // a var so that a test can reach the overflow
 
 // cache is a copy-on-write map: lookups read an immutable map through one
 // atomic load, without locks or allocation; a miss builds the value under a
-// mutex and publishes a copy of the map with it.
+// mutex and publishes a copy of the map with it. Every key is built once —
+// its value may hold a series' count (a tally) — so past maxCached keys go
+// to the overflow map.
 type cache[K comparable, V any] struct {
-	m     atomic.Pointer[map[K]V]
-	mu    sync.Mutex
-	build func(K) V
+	m        atomic.Pointer[map[K]V]
+	mu       sync.Mutex
+	overflow map[K]V
+	build    func(K) V
 }
 
 func (c *cache[K, V]) get(k K) V {
@@ -60,10 +64,18 @@ func (c *cache[K, V]) get(k K) V {
 		}
 		n = len(*old)
 	}
-	v := c.build(k)
 	if n >= maxCached {
+		if v, ok := c.overflow[k]; ok {
+			return v
+		}
+		if c.overflow == nil {
+			c.overflow = make(map[K]V)
+		}
+		v := c.build(k)
+		c.overflow[k] = v
 		return v
 	}
+	v := c.build(k)
 	m := make(map[K]V, n+1)
 	if old != nil {
 		for k, v := range *old {
@@ -88,15 +100,15 @@ type limitKey struct{ domain, descriptor, limit string }
 
 // limitSeries holds the attribute sets of one limitKey.
 type limitSeries struct {
-	ok, over []metric.AddOption // with code
+	ok, over *tally             // sluice.decisions, with code
 	plain    []metric.AddOption // without code: near limit, shadow mode
 }
 
 func (t *Telemetry) newLimitSeries(k limitKey) *limitSeries {
 	base := []attribute.KeyValue{attrDomain.String(k.domain), attrDescriptor.String(k.descriptor), attrLimit.String(k.limit)}
 	return &limitSeries{
-		ok:    addOpts(append(base[:3:3], attrCode.String(codeOK))...),
-		over:  addOpts(append(base[:3:3], attrCode.String(codeOverLimit))...),
+		ok:    t.decisions.tally(append(base[:3:3], attrCode.String(codeOK))...),
+		over:  t.decisions.tally(append(base[:3:3], attrCode.String(codeOverLimit))...),
 		plain: addOpts(base...),
 	}
 }
@@ -117,14 +129,20 @@ var tokenKinds = [...]config.Kind{config.KindTotalTokens, config.KindPromptToken
 // config.Kind.
 type domainSeries struct {
 	plain    []metric.AddOption // domain alone
+	cacheHit *tally             // sluice.over_limit_cache.hits
+	leased   *tally             // sluice.lease.decisions
 	lease    [numLeaseEvents][]metric.AddOption
 	reserved [config.KindCompletionTokens + 1][]metric.AddOption
 	missing  [config.KindCompletionTokens + 1][]metric.AddOption
 	reported [numVias][config.KindCompletionTokens + 1][]metric.AddOption
 }
 
-func newDomainSeries(domain string) *domainSeries {
-	s := &domainSeries{plain: addOpts(attrDomain.String(domain))}
+func (t *Telemetry) newDomainSeries(domain string) *domainSeries {
+	s := &domainSeries{
+		plain:    addOpts(attrDomain.String(domain)),
+		cacheHit: t.cacheHits.tally(attrDomain.String(domain)),
+		leased:   t.leaseDecisions.tally(attrDomain.String(domain)),
+	}
 	for e := range numLeaseEvents {
 		s.lease[e] = addOpts(attrDomain.String(domain), attrEvent.String(e.String()))
 	}

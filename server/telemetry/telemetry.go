@@ -76,7 +76,7 @@ type Telemetry struct {
 	log      *slog.Logger
 	configs  func() *config.Set
 
-	decisions      metric.Int64Counter
+	decisions      *talliedCounter
 	nearLimit      metric.Int64Counter
 	shadow         metric.Int64Counter
 	neverFits      metric.Int64Counter
@@ -84,9 +84,9 @@ type Telemetry struct {
 	tokensReported metric.Int64Counter
 	tokensMissing  metric.Int64Counter
 	reports        metric.Int64Counter
-	cacheHits      metric.Int64Counter
+	cacheHits      *talliedCounter
 	failedOpen     metric.Int64Counter
-	leaseDecisions metric.Int64Counter
+	leaseDecisions *talliedCounter
 	leaseGrants    metric.Int64Counter
 	leaseUnits     metric.Int64Counter
 	callDuration   metric.Float64Histogram
@@ -167,7 +167,7 @@ func New(opts Options) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 	t.limits.build = t.newLimitSeries
-	t.domains.build = newDomainSeries
+	t.domains.build = t.newDomainSeries
 	t.scripts.build = newScriptSeries
 	t.calls.build = newCallSeries
 	for v := range numVias {
@@ -189,12 +189,17 @@ func (t *Telemetry) instruments(m metric.Meter) error {
 		errs = append(errs, err)
 		return c
 	}
+	tallied := func(name, unit, desc string) *talliedCounter {
+		c, err := newTalliedCounter(m, name, unit, desc)
+		errs = append(errs, err)
+		return c
+	}
 	histogram := func(name, desc string, buckets []float64) metric.Float64Histogram {
 		h, err := m.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(buckets...))
 		errs = append(errs, err)
 		return h
 	}
-	t.decisions = counter("sluice.decisions", "{decision}", "Decisions per request descriptor that matched a limit, by the deciding limit and the descriptor's code.")
+	t.decisions = tallied("sluice.decisions", "{decision}", "Decisions per request descriptor that matched a limit, by the deciding limit and the descriptor's code.")
 	t.nearLimit = counter("sluice.near_limit", "{decision}", "Admitted decisions after which a limit had used at least 80% of its amount.")
 	t.shadow = counter("sluice.shadow_mode", "{decision}", "Decisions a shadow_mode descriptor's limit would have refused; the call was not refused for it.")
 	t.neverFits = counter("sluice.never_fits", "{decision}", "Refusals of a cost above the whole limit: waiting will not help, so no retry_after was sent.")
@@ -202,9 +207,9 @@ func (t *Telemetry) instruments(m metric.Meter) error {
 	t.tokensReported = counter("sluice.tokens.reported", "{token}", "Tokens that gateways reported as used, by token kind and how they were reported.")
 	t.tokensMissing = counter("sluice.tokens.missing", "{token}", "Tokens reported against a reservation that was unknown or expired, charged by descriptors instead.")
 	t.reports = counter("sluice.reports", "{report}", "Successful usage reports, by how they were charged.")
-	t.cacheHits = counter("sluice.over_limit_cache.hits", "{decision}", "Refusals answered from the replica's over-limit cache, without a Redis call.")
+	t.cacheHits = tallied("sluice.over_limit_cache.hits", "{decision}", "Refusals answered from the replica's over-limit cache, without a Redis call.")
 	t.failedOpen = counter("sluice.failed_open", "{decision}", "Calls admitted uncounted because Redis could not be asked and the domain's failure_mode is open.")
-	t.leaseDecisions = counter("sluice.lease.decisions", "{decision}", "Decisions answered entirely from the replica's quota leases, without a Redis call.")
+	t.leaseDecisions = tallied("sluice.lease.decisions", "{decision}", "Decisions answered entirely from the replica's quota leases, without a Redis call.")
 	t.leaseGrants = counter("sluice.lease.grants", "{grant}", "Quota lease grants of at least one unit.")
 	t.leaseUnits = counter("sluice.lease.units", "{unit}", "Units of quota leases: granted, returned unspent, or wasted (neither spent nor returned).")
 	t.redisErrors = counter("sluice.redis.errors", "{error}", "Redis script calls that failed, by reason.")

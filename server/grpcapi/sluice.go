@@ -68,9 +68,9 @@ func (s *Sluice) ShouldRateLimit(ctx context.Context, in *sluicev1.ShouldRateLim
 		}
 		out.Statuses[i] = ds
 	}
-	if len(dec.Headers) > 0 {
-		out.ResponseHeadersToAdd = make([]*sluicev1.Header, len(dec.Headers))
-		for i, h := range dec.Headers {
+	if hs := dec.Headers(); len(hs) > 0 {
+		out.ResponseHeadersToAdd = make([]*sluicev1.Header, len(hs))
+		for i, h := range hs {
 			out.ResponseHeadersToAdd[i] = &sluicev1.Header{Key: h.Key, Value: h.Value}
 		}
 	}

@@ -63,10 +63,7 @@ type Decision struct {
 	// Over is true when an enforced limit refused: nothing was charged.
 	Over     bool
 	Statuses []Status
-	// Headers: RateLimit-Limit/-Remaining/-Reset of the deciding limit, and
-	// when over, the Refusal headers after them.
-	Headers []Header
-	// Refusal is the part of Headers that only a refusal carries:
+	// Refusal is the part of Headers() that only a refusal carries:
 	// Retry-After and the domain's own over_limit_response headers.
 	Refusal []Header
 	// Body is the fault body to send when Over.
@@ -108,4 +105,12 @@ type DescriptorUsage struct {
 	Unlimited bool
 	Shadow    bool
 	Limits    []LimitUsage
+}
+
+// Headers are RateLimit-Limit/-Remaining/-Reset of the deciding limit, and
+// when over, the Refusal headers after them. They are made when asked for:
+// Envoy's API sends its own (upstream's rules, grpcapi), so most decisions
+// never need them.
+func (d *Decision) Headers() []Header {
+	return append(rateLimitHeaders(d, len(d.Refusal)), d.Refusal...)
 }

@@ -82,7 +82,11 @@ func (m *leaseManager) take(p *plan, domain string) leaseTake {
 			lt.t, lt.read = m.clock(), true
 		}
 		s.demand.Add(int64(c.Cost))
-		s.seen.Store(int64(lt.t))
+		if int64(lt.t)-s.seen.Load() >= int64(time.Millisecond) {
+			// to the millisecond: the idle checks are in seconds, and a
+			// store on every decision bounces the line between cores
+			s.seen.Store(int64(lt.t))
+		}
 		ls := s.cur.Load()
 		if ls == nil || !ls.usable(c.Limit, lt.t) || !ls.take(int64(c.Cost)) {
 			m.refill(s, c, lt.t)

@@ -205,7 +205,7 @@ type leaseSlot struct {
 	cur    atomic.Pointer[lease]
 	busy   atomic.Bool  // a lease call is being made; guards the fields below
 	demand atomic.Int64 // units decisions asked of the counter here, ever
-	seen   atomic.Int64 // clock ns of the latest decision
+	seen   atomic.Int64 // clock ns of the latest decision, to the millisecond
 
 	rate       float64 // measured demand, units per second
 	measured   bool    // evalAt and evalDemand are set

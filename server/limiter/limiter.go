@@ -166,11 +166,10 @@ func (p *plan) settle(results []lua.CounterResult, dec *Decision) {
 	}
 }
 
-// finish adds what every decision carries — headers, the fault body when
-// over — and tells the observer.
+// finish adds what every decision carries — the refusal's headers and fault
+// body when over — and tells the observer.
 func (l *Limiter) finish(ctx context.Context, req *Request, p plan, dom *config.Domain, dec *Decision) {
 	dec.Refusal = refusalHeaders(dec, dom)
-	dec.Headers = append(rateLimitHeaders(dec, len(dec.Refusal)), dec.Refusal...)
 	dec.OverLimitResponse = dom.OverLimitResponse
 	if dec.Over {
 		dec.Body = dom.OverLimitBody

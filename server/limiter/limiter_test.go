@@ -97,7 +97,7 @@ func check(t *testing.T, l *Limiter, req Request) Decision {
 }
 
 func header(dec Decision, key string) string {
-	for _, h := range dec.Headers {
+	for _, h := range dec.Headers() {
 		if h.Key == key {
 			return h.Value
 		}
@@ -151,7 +151,7 @@ func TestSandboxCapRefusesWithFaultBodyAndHeaders(t *testing.T) {
 		t.Errorf("production after sandbox is full: over=%v remaining=%d, want admitted with 99 left", prod.Over, prod.Statuses[0].Remaining)
 	}
 	if header(prod, HeaderRetryAfter) != "" || header(prod, "X-Sluice-Domain") != "" {
-		t.Errorf("admitted call carries over-limit headers: %v", prod.Headers)
+		t.Errorf("admitted call carries over-limit headers: %v", prod.Headers())
 	}
 }
 

@@ -122,9 +122,10 @@ local function writeBack()
 end
 
 -- sum of hash e's counts in buckets first .. k; also the slot offsets of its
--- stale fields and the newest nonzero bucket
+-- stale fields, the newest nonzero bucket, what bucket k+1 holds (units
+-- leased ahead, window.lua's op 4) and what bucket first holds
 local function count(e, first, k)
-  local used, newest, stale = 0, nil, nil
+  local used, newest, stale, ahead, oldest = 0, nil, nil, 0, 0
   for x = 0, 4 * (e.n - 1), 4 do
     local c = e[x + 3]
     if c then
@@ -134,11 +135,24 @@ local function count(e, first, k)
         stale[#stale + 1] = x
       elseif b <= k then
         used = used + c
+        if b == first then oldest = oldest + c end
         if c ~= 0 and (newest == nil or b > newest) then newest = b end
+      elseif b == k + 1 then
+        ahead = ahead + c
       end
     end
   end
-  return used, newest, stale
+  return used, newest, stale, ahead, oldest
+end
+
+-- held is what a charge into the current bucket k must fit under: the
+-- window's count used, or — when units were leased ahead into bucket k+1 —
+-- the count of the window that starts when bucket k ends (it drops the
+-- oldest bucket and adds bucket k+1), if that is more: a charge into k
+-- counts in both.
+local function held(used, ahead, oldest)
+  if ahead > 0 then return math.max(used, used - oldest + ahead) end
+  return used
 end
 
 -- counted fields of hash e, oldest bucket first: {bucket, count, slot

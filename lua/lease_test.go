@@ -26,6 +26,7 @@ type leaseOp struct {
 	holder string
 	cost   uint64
 	ret    bool  // a return (From > 0) instead of a grant
+	ahead  bool  // a grant into the bucket after the current one
 	from   int64 // for a return: the lease's bucket, relative to base
 	// want, per counter:
 	amount          int64
@@ -177,6 +178,58 @@ var leaseTable = []struct {
 		},
 	},
 	{
+		// Units leased ahead into bucket 4 count in the window 1..4 that
+		// starts when bucket 3 ends; a charge into bucket 3 counts there too,
+		// so it must fit both windows (docs/leases.md, "Leasing the next bucket").
+		name: "a grant ahead counts in the next window: checks see both windows",
+		n:    3,
+		steps: []leaseStep{
+			{bucket: 0, at: start, allow: true,
+				ops:  []leaseOp{{op: OpCheck, cost: 10, amount: 10, used: 10, remaining: 90}},
+				hash: map[string]int64{"0": 10}},
+			// the next window (1..4) holds nothing yet: half of 100
+			{bucket: 3, at: mid, allow: true,
+				ops:  []leaseOp{{op: OpLease, holder: "r1", cost: 100, ahead: true, amount: 50, used: 50, remaining: 50}},
+				hash: map[string]int64{"0": 10, "4:r1": 50}},
+			{bucket: 3, at: mid, allow: true,
+				ops:  []leaseOp{{op: OpCheck, cost: 45, amount: 45, used: 95, remaining: 5}},
+				hash: map[string]int64{"0": 10, "3": 45, "4:r1": 50}},
+			// bucket 3's own window holds 55, but 10 more would put 105 in 1..4
+			{bucket: 3, at: end, allow: false,
+				ops:  []leaseOp{{op: OpCheck, cost: 10, over: true, used: 95, remaining: 5}},
+				hash: map[string]int64{"0": 10, "3": 45, "4:r1": 50}},
+			{bucket: 3, at: end, allow: true,
+				ops:  []leaseOp{{op: OpCheck, cost: 0, used: 95, remaining: 5}},
+				hash: map[string]int64{"0": 10, "3": 45, "4:r1": 50}},
+			// in bucket 4, r1 spent 30: Redis keeps 30 in bucket 4, 20 come back
+			{bucket: 4, at: start, allow: true,
+				ops:  []leaseOp{{op: OpLease, holder: "r1", cost: 30, ret: true, from: 4, amount: -20, used: 75, remaining: 25}},
+				hash: map[string]int64{"0": 10, "3": 45, "4": 30}},
+			{bucket: 4, at: mid, allow: true,
+				ops:  []leaseOp{{op: OpCheck, cost: 25, amount: 25, used: 100, remaining: 0}},
+				hash: map[string]int64{"3": 45, "4": 55}},
+		},
+	},
+	{
+		name: "a lease ahead returned before its bucket begins gives back all it was not spent",
+		n:    2,
+		steps: []leaseStep{
+			{bucket: 0, at: mid, allow: true,
+				ops:  []leaseOp{{op: OpLease, holder: "r1", cost: 20, ahead: true, amount: 20, used: 20, remaining: 80}},
+				hash: map[string]int64{"1:r1": 20}},
+			// bucket 0's window is empty, but 85 would put 105 in -1..1
+			{bucket: 0, at: mid, allow: false,
+				ops:  []leaseOp{{op: OpCheck, cost: 85, over: true, used: 20, remaining: 80}},
+				hash: map[string]int64{"1:r1": 20}},
+			{bucket: 0, at: end, allow: true,
+				ops:  []leaseOp{{op: OpLease, holder: "r1", cost: 0, ret: true, from: 1, amount: -20, used: 0, remaining: 100}},
+				hash: map[string]int64{}},
+			{bucket: 0, at: end, allow: true,
+				ops:  []leaseOp{{op: OpCheck, cost: 85, amount: 85, used: 85, remaining: 15}},
+				hash: map[string]int64{"0": 85}},
+		},
+	},
+	{
 		name: "a refused call grants nothing",
 		n:    2,
 		steps: []leaseStep{
@@ -243,6 +296,7 @@ func runLeaseCase(t *testing.T, env tableEnv, n int, steps []leaseStep) {
 			if o.ret {
 				c.From = env.base + o.from
 			}
+			c.Ahead = o.ahead
 			counters[j] = c
 		}
 		env.goTo(t, env.base+st.bucket, st.at)
@@ -270,8 +324,12 @@ func runLeaseCase(t *testing.T, env tableEnv, n int, steps []leaseStep) {
 				t.Errorf("step %d counter %d: BucketLeft %v RetryAfter %v, want %v and 0", si, j, got.BucketLeft, got.RetryAfter, want)
 			}
 			if got.Amount > 0 {
-				if b := ChargedBucket(res, counters[j], got); b != now/env.w {
-					t.Errorf("step %d counter %d: ChargedBucket = %d, want the current bucket %d", si, j, b, now/env.w)
+				want := now / env.w
+				if o.ahead {
+					want++
+				}
+				if b := ChargedBucket(res, counters[j], got); b != want {
+					t.Errorf("step %d counter %d: ChargedBucket = %d, want the grant's bucket %d", si, j, b, want)
 				}
 			}
 		}

@@ -39,6 +39,11 @@ type Counter struct {
 	// 32 characters of [0-9a-z], unique among the replicas sharing the
 	// counters. Empty for every other op.
 	Holder string
+	// Ahead, for an OpLease grant (From 0), grants into the bucket after
+	// the current one, against what the window starting there holds now
+	// (docs/leases.md, "Leasing the next bucket"). While such units are
+	// held, every check of the counter also checks that window.
+	Ahead bool
 }
 
 // Op says what a counter's Cost does.
@@ -67,7 +72,8 @@ const (
 	// bucket From, of which Holder spent Cost units: it keeps what Redis
 	// holds of the lease up to Cost and gives back the rest (Amount, ≤ 0);
 	// nothing once From has left the window, nothing when Redis holds no
-	// such lease (it was returned already, or its grant was lost).
+	// such lease (it was returned already, or its grant was lost). From
+	// may be the bucket after the current one (a lease granted Ahead).
 	OpLease Op = 4
 )
 
@@ -206,6 +212,9 @@ func (c *Counter) flags() int {
 	if c.Inclusive {
 		f |= 16
 	}
+	if c.Ahead {
+		f |= 32
+	}
 	return f
 }
 
@@ -236,6 +245,8 @@ func (c *Counter) validate() error {
 		return fmt.Errorf("lease holder %q is not 1 to 32 characters of [0-9a-z]", c.Holder)
 	case c.Op != OpLease && c.Holder != "":
 		return fmt.Errorf("holder %q given for op %d; only a lease has one", c.Holder, c.Op)
+	case c.Ahead && (c.Op != OpLease || c.From != 0):
+		return errors.New("only a lease grant (From 0) is made ahead")
 	}
 	return nil
 }

@@ -39,14 +39,20 @@
 --                                      units, free = limit - used, into the current
 --                                      bucket's record "<k>:<holder>"
 --                                      from > 0: return: the holder spent cost units of
---                                      its lease in bucket from; keep min(record, cost)
---                                      (moved into "<from>"), give back the rest, delete
---                                      the record; nothing once from left the window
+--                                      its lease in bucket from (at most k+1); keep
+--                                      min(record, cost) (moved into "<from>"), give back
+--                                      the rest, delete the record; nothing once from
+--                                      left the window
 --              bit 4 (16): inclusive, envoyproxy/ratelimit's rule that a limit is passed
 --                          only once used > limit: a cost-0 check is ok while
 --                          used <= limit; a force charges only while used <= limit (the
 --                          call that takes the counter past its limit counts whole,
 --                          later ones nothing until it is back at its limit)
+--              bit 5 (32): ahead, for an op 4 grant: grant into bucket k+1, the one after
+--                          the current bucket, g = min(cost, floor(free / 2)) with free
+--                          = limit - what the window starting at bucket k+1's start
+--                          holds now (buckets k-n+1 .. k+1), into the record
+--                          "<k+1>:<holder>"
 --   kind       token kind code written into the reservation record ("" for none);
 --              for op 4 the lease holder: 1-32 characters of [0-9a-z]
 --   from       for refund: > 0 gives back from this bucket only (nothing once it has left
@@ -66,21 +72,28 @@
 --           what <key>:rsv holds in the window (reserved, not yet reported).
 --   For op 4, retry_us is the time left in the current bucket: (k + 1) * w - now.
 --
+-- Units leased ahead into bucket k+1 count in every window that holds bucket
+-- k+1, so while any are held, every check of a charge into bucket k also
+-- checks the window that starts when bucket k ends (buckets k-n+1 .. k+1), and
+-- used and remaining describe the fuller of the two windows (docs/leases.md,
+-- "Leasing the next bucket").
+--
 -- Time is Redis TIME in integer microseconds. Lua numbers are doubles: every
 -- value here is an integer below 2^53, so arithmetic is exact.
 --
 -- It runs after counters.lua (now, int, bucket, hash, find, incr, add, del, count,
--- counted, writeBack, replyOf).
+-- held, counted, writeBack, replyOf).
 
 -- lease runs op 4 on cached hash e for the counter whose arguments start at
--- ARGV[a], in current bucket k; ms is the expiry a charge sets. It returns the
--- amount charged (a grant, >= 0) or given back (a return, <= 0).
-local function lease(e, a, k, n, w, limit, ms)
+-- ARGV[a], in current bucket k; ms is the expiry a charge sets; ahead grants
+-- into bucket k+1. It returns the amount charged (a grant, >= 0) or given
+-- back (a return, <= 0), and for a grant the bucket it went into.
+local function lease(e, a, k, n, w, limit, ms, ahead)
   local cost = tonumber(ARGV[a + 3])
   local holder = ARGV[a + 5]
   local from = tonumber(ARGV[a + 6])
   if from > 0 then
-    if from < k - n or from > k then return 0 end
+    if from < k - n or from > k + 1 then return 0 end
     local x = find(e, int(from) .. ':' .. holder)
     if x == nil or not e[x + 3] then return 0 end
     local have = e[x + 3]
@@ -89,15 +102,20 @@ local function lease(e, a, k, n, w, limit, ms)
     del(e, x)
     return keep - have
   end
-  local used, _, stale = count(e, k - n, k)
-  local g = math.min(cost, math.floor((limit - used) / 2))
+  local used, _, stale, inNext, oldest = count(e, k - n, k)
+  local b, free = k, limit - held(used, inNext, oldest)
+  if ahead then
+    b, free = k + 1, limit - (used - oldest + inNext)
+    ms = math.max(ms, math.floor(((k + n + 2) * w - now + 999) / 1000)) -- when bucket k+1 leaves it
+  end
+  local g = math.min(cost, math.floor(free / 2))
   if g <= 0 then return 0 end
-  incr(e, int(k) .. ':' .. holder, k, g)
+  incr(e, int(b) .. ':' .. holder, b, g)
   if stale ~= nil then
     for _, j in ipairs(stale) do del(e, j) end
   end
-  e.ttl = ms
-  return g
+  e.ttl = math.max(e.ttl or 0, ms)
+  return g, b
 end
 
 -- decide runs one call: its keys follow KEYS[ko], its arguments start at ARGV[ao]
@@ -107,8 +125,9 @@ local function decide(ko, ao)
   local nc = tonumber(ARGV[ao + 2])
   local reply = {now, 1}
   local refused = false
-  -- per counter: amount to charge, current bucket, stale fields, op
-  local amounts, ks, stales, ops = {}, {}, {}, {}
+  -- per counter: amount to charge, current bucket, stale fields, op, whether
+  -- bucket k+1 holds units leased ahead
+  local amounts, ks, stales, ops, aheads = {}, {}, {}, {}, {}
 
   for i = 1, nc do
     local a = ao + 3 + 7 * (i - 1)
@@ -124,7 +143,10 @@ local function decide(ko, ao)
     local first = k - n
 
     local e = hash(KEYS[ko + i])
-    local used, newest, stale = count(e, first, k)
+    local counted_used, newest, stale, ahead, oldest = count(e, first, k)
+    -- what checks see: the fuller of this window and the next (held)
+    local used = held(counted_used, ahead, oldest)
+    if ahead > 0 then newest = k + 1 end
 
     local ok, amount = true, 0
     if op == 4 then
@@ -142,7 +164,7 @@ local function decide(ko, ao)
         end
         amount = -math.min(cost, have)
       else
-        amount = -math.min(cost, used)
+        amount = -math.min(cost, counted_used)
       end
     elseif op == 1 and cost > limit then
       ok = used < limit
@@ -163,10 +185,12 @@ local function decide(ko, ao)
     if not ok and (op < 2 or (op == 2 and inclusive)) then
       -- walk the counted buckets oldest first until enough has aged out
       retry = reset
+      -- units leased ahead stay counted while these age out: counting them
+      -- already (used + ahead) can only make the wait longer, never too short
       local freed = 0
       for _, bc in ipairs(counted(e, first, k)) do
         freed = freed + bc[2]
-        local left = used - freed
+        local left = counted_used + ahead - freed
         if (cost > 0 and left + cost <= limit) or (cost == 0 and (left < limit or (inclusive and left <= limit))) or (op == 1 and cost > limit and left < limit) then
           retry = (bc[1] + n + 1) * w - now
           break
@@ -179,7 +203,7 @@ local function decide(ko, ao)
       shown = count(hash(KEYS[ko + i] .. ':rsv'), first, k)
     end
 
-    amounts[i], ks[i], stales[i], ops[i] = amount, k, stale, op
+    amounts[i], ks[i], stales[i], ops[i], aheads[i] = amount, k, stale, op, ahead > 0
     local r = 3 + 6 * (i - 1)
     reply[r] = ok and 1 or 2
     reply[r + 1] = used
@@ -210,12 +234,20 @@ local function decide(ko, ao)
     local k = ks[i]
     local amount = amounts[i]
     local r = 3 + 6 * (i - 1)
-    local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
+    -- the expiry a write sets: when bucket k (or k+1, holding units leased
+    -- ahead) leaves the window; never shortened within the script call
+    local last = k
+    if aheads[i] then last = k + 1 end
+    local ms = math.max(math.floor(((last + n + 1) * w - now + 999) / 1000), 1)
     local after = nil -- what the counter holds after this op, when it recounts
     if ops[i] == 4 then
-      amount = lease(e, a, k, n, w, limit, ms)
-      local newest
-      after, newest = count(e, k - n, k)
+      local flags = tonumber(ARGV[a + 4])
+      local into
+      amount, into = lease(e, a, k, n, w, limit, ms, math.floor(flags / 32) % 2 == 1)
+      local used, newest, _, ahead, oldest = count(e, k - n, k)
+      after = held(used, ahead, oldest)
+      if ahead > 0 then newest = k + 1 end
+      if amount > 0 then newest = into end -- a grant's reset names its bucket (lua.ChargedBucket)
       if newest ~= nil then reply[r + 3] = (newest + n + 1) * w - now else reply[r + 3] = 0 end
       reply[r + 4] = (k + 1) * w - now
     elseif amount > 0 then
@@ -224,8 +256,8 @@ local function decide(ko, ao)
       if stale ~= nil then
         for _, j in ipairs(stale) do del(e, j) end
       end
-      e.ttl = ms
-      reply[r + 3] = (k + n + 1) * w - now
+      e.ttl = math.max(e.ttl or 0, ms)
+      reply[r + 3] = (k + n + 1) * w - now -- until this charge ages out (lua.ChargedBucket reads k from it)
     elseif amount < 0 and tonumber(ARGV[a + 6]) > 0 then
       local from = tonumber(ARGV[a + 6])
       local f = int(from)

@@ -18,8 +18,15 @@ type lease struct {
 	width  int64  // bucket width, µs
 	n      int64  // previous buckets counted
 
+	// start is the clock ns from which it may be spent: math.MinInt64 for a
+	// lease of the bucket Redis was in at its grant (clock readings may be
+	// negative in tests); for a lease granted ahead into the next bucket,
+	// the reading after which Redis has surely entered it.
+	start int64
+
 	left     atomic.Int64           // units not spent; < 0 once retired
 	deadline atomic.Int64           // clock ns: spend only at readings before it
+	aheadAt  atomic.Int64           // clock ns: from then on, lease the next bucket ahead
 	low      atomic.Int64           // ask for more when left falls below this
 	free     atomic.Pointer[freeAt] // what Redis had free at the latest answer seen
 	redisAt  atomic.Int64           // Redis TIME of the latest grant, µs
@@ -28,6 +35,20 @@ type lease struct {
 	// Guarded by the slot's busy flag (only one lease call at a time).
 	granted  int64         // units of this lease that Redis charged, as far as we know
 	boundary time.Duration // clock reading after which Redis has certainly left bucket k
+}
+
+// credit adds units this replica gives back (a retired lease's leftover) to
+// what Redis had free at the latest answer seen.
+func (ls *lease) credit(units int64) {
+	for {
+		old := ls.free.Load()
+		if old == nil {
+			return
+		}
+		if ls.free.CompareAndSwap(old, &freeAt{old.free + units, old.at}) {
+			return
+		}
+	}
 }
 
 // freeAt is what Redis had free on a counter at one Redis instant.
@@ -102,7 +123,7 @@ func (ls *lease) retire() (leftover int64, ok bool) {
 // usable reports whether a decision at clock reading t may spend from the
 // lease for a counter of this limit.
 func (ls *lease) usable(limit uint64, t time.Duration) bool {
-	return ls.limit == limit && int64(t) < ls.deadline.Load()
+	return ls.limit == limit && int64(t) >= ls.start && int64(t) < ls.deadline.Load()
 }
 
 // estimate is what a decision answered from the lease at clock reading t

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -144,6 +145,40 @@ func (r *simReplica) clock(s *leaseSim) time.Duration {
 	return r.offset + time.Duration(float64(s.now)*(1+r.skew))
 }
 
+// heldLeases is what one counter's slot held before a decision: its
+// current lease and the next bucket's, with what each had left.
+type heldLeases struct {
+	leases [2]*lease
+	left   [2]int64
+}
+
+func (r *simReplica) leasesHeld(counters []lua.Counter) []heldLeases {
+	out := make([]heldLeases, len(counters))
+	for i, c := range counters {
+		v, ok := r.l.leases.slots.Load(c.Key)
+		if !ok {
+			continue
+		}
+		s := v.(*leaseSlot)
+		for j, ls := range [2]*lease{s.cur.Load(), s.next.Load()} {
+			if ls != nil {
+				out[i].leases[j], out[i].left[j] = ls, ls.left.Load()
+			}
+		}
+	}
+	return out
+}
+
+// spent is the lease that a decision of cost units spent from.
+func (h heldLeases) spent(cost int64) *lease {
+	for j, ls := range h.leases {
+		if ls != nil && ls.left.Load() == h.left[j]-cost {
+			return ls
+		}
+	}
+	return nil
+}
+
 func newSimReplica(s *leaseSim, set *config.Set, name string, offset time.Duration, skew, drift float64) *simReplica {
 	r := &simReplica{offset: offset, skew: skew}
 	r.l = New(func() *config.Set { return set }, simScripter{s}, "sim:")
@@ -204,6 +239,9 @@ type leaseSimConfig struct {
 	bursts float64
 	// direct: the limit is too small to be leased (minLeaseBucketUnits).
 	direct bool
+	// ahead: the load leaves room for leases of the next bucket (aheadRoom),
+	// and some admissions must be spent from them.
+	ahead bool
 	// light, when set, is the share of the load that goes to the first
 	// replica; the other two share the rest (default: a third each).
 	light float64
@@ -215,6 +253,7 @@ type leaseSimResult struct {
 	decisions  int
 	leased     int   // decisions answered from leases alone
 	fromLeases []int // per counter: admissions spent from a lease
+	fromAhead  int   // admissions spent from a lease granted ahead into the next bucket
 	// outside counts admissions spent from a lease at an instant outside
 	// the bucket the lease was charged into (Lemma 1 says: never).
 	outside int
@@ -280,6 +319,7 @@ func runLeaseSim(t *testing.T, cfg leaseSimConfig, seed uint64) leaseSimResult {
 		q := req
 		q.Hits = cost
 		s.lastKeys = s.lastKeys[:0]
+		before := r.leasesHeld(p.counters)
 		dec, err := r.l.ShouldRateLimit(context.Background(), &q)
 		if err != nil {
 			t.Fatalf("at %v: %v", s.now, err)
@@ -295,12 +335,19 @@ func runLeaseSim(t *testing.T, cfg leaseSimConfig, seed uint64) leaseSimResult {
 					at = s.execAt // decided in Redis at the script's TIME
 				} else {
 					res.fromLeases[i]++
-					// The lease spent from is the slot's current one: a
-					// take never retires it, and lease calls run later.
-					v, _ := r.l.leases.slots.Load(c.Key)
-					ls := v.(*leaseSlot).cur.Load()
+					// The lease spent from is the slot's current one or the
+					// one of the next bucket: the one that now holds cost
+					// units less (lease calls run later; a retired one holds
+					// less than nothing).
+					ls := before[i].spent(int64(cost))
+					if ls == nil {
+						t.Fatalf("at %v: admitted from a lease, but no lease of %s holds %d units less", s.now, c.Key, cost)
+					}
 					if redisNow := s.date.Add(s.now).UnixMicro(); redisNow/ls.width != ls.bucket {
 						res.outside++
+					}
+					if ls.start != math.MinInt64 {
+						res.fromAhead++
 					}
 				}
 				res.admissions[i] = append(res.admissions[i], simAdmission{at, int64(cost)})
@@ -406,6 +453,18 @@ descriptors:
   - key: api
     rate_limit: {window: 1s, requests: 1000}
 `},
+	{name: "10000 per 1s, far below the limit (leases ahead)", overload: 0.2, costs: 2, windows: 2, ahead: true, yaml: `
+domain: sim
+descriptors:
+  - key: api
+    rate_limit: {window: 1s, requests: 10000}
+`},
+	{name: "10000 per 1s, bursts at 1.5x (leases ahead, then the limit)", overload: 1.5, costs: 3, windows: 3, bursts: 0.5, ahead: true, yaml: `
+domain: sim
+descriptors:
+  - key: api
+    rate_limit: {window: 1s, requests: 10000}
+`},
 }
 
 // TestLeasesKeepTheWindowAcrossReplicas is the window property with leases:
@@ -434,8 +493,11 @@ func TestLeasesKeepTheWindowAcrossReplicas(t *testing.T) {
 			}
 			lim := res.limits[0]
 			frac := sustained(res.admissions[0], lim, res.date, 2*lim.Window, time.Duration(cfg.windows)*lim.Window)
-			t.Logf("%d decisions (%d answered from leases alone), %d of %d admissions on %s spent from leases, %.3f script calls per decision; sustained %.3f L per W",
-				res.decisions, res.leased, res.fromLeases[0], len(res.admissions[0]), lim.ID, float64(res.scripts)/float64(res.decisions), frac)
+			t.Logf("%d decisions (%d answered from leases alone), %d of %d admissions on %s spent from leases (%d from leases of the next bucket), %.3f script calls per decision; sustained %.3f L per W",
+				res.decisions, res.leased, res.fromLeases[0], len(res.admissions[0]), lim.ID, res.fromAhead, float64(res.scripts)/float64(res.decisions), frac)
+			if cfg.ahead && res.fromAhead == 0 {
+				t.Errorf("no admission was spent from a lease of the next bucket")
+			}
 			if cfg.overload >= 3 && cfg.bursts == 0 && frac < 0.85 {
 				t.Errorf("sustained %.3f L per W under %.0fx overload, want at least 0.85", frac, cfg.overload)
 			}

@@ -40,8 +40,11 @@ func (m *leaseManager) learn(p *plan, res lua.Result) {
 			continue
 		}
 		if v, ok := m.slots.Load(p.counters[i].Key); ok {
-			if ls := v.(*leaseSlot).cur.Load(); ls != nil && ls.limit == p.counters[i].Limit {
-				ls.see(int64(res.Counters[i].Remaining), res.Now.UnixMicro())
+			s := v.(*leaseSlot)
+			for _, ls := range [2]*lease{s.cur.Load(), s.next.Load()} {
+				if ls != nil && ls.limit == p.counters[i].Limit {
+					ls.see(int64(res.Counters[i].Remaining), res.Now.UnixMicro())
+				}
 			}
 		}
 	}
@@ -88,6 +91,17 @@ func (m *leaseManager) take(p *plan, domain string) leaseTake {
 			s.seen.Store(int64(lt.t))
 		}
 		ls := s.cur.Load()
+		if ls == nil || !ls.usable(c.Limit, lt.t) {
+			if next := s.next.Load(); next != nil && next.usable(c.Limit, lt.t) {
+				// The next bucket's lease, now that Redis has surely entered
+				// it: the refill makes it the current one (and retires the
+				// lease before it) unless a lease call is under way.
+				m.refill(s, c, lt.t)
+				if ls = s.cur.Load(); ls == nil || !ls.usable(c.Limit, lt.t) {
+					ls = next
+				}
+			}
+		}
 		if ls == nil || !ls.usable(c.Limit, lt.t) || !ls.take(int64(c.Cost)) {
 			m.refill(s, c, lt.t)
 			continue
@@ -97,8 +111,10 @@ func (m *leaseManager) take(p *plan, domain string) leaseTake {
 		}
 		lt.leases[i] = ls
 		lt.taken++
-		if ls.left.Load() < ls.low.Load() {
-			m.refill(s, c, lt.t) // about to run dry: ask for more before it does
+		if ls.left.Load() < ls.low.Load() || int64(lt.t) >= ls.aheadAt.Load() {
+			// about to run dry, or its bucket about to end: ask for more (or
+			// for the next bucket's lease) before it does
+			m.refill(s, c, lt.t)
 		}
 	}
 	return lt

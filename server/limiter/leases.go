@@ -52,6 +52,9 @@ const (
 	// random leased whenever a few came close together, and spent less
 	// than the grants and returns cost (TestACounterWithRandomArrivals…).
 	minLeaseUnits = 16
+	// aheadRoom: a lease of the next bucket is asked for only while the
+	// counter has this many times the ask free.
+	aheadRoom = 4
 	// nearLimitGrant: a grant below this (and below what was asked) means the
 	// counter is near its limit: no more lease calls until the bucket ends.
 	nearLimitGrant = 2
@@ -203,9 +206,10 @@ type leaseSlot struct {
 	n      int64
 
 	cur    atomic.Pointer[lease]
-	busy   atomic.Bool  // a lease call is being made; guards the fields below
-	demand atomic.Int64 // units decisions asked of the counter here, ever
-	seen   atomic.Int64 // clock ns of the latest decision, to the millisecond
+	next   atomic.Pointer[lease] // granted ahead into the bucket after cur's
+	busy   atomic.Bool           // a lease call is being made; guards the fields below
+	demand atomic.Int64          // units decisions asked of the counter here, ever
+	seen   atomic.Int64          // clock ns of the latest decision, to the millisecond
 
 	rate       float64 // measured demand, units per second
 	measured   bool    // evalAt and evalDemand are set
@@ -250,12 +254,23 @@ func (m *leaseManager) refill(s *leaseSlot, c *lua.Counter, t time.Duration) {
 		return
 	}
 	rate := s.measure(t)
+	m.promote(s, t)
 	cur := s.cur.Load()
 	expired := cur != nil && int64(t) >= cur.deadline.Load()
 	if cur != nil && cur.limit == c.Limit && expired && t < cur.boundary {
 		// Redis may still be in the lease's bucket: a grant now would be of
 		// little use. Decide directly until the bucket has surely ended.
 		s.busy.Store(false)
+		return
+	}
+	if next := s.next.Load(); next != nil && next.limit == c.Limit && t < time.Duration(next.start) {
+		// The next bucket's lease is here; it may be spent once Redis has
+		// surely entered that bucket. A grant now would land there too.
+		s.busy.Store(false)
+		return
+	}
+	if cur != nil && !expired && cur.limit == c.Limit && s.next.Load() == nil && int64(t) >= cur.aheadAt.Load() {
+		m.leaseAhead(s, cur, t, rate, c.Limit)
 		return
 	}
 	held := int64(0)
@@ -276,7 +291,53 @@ func (m *leaseManager) refill(s *leaseSlot, c *lua.Counter, t time.Duration) {
 	if leaseDebug != nil {
 		leaseDebug("refill t=%v rate=%.1f ask=%d held=%d near=%v", t, rate, ask, held, s.nearUntil)
 	}
-	m.start(s, t, ask, c.Limit)
+	m.start(s, t, ask, c.Limit, false)
+}
+
+// promote makes the slot's lease of the next bucket its current lease once
+// the current one is over (retired, or past its deadline) and Redis has
+// surely entered the next bucket. Held by the busy flag.
+func (m *leaseManager) promote(s *leaseSlot, t time.Duration) {
+	next := s.next.Load()
+	if next == nil || int64(t) < next.start {
+		return
+	}
+	if cur := s.cur.Load(); cur != nil {
+		if int64(t) < cur.deadline.Load() && cur.limit == next.limit {
+			return // still spendable: the readings overlap by a few µs at most
+		}
+		m.retire(s, cur)
+	}
+	s.cur.Store(next)
+	s.next.CompareAndSwap(next, nil)
+}
+
+// leaseAhead asks, near the end of lease cur's bucket, for a lease of the
+// next bucket (granted ahead: docs/leases.md, "Leasing the next bucket"),
+// sized by the measured demand for a whole bucket. It asks once per lease,
+// and only far from the limit (what Redis had free at the latest answer is
+// at least aheadRoom times the ask): near it, units held ahead would make
+// the counter's other decisions meet the fuller of two windows, and leases
+// stop there anyway. Held by the busy flag, which it hands to the call or
+// frees.
+func (m *leaseManager) leaseAhead(s *leaseSlot, cur *lease, t time.Duration, rate float64, limit uint64) {
+	cur.aheadAt.Store(math.MaxInt64)
+	want := math.Ceil(leaseAskFactor * rate * float64(min(s.width, leaseHorizon.Microseconds())) / 1e6)
+	ask := int64(min(want, float64(limit)))
+	free := cur.free.Load()
+	if (s.near && t < s.nearUntil) || ask < minLeaseUnits || free == nil || free.free < aheadRoom*ask {
+		s.busy.Store(false)
+		return
+	}
+	m.start(s, t, ask, limit, true)
+}
+
+// aheadLead is how long before a lease's deadline its replica asks for the
+// next bucket's lease: a few round trips, so that the grant lands while Redis
+// is still in the lease's bucket, at most a quarter of the bucket.
+func (m *leaseManager) aheadLead(width int64) time.Duration {
+	lead := max(4*time.Duration(m.rtt.Load()), 2*time.Millisecond)
+	return min(lead, time.Duration(width)*time.Microsecond/4)
 }
 
 // measure updates the slot's demand rate at clock reading t and returns it:
@@ -328,9 +389,15 @@ func (m *leaseManager) ask(s *leaseSlot, rate float64, t time.Duration, limit ui
 // Held by the busy flag.
 func (m *leaseManager) retire(s *leaseSlot, ls *lease) {
 	s.cur.CompareAndSwap(ls, nil)
+	s.next.CompareAndSwap(ls, nil)
 	leftover, ok := ls.retire()
 	if !ok {
 		return
+	}
+	if next := s.next.Load(); next != nil && next.bucket == ls.bucket+1 && leftover > 0 {
+		// Redis counted these when it answered the next bucket's grant; they
+		// are on their way back, so the next lease's answers count them free.
+		next.credit(leftover)
 	}
 	// The bucket has surely left the window n buckets after it surely ended.
 	until := ls.boundary + time.Duration(ls.n*ls.width)*time.Microsecond
@@ -343,15 +410,21 @@ type leaseCall struct {
 	sent     time.Duration // clock reading before it was handed over
 	returns  []leaseReturn
 	ask      int64
+	ahead    bool // the grant is into the bucket after Redis' current one
 	limit    uint64
 	counters []lua.Counter
 }
 
-// start sends the slot's due returns and, when ask > 0, a grant, as one
-// window call in the background; with nothing to send it frees the slot.
-// Held by the busy flag, which the call's completion releases.
-func (m *leaseManager) start(s *leaseSlot, t time.Duration, ask int64, limit uint64) {
+// start sends the slot's due returns and, when ask > 0, a grant (ahead: into
+// the next bucket), as one window call in the background; with nothing to
+// send it frees the slot. Held by the busy flag, which the call's completion
+// releases.
+func (m *leaseManager) start(s *leaseSlot, t time.Duration, ask int64, limit uint64, ahead bool) {
 	call := m.prepare(s, t, ask, limit)
+	if call != nil && ask > 0 {
+		call.ahead = ahead
+		call.counters[len(call.counters)-1].Ahead = ahead
+	}
 	if call == nil {
 		s.busy.Store(false)
 		return
@@ -447,7 +520,7 @@ func (m *leaseManager) finish(call *leaseCall, res lua.Result, err error) {
 	if call.ask > 0 {
 		m.granted(s, call, res, t, &act)
 	}
-	if s.cur.Load() != nil || len(s.pending) > 0 {
+	if s.cur.Load() != nil || s.next.Load() != nil || len(s.pending) > 0 {
 		m.held.Store(s.key, s)
 	}
 	m.report(s.domain, act)
@@ -463,6 +536,10 @@ func (m *leaseManager) granted(s *leaseSlot, call *leaseCall, res lua.Result, t 
 	deadline := call.sent + time.Duration(float64(left-time.Microsecond)/(1+m.drift))
 	// After this one it has surely left it.
 	boundary := t + time.Duration(float64(left)/(1-m.drift)) + time.Microsecond
+	if call.ahead {
+		m.grantedAhead(s, call, res, t, deadline, boundary, act)
+		return
+	}
 	g := gr.Amount
 	cur := s.cur.Load()
 	if cur != nil && (cur.bucket != k || cur.limit != call.limit) {
@@ -473,24 +550,72 @@ func (m *leaseManager) granted(s *leaseSlot, call *leaseCall, res lua.Result, t 
 		act.Grants++
 		act.Granted += uint64(g)
 		if cur == nil {
-			cur = &lease{limit: call.limit, bucket: k, width: s.width, n: s.n, boundary: boundary}
+			cur = &lease{limit: call.limit, bucket: k, width: s.width, n: s.n, boundary: boundary, start: math.MinInt64}
 			cur.deadline.Store(int64(deadline))
 			cur.add(g)
+			m.spendable(s, cur, gr, now, t)
 			s.cur.Store(cur)
 		} else {
 			cur.add(g)
 			cur.deadline.Store(max(cur.deadline.Load(), int64(deadline)))
 			cur.boundary = min(cur.boundary, boundary)
+			m.spendable(s, cur, gr, now, t)
+			if next := s.next.Load(); next != nil {
+				// What the next lease knows to be free did not count this
+				// grant; its leftover will be credited there (retire).
+				next.credit(-g)
+			}
 		}
-		cur.see(int64(gr.Remaining), now)
-		cur.redisAt.Store(now)
-		cur.recvAt.Store(int64(t))
-		rtt := max(m.rtt.Load(), int64(time.Millisecond))
-		cur.low.Store(int64(math.Ceil(s.rate * 2 * float64(rtt) / 1e9)))
-		m.forget(s.key)
 	}
 	if g < nearLimitGrant && g < call.ask {
 		s.near, s.nearUntil = true, boundary
+	}
+}
+
+// spendable sets what decisions from lease ls need after a grant into it:
+// what Redis had free, its clock, when to refill and when to lease the next
+// bucket ahead.
+func (m *leaseManager) spendable(s *leaseSlot, ls *lease, gr lua.CounterResult, now int64, t time.Duration) {
+	ls.see(int64(gr.Remaining), now)
+	ls.redisAt.Store(now)
+	ls.recvAt.Store(int64(t))
+	rtt := max(m.rtt.Load(), int64(time.Millisecond))
+	ls.low.Store(int64(math.Ceil(s.rate * 2 * float64(rtt) / 1e9)))
+	ls.aheadAt.Store(ls.deadline.Load() - int64(m.aheadLead(s.width)))
+	m.forget(s.key)
+}
+
+// grantedAhead applies a grant into the bucket after Redis' current one, k:
+// a lease of bucket k+1, spendable from the reading after which Redis has
+// surely left bucket k (boundary) until the one before which it is surely
+// still in bucket k+1. The call's reading also bounds bucket k (Lemma 1), so
+// it may extend the current lease's deadline, which cuts the time around the
+// bucket's end in which decisions go to Redis.
+func (m *leaseManager) grantedAhead(s *leaseSlot, call *leaseCall, res lua.Result, t, deadline, boundary time.Duration, act *LeaseActivity) {
+	gr := res.Counters[len(res.Counters)-1]
+	now := res.Now.UnixMicro()
+	k := now / s.width
+	w := time.Duration(s.width) * time.Microsecond
+	if cur := s.cur.Load(); cur != nil && cur.bucket == k && cur.limit == call.limit {
+		cur.deadline.Store(max(cur.deadline.Load(), int64(deadline)))
+	}
+	nextDeadline := call.sent + time.Duration(float64(gr.BucketLeft+w-time.Microsecond)/(1+m.drift))
+	nextBoundary := t + time.Duration(float64(gr.BucketLeft+w)/(1-m.drift)) + time.Microsecond
+	g := gr.Amount
+	if g > 0 {
+		act.Grants++
+		act.Granted += uint64(g)
+		if old := s.next.Load(); old != nil {
+			m.retire(s, old) // not expected: one lease ahead at a time
+		}
+		next := &lease{limit: call.limit, bucket: k + 1, width: s.width, n: s.n, boundary: nextBoundary, start: int64(boundary)}
+		next.deadline.Store(int64(nextDeadline))
+		next.add(g)
+		m.spendable(s, next, gr, now, t)
+		s.next.Store(next)
+	}
+	if g < nearLimitGrant && g < call.ask {
+		s.near, s.nearUntil = true, nextBoundary
 	}
 }
 
@@ -531,10 +656,15 @@ func (m *leaseManager) sweep(t time.Duration) {
 		if !s.busy.CompareAndSwap(false, true) {
 			return true // a lease call is under way; it carries the returns
 		}
-		if cur := s.cur.Load(); cur != nil && (t >= cur.boundary+sweepGrace || t-time.Duration(s.seen.Load()) >= idleLease) {
+		idle := t-time.Duration(s.seen.Load()) >= idleLease
+		if cur := s.cur.Load(); cur != nil && (t >= cur.boundary+sweepGrace || idle) {
 			m.retire(s, cur)
 		}
-		if s.cur.Load() == nil && len(s.pending) == 0 {
+		if next := s.next.Load(); next != nil && (t >= next.boundary+sweepGrace || idle) {
+			m.retire(s, next)
+		}
+		m.promote(s, t)
+		if s.cur.Load() == nil && s.next.Load() == nil && len(s.pending) == 0 {
 			m.held.Delete(key)
 			s.busy.Store(false)
 			return true
@@ -543,7 +673,7 @@ func (m *leaseManager) sweep(t time.Duration) {
 			s.busy.Store(false)
 			return true
 		}
-		m.start(s, t, 0, 0)
+		m.start(s, t, 0, 0, false)
 		return true
 	})
 }
@@ -555,7 +685,7 @@ func (m *leaseManager) evict(t time.Duration) {
 		if t-time.Duration(s.seen.Load()) < idleSlot || !s.busy.CompareAndSwap(false, true) {
 			return true
 		}
-		if s.cur.Load() == nil && len(s.pending) == 0 {
+		if s.cur.Load() == nil && s.next.Load() == nil && len(s.pending) == 0 {
 			m.slots.Delete(key)
 			m.nslots.Add(-1)
 		}
@@ -586,6 +716,9 @@ func (m *leaseManager) close(ctx context.Context) error {
 		}
 		if cur := s.cur.Load(); cur != nil {
 			m.retire(s, cur)
+		}
+		if next := s.next.Load(); next != nil {
+			m.retire(s, next)
 		}
 		call := m.prepare(s, t, 0, 0)
 		if call == nil {

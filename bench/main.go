@@ -15,6 +15,7 @@
 //
 //	go run ./bench -duration 5s -callers 1,16,64
 //	go run ./bench -duration 5s -rate 2000,5000,10000 -runs sluice,grpc-noop
+//	go run ./bench -duration 5s -rate 1000,2000,5000 -runs sluice-paired
 //	make bench BENCH_ARGS='-api sluice -descriptors 3'
 package main
 
@@ -163,6 +164,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 				if name == runRedis {
 					continue
 				}
+				if isPaired(name) {
+					p, err := pairedRun(ctx, o, name, n, rate, sp, redisPID, rdb)
+					if err != nil {
+						return err
+					}
+					rep.addPaired(p)
+					if !sp.alive() {
+						return sp.stop()
+					}
+					continue
+				}
 				target := sp
 				if isRatelimit(name) {
 					target = rl
@@ -208,6 +220,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}
 	rep.ratios()
+	rep.pairedTable()
 	fmt.Fprintf(stdout, "load average after: %s\n", loadAverage())
 	if o.cpuProfile != "" {
 		if err := sp.stop(); err != nil {

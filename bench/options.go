@@ -36,26 +36,35 @@ type options struct {
 
 // Run names.
 const (
-	runSluice    = "sluice"           // one hot counter, leases on (auto)
-	runDirect    = "sluice-direct"    // one hot counter, lease: off
-	runSpread    = "sluice-spread"    // -counters counters, one per call in turn
-	runOverLimit = "sluice-overlimit" // one counter at -cap per second
-	runTokens    = "sluice-tokens"
-	runNoop      = "grpc-noop"
-	runRedis     = "redis-script"
+	runSluice     = "sluice"           // one hot counter, leases on (auto)
+	runDirect     = "sluice-direct"    // one hot counter, lease: off
+	runSpread     = "sluice-spread"    // -counters counters, one per call in turn
+	runOverLimit  = "sluice-overlimit" // one counter at -cap per second
+	runTokens     = "sluice-tokens"
+	runNoop       = "grpc-noop"
+	runPaired     = "sluice-paired" // sluice's and grpc-noop's calls on one open-loop schedule (paired.go)
+	runNoopPaired = "noop-paired"   // grpc-noop's call on both arms: the paired method's own zero
+	runRedis      = "redis-script"
 	// envoyproxy/ratelimit, with -ratelimit-bin
 	runRatelimit       = "ratelimit"
 	runRatelimitSpread = "ratelimit-spread"
 	runRatelimitNoop   = "ratelimit-noop"
 )
 
-// defaultRuns are the runs without -runs: every sluice run, and the
-// ratelimit runs when -ratelimit-bin names a binary.
+// defaultRuns are the runs without -runs: every sluice run but the paired
+// ones (they need an open loop, and the default is a closed one),
+// and the ratelimit runs when -ratelimit-bin names a binary.
 var defaultRuns = []string{runSluice, runDirect, runSpread, runOverLimit, runTokens, runNoop, runRedis}
 
 var ratelimitRuns = []string{runRatelimit, runRatelimitSpread, runRatelimitNoop}
 
-var allRuns = slices.Concat(defaultRuns, ratelimitRuns)
+// pairedRuns put two calls on one open-loop schedule (paired.go).
+var pairedRuns = []string{runPaired, runNoopPaired}
+
+var allRuns = slices.Concat(defaultRuns, ratelimitRuns, pairedRuns)
+
+// isPaired reports whether run is a paired run.
+func isPaired(run string) bool { return slices.Contains(pairedRuns, run) }
 
 // isRatelimit reports whether run calls envoyproxy/ratelimit.
 func isRatelimit(run string) bool { return slices.Contains(ratelimitRuns, run) }
@@ -83,7 +92,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	callers := fs.String("callers", "64", "concurrent callers; a comma-separated list runs each")
 	rates := fs.String("rate", "0", "calls per second offered to the callers (open loop; latency counts from each call's scheduled time), 0: closed loop; a comma-separated list runs each")
-	runs := fs.String("runs", "", "runs to do, comma-separated, from: "+strings.Join(allRuns, ", ")+" (default: all sluice runs, and the ratelimit runs with -ratelimit-bin)")
+	runs := fs.String("runs", "", "runs to do, comma-separated, from: "+strings.Join(allRuns, ", ")+" (default: all sluice runs but the paired ones, and the ratelimit runs with -ratelimit-bin)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up before each run")
 	fs.IntVar(&o.conns, "conns", 0, "gRPC connections shared by the callers (0: one per 16 callers)")
@@ -121,7 +130,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if len(names) == 0 && *runs == "" {
 		names = defaultRuns
 		if o.ratelimitBin != "" {
-			names = allRuns
+			names = slices.Concat(defaultRuns, ratelimitRuns)
 		}
 	}
 	for _, r := range names {
@@ -157,6 +166,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 			errs = append(errs, fmt.Errorf("-runs: %s needs -ratelimit-bin", r))
 			break
 		}
+	}
+	if slices.ContainsFunc(o.runs, isPaired) && slices.Contains(o.rates, 0) {
+		errs = append(errs, fmt.Errorf("-runs: %s pair calls on an open-loop schedule; give -rate without 0", strings.Join(pairedRuns, " and ")))
 	}
 	if o.capPerSecond < 1 {
 		errs = append(errs, errors.New("-cap: must be positive"))

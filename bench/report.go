@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,12 +98,14 @@ func cpuPerCall(before, after time.Duration, calls uint64) float64 {
 	return float64(after-before) / float64(time.Microsecond) / float64(calls)
 }
 
-// report prints rows as they come, then the ratios.
+// report prints rows as they come, then the ratios and the paired runs'
+// comparison.
 type report struct {
-	w     io.Writer
-	o     *options
-	rows  []*row
-	redis []*redisBenchResult
+	w      io.Writer
+	o      *options
+	rows   []*row
+	redis  []*redisBenchResult
+	paired []*pairedRow
 }
 
 func newReport(w io.Writer, o *options) *report { return &report{w: w, o: o} }
@@ -116,6 +119,11 @@ func (r *report) header() {
 
 func (r *report) add(w *row) {
 	r.rows = append(r.rows, w)
+	r.print(w)
+}
+
+// print prints one row of the main table.
+func (r *report) print(w *row) {
 	cpu := "-"
 	if w.cpuSluice >= 0 && w.cpuRedis >= 0 && w.cpuBench >= 0 {
 		cpu = fmt.Sprintf("%.2f/%.2f/%.2f", w.cpuSluice, w.cpuRedis, w.cpuBench)
@@ -163,6 +171,9 @@ func (r *report) ratios() {
 			}
 		}
 		return nil
+	}
+	if !slices.ContainsFunc(r.rows, func(w *row) bool { return !isNoop(w.name) }) {
+		return // no decision rows (a sluice-paired run alone, say): nothing to set against the no-op
 	}
 	const format = "%-22s %7s %7s %12s %10s %10s %10s %14s %10s %8s %8s\n"
 	fmt.Fprintf(r.w, "\nper decision, against the no-op call of the same process (same callers, same offered rate)\n")

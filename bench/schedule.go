@@ -25,7 +25,13 @@ func startPacer(ctx context.Context, rate float64, start, end time.Time) (p pace
 	if rate <= 0 {
 		return closedLoop{}, func() {}
 	}
-	s := &openLoop{start: start, rate: rate, slots: make(chan uint64)}
+	return startOpenLoop(ctx, rate, start, end)
+}
+
+// startOpenLoop is startPacer for a rate > 0, returning the open loop itself
+// for a run that needs the slots' numbers (nextSlot).
+func startOpenLoop(ctx context.Context, rate float64, start, end time.Time) (s *openLoop, stop func()) {
+	s = &openLoop{start: start, rate: rate, slots: make(chan uint64)}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -57,11 +63,18 @@ type openLoop struct {
 }
 
 func (s *openLoop) next() (time.Time, bool) {
-	j, ok := <-s.slots
+	_, due, ok := s.nextSlot()
+	return due, ok
+}
+
+// nextSlot is next that also says which slot of the schedule the call is:
+// slot j is due at start + j/rate.
+func (s *openLoop) nextSlot() (j uint64, due time.Time, ok bool) {
+	j, ok = <-s.slots
 	if !ok {
-		return time.Time{}, false
+		return 0, time.Time{}, false
 	}
-	return s.slotTime(j), true
+	return j, s.slotTime(j), true
 }
 
 // slotTime returns when slot j is due.

@@ -220,6 +220,13 @@ type leaseSlot struct {
 	pending    []leaseReturn // retired leases whose leftovers are not yet returned
 }
 
+// holds reports whether the slot holds a lease (of this bucket or the next)
+// or returns not yet given back: what the sweeper must visit, and what keeps
+// an idle slot from being forgotten. Held by the busy flag.
+func (s *leaseSlot) holds() bool {
+	return s.cur.Load() != nil || s.next.Load() != nil || len(s.pending) > 0
+}
+
 // leaseReturn is the leftover of a retired lease, to be given back.
 type leaseReturn struct {
 	bucket   int64
@@ -322,8 +329,7 @@ func (m *leaseManager) promote(s *leaseSlot, t time.Duration) {
 // frees.
 func (m *leaseManager) leaseAhead(s *leaseSlot, cur *lease, t time.Duration, rate float64, limit uint64) {
 	cur.aheadAt.Store(math.MaxInt64)
-	want := math.Ceil(leaseAskFactor * rate * float64(min(s.width, leaseHorizon.Microseconds())) / 1e6)
-	ask := int64(min(want, float64(limit)))
+	ask := askFor(rate, float64(s.width), limit)
 	free := cur.free.Load()
 	if (s.near && t < s.nearUntil) || ask < minLeaseUnits || free == nil || free.free < aheadRoom*ask {
 		s.busy.Store(false)
@@ -380,8 +386,13 @@ func (m *leaseManager) ask(s *leaseSlot, rate float64, t time.Duration, limit ui
 		redisNow := m.redisAt.Load() + (int64(t)-m.recvAt.Load()+m.rtt.Load()/2)/int64(time.Microsecond)
 		left = float64(s.width - redisNow%s.width)
 	}
-	left = min(left, float64(leaseHorizon.Microseconds()))
-	want := math.Ceil(leaseAskFactor * rate * left / 1e6)
+	return askFor(rate, left, limit)
+}
+
+// askFor sizes a grant for us microseconds of demand at rate units per
+// second: times leaseAskFactor, for at most leaseHorizon, at most the limit.
+func askFor(rate, us float64, limit uint64) int64 {
+	want := math.Ceil(leaseAskFactor * rate * min(us, float64(leaseHorizon.Microseconds())) / 1e6)
 	return int64(min(want, float64(limit)))
 }
 
@@ -420,11 +431,7 @@ type leaseCall struct {
 // send it frees the slot. Held by the busy flag, which the call's completion
 // releases.
 func (m *leaseManager) start(s *leaseSlot, t time.Duration, ask int64, limit uint64, ahead bool) {
-	call := m.prepare(s, t, ask, limit)
-	if call != nil && ask > 0 {
-		call.ahead = ahead
-		call.counters[len(call.counters)-1].Ahead = ahead
-	}
+	call := m.prepare(s, t, ask, limit, ahead)
 	if call == nil {
 		s.busy.Store(false)
 		return
@@ -434,9 +441,10 @@ func (m *leaseManager) start(s *leaseSlot, t time.Duration, ask int64, limit uin
 }
 
 // prepare builds the lease call of slot s at clock reading t: its due
-// returns and, when ask > 0, a grant. It is nil when there is nothing to send.
-func (m *leaseManager) prepare(s *leaseSlot, t time.Duration, ask int64, limit uint64) *leaseCall {
-	call := &leaseCall{slot: s, ask: ask, limit: limit}
+// returns and, when ask > 0, a grant (ahead: into the next bucket). It is nil
+// when there is nothing to send.
+func (m *leaseManager) prepare(s *leaseSlot, t time.Duration, ask int64, limit uint64, ahead bool) *leaseCall {
+	call := &leaseCall{slot: s, ask: ask, limit: limit, ahead: ahead && ask > 0}
 	var wasted int64
 	for _, r := range s.pending {
 		if t >= r.until {
@@ -461,7 +469,7 @@ func (m *leaseManager) prepare(s *leaseSlot, t time.Duration, ask int64, limit u
 	}
 	if ask > 0 {
 		c := base
-		c.Limit, c.Cost = limit, uint64(ask)
+		c.Limit, c.Cost, c.Ahead = limit, uint64(ask), call.ahead
 		counters = append(counters, c)
 	}
 	call.counters = counters
@@ -520,7 +528,7 @@ func (m *leaseManager) finish(call *leaseCall, res lua.Result, err error) {
 	if call.ask > 0 {
 		m.granted(s, call, res, t, &act)
 	}
-	if s.cur.Load() != nil || s.next.Load() != nil || len(s.pending) > 0 {
+	if s.holds() {
 		m.held.Store(s.key, s)
 	}
 	m.report(s.domain, act)
@@ -664,7 +672,7 @@ func (m *leaseManager) sweep(t time.Duration) {
 			m.retire(s, next)
 		}
 		m.promote(s, t)
-		if s.cur.Load() == nil && s.next.Load() == nil && len(s.pending) == 0 {
+		if !s.holds() {
 			m.held.Delete(key)
 			s.busy.Store(false)
 			return true
@@ -685,7 +693,7 @@ func (m *leaseManager) evict(t time.Duration) {
 		if t-time.Duration(s.seen.Load()) < idleSlot || !s.busy.CompareAndSwap(false, true) {
 			return true
 		}
-		if s.cur.Load() == nil && s.next.Load() == nil && len(s.pending) == 0 {
+		if !s.holds() {
 			m.slots.Delete(key)
 			m.nslots.Add(-1)
 		}
@@ -720,7 +728,7 @@ func (m *leaseManager) close(ctx context.Context) error {
 		if next := s.next.Load(); next != nil {
 			m.retire(s, next)
 		}
-		call := m.prepare(s, t, 0, 0)
+		call := m.prepare(s, t, 0, 0, false)
 		if call == nil {
 			s.busy.Store(false)
 			return true

@@ -36,7 +36,7 @@ func windowCommand(ctx context.Context, rdb *redis.Client, n int) ([]string, err
 			Cost:    1,
 		}
 	}
-	w := lua.NewWindow()
+	w := lua.NewWindow(lua.Packed)
 	if err := w.Load(ctx, rdb); err != nil {
 		return nil, err
 	}

@@ -1,11 +1,11 @@
 -- counters.lua: what window.lua and report.lua share, put in front of each of
 -- them when they are loaded (lua/scripts.go): Redis TIME as now, integer
--- rendering, bucket arithmetic, and the write-back cache of counter hashes that
+-- rendering, bucket arithmetic, and the write-back cache of counters that
 -- lets one script call run a batch of calls and read and write each counter
--- hash once.
+-- once.
 --
--- A counter is a hash: field = bucket index (decimal), value = count; a field
--- "<bucket>:<holder>" holds units of that bucket leased to a replica. Time is
+-- A counter holds a count per bucket, and units of a bucket leased to a
+-- replica (its lease record), in one of two layouts (below). Time is
 -- Redis TIME in integer microseconds. Lua numbers are doubles: every value here
 -- is an integer below 2^53, so arithmetic is exact.
 
@@ -23,105 +23,207 @@ local function bucket(w)
   return k
 end
 
--- The write-back cache: cached[key] is hash key as read on first use, then as
--- the calls so far changed it. It keeps its fields in one array, four slots
--- per field i at x = 4*(i-1): e[x+1] the field, e[x+2] its bucket number (false
--- for a field that is not one), e[x+3] its count (false once deleted), e[x+4]
--- true once changed; e.n is the number of fields, e.ttl the expiry in ms to
--- set at write-back (or nil). One table per hash keeps the garbage, and so
--- Redis's Lua GC, small. A key that is not cached (a reservation's <key>:rsv,
--- a record) is written straight through.
+-- A counter is stored in one of two layouts; the scripts read both and write
+-- each counter back in the layout this script was built for (lua/layout.go:
+-- PACKED, set in front of this file), so flipping the layout converts a
+-- counter at its next write:
+--   packed: a string, the MessagePack array {1, b1, c1, h1, b2, c2, h2, ...}:
+--           a format version, then per field its bucket number, its count and
+--           its holder ('' for the bucket's own count, the replica's id for
+--           units leased to it). One GET and one SET per script call, no
+--           number parsed from text. Redis's cmsgpack; where a server has none
+--           (miniredis, the embedded store), counters are hashes.
+--   hash:   field "<k>" = count of bucket k, field "<k>:<holder>" = units of
+--           bucket k leased to holder; anything else is stale.
+-- A reservation's <key>:rsv is always a hash (report.lua HINCRBYs it).
+local msgpack = rawget(_G, 'cmsgpack')
+local packNew = PACKED and msgpack ~= nil
+
+-- The write-back cache: cached[key] is the counter as read on first use, then
+-- as the calls so far changed it. It keeps its fields in one array, four slots
+-- per field i at x = 4*(i-1): e[x+1] the holder ('' for the bucket's own
+-- count; for a hash field that is not a bucket's, its name), e[x+2] its bucket
+-- number (false for a field that is not one), e[x+3] its count (false once
+-- deleted), e[x+4] true once changed; e.n is the number of fields, e.ttl the
+-- expiry in ms to set at write-back (or nil), e.dirty true once any field
+-- changed, e.packed whether it is written back packed, e.was the layout it was
+-- read in ('packed', 'hash' or nil for a new key). One table per counter keeps
+-- the garbage, and so Redis's Lua GC, small. A key that is not cached (a
+-- reservation's <key>:rsv that was not read, a record) is written straight
+-- through.
 local cached, order = {}, {}
 
--- bucketOf is the bucket number of a counter hash field: "<k>", or a lease
--- record "<k>:<holder>" (units leased to holder in bucket k, counted as part of
--- bucket k; see window.lua's op 4); false for any other field.
-local function bucketOf(f)
-  local b = tonumber(f)
-  if b ~= nil then return b end
-  local k = string.match(f, '^(%d+):')
-  if k ~= nil then return tonumber(k) end
-  return false
+-- readHash fills e from the fields of hash raw (HGETALL's reply)
+local function readHash(e, raw)
+  e.n = #raw / 2
+  for j = 1, #raw, 2 do
+    local x, f = 2 * (j - 1), raw[j]
+    local b, h = tonumber(f), ''
+    if b == nil then
+      local k, rest = string.match(f, '^(%d+):(.+)$')
+      if k ~= nil then b, h = tonumber(k), rest else b, h = false, f end
+    end
+    e[x + 1], e[x + 2], e[x + 3], e[x + 4] = h, b, tonumber(raw[j + 1]) or 0, false
+  end
 end
 
-local function hash(key)
-  local e = cached[key]
-  if e == nil then
-    local raw = redis.call('HGETALL', key)
-    e = {n = #raw / 2}
-    for j = 1, #raw, 2 do
-      local x = 2 * (j - 1)
-      e[x + 1], e[x + 2], e[x + 3], e[x + 4] = raw[j], bucketOf(raw[j]), tonumber(raw[j + 1]) or 0, false
-    end
-    cached[key] = e
-    order[#order + 1] = key
+-- readPacked fills e from packed counter value raw of key
+local function readPacked(e, key, raw)
+  local t = msgpack ~= nil and msgpack.unpack(raw)
+  if type(t) ~= 'table' or t[1] ~= 1 or (#t - 1) % 3 ~= 0 then
+    error('WRONGTYPE ' .. key .. ' holds a string that is not a Sluice counter', 0)
   end
+  e.n = (#t - 1) / 3
+  for i = 0, e.n - 1 do
+    local x, y = 4 * i, 3 * i + 1
+    e[x + 1], e[x + 2], e[x + 3], e[x + 4] = t[y + 3], t[y + 1], t[y + 2], false
+  end
+end
+
+-- entry returns the cached counter of key, reading it on first use; packable
+-- is false for a key that must stay a hash (<key>:rsv)
+local function entry(key, packable)
+  local e = cached[key]
+  if e ~= nil then return e end
+  e = {n = 0, packed = packable and packNew}
+  -- try the layout this script writes first: in a settled deployment the
+  -- other one is never tried
+  local first, second = 'HGETALL', 'GET'
+  if e.packed then first, second = 'GET', 'HGETALL' end
+  local raw = redis.pcall(first, key)
+  if type(raw) == 'table' and raw.err ~= nil then
+    raw = redis.pcall(second, key)
+    if type(raw) == 'table' and raw.err ~= nil then error(raw.err, 0) end
+    first = second
+  end
+  if first == 'GET' then
+    if raw then
+      readPacked(e, key, raw)
+      e.was = 'packed'
+    end
+  elseif #raw > 0 then
+    readHash(e, raw)
+    e.was = 'hash'
+  end
+  cached[key] = e
+  order[#order + 1] = key
   return e
 end
 
--- find returns the slot offset x of field f in cached hash e, or nil
-local function find(e, f)
+-- hash returns the cached counter of key (see entry)
+local function hash(key) return entry(key, true) end
+
+-- find returns the slot offset x of bucket b's field of holder h ('' for its
+-- own count) in cached counter e, or nil
+local function find(e, b, h)
   for x = 0, 4 * (e.n - 1), 4 do
-    if e[x + 1] == f then return x end
+    if e[x + 2] == b and e[x + 1] == h then return x end
   end
   return nil
 end
 
--- incr adds delta to field f (bucket b) of cached hash e; returns the new count
-local function incr(e, f, b, delta)
-  local x = find(e, f)
+-- incr adds delta to bucket b's field of holder h in cached counter e;
+-- returns the new count
+local function incr(e, b, h, delta)
+  local x = find(e, b, h)
   if x == nil then
     x = 4 * e.n
     e.n = e.n + 1
-    e[x + 1], e[x + 2], e[x + 3] = f, b, 0
+    e[x + 1], e[x + 2], e[x + 3] = h, b, 0
   end
   local v = (e[x + 3] or 0) + delta
-  e[x + 3], e[x + 4] = v, true
+  e[x + 3], e[x + 4], e.dirty = v, true, true
   return v
 end
 
--- add adds delta to the count of the field at slot offset x of cached hash e
+-- add adds delta to the count of the field at slot offset x of cached counter e
 local function add(e, x, delta)
-  e[x + 3], e[x + 4] = (e[x + 3] or 0) + delta, true
+  e[x + 3], e[x + 4], e.dirty = (e[x + 3] or 0) + delta, true, true
 end
 
--- del deletes the field at slot offset x of cached hash e
+-- del deletes the field at slot offset x of cached counter e
 local function del(e, x)
-  e[x + 3], e[x + 4] = false, true
+  e[x + 3], e[x + 4], e.dirty = false, true, true
 end
 
--- writeBack writes every changed hash: changed fields, deleted fields, expiry
-local function writeBack()
-  for _, key in ipairs(order) do
-    local e = cached[key]
-    local sets, dels = nil, nil
-    for x = 0, 4 * (e.n - 1), 4 do
-      if e[x + 4] then
-        if e[x + 3] == false then
-          if dels == nil then dels = {} end
-          dels[#dels + 1] = e[x + 1]
-        else
-          if sets == nil then sets = {} end
-          sets[#sets + 1] = e[x + 1]
-          sets[#sets + 1] = int(e[x + 3])
-        end
-      end
+-- fieldName is the hash field of the field at slot offset x of e
+local function fieldName(e, x)
+  local b, h = e[x + 2], e[x + 1]
+  if not b then return h end
+  if h == '' then return int(b) end
+  return int(b) .. ':' .. h
+end
+
+-- writePacked writes counter e to key as one packed string, or deletes the
+-- key once no field is left
+local function writePacked(key, e)
+  local out, m = {1}, 1
+  for x = 0, 4 * (e.n - 1), 4 do
+    if e[x + 3] and e[x + 2] then
+      out[m + 1], out[m + 2], out[m + 3] = e[x + 2], e[x + 3], e[x + 1]
+      m = m + 3
     end
-    if sets ~= nil then
-      for j = 1, #sets, 2000 do
-        redis.call('HSET', key, unpack(sets, j, math.min(j + 1999, #sets)))
-      end
-    end
-    if dels ~= nil then
-      for j = 1, #dels, 1000 do
-        redis.call('HDEL', key, unpack(dels, j, math.min(j + 999, #dels)))
-      end
-    end
-    if e.ttl ~= nil then redis.call('PEXPIRE', key, int(e.ttl)) end
+  end
+  if m == 1 then
+    redis.call('DEL', key)
+  elseif e.ttl ~= nil then
+    redis.call('SET', key, msgpack.pack(out), 'PX', int(e.ttl))
+  else
+    redis.call('SET', key, msgpack.pack(out), 'KEEPTTL') -- SET replaces a hash too
   end
 end
 
--- sum of hash e's counts in buckets first .. k; also the slot offsets of its
+-- writeHash writes the changed fields of counter e to hash key; a counter
+-- read packed is rewritten whole, keeping its expiry
+local function writeHash(key, e)
+  local sets, dels = nil, nil
+  local whole = e.was == 'packed'
+  for x = 0, 4 * (e.n - 1), 4 do
+    if e[x + 4] or whole then
+      if e[x + 3] ~= false then
+        if sets == nil then sets = {} end
+        sets[#sets + 1] = fieldName(e, x)
+        sets[#sets + 1] = int(e[x + 3])
+      elseif not whole then -- a whole rewrite deletes the key first
+        if dels == nil then dels = {} end
+        dels[#dels + 1] = fieldName(e, x)
+      end
+    end
+  end
+  local ttl = e.ttl
+  if whole then
+    if ttl == nil then
+      ttl = redis.call('PTTL', key)
+      if ttl <= 0 then ttl = nil end
+    end
+    redis.call('DEL', key)
+  end
+  if sets ~= nil then
+    for j = 1, #sets, 2000 do
+      redis.call('HSET', key, unpack(sets, j, math.min(j + 1999, #sets)))
+    end
+  end
+  if dels ~= nil then
+    for j = 1, #dels, 1000 do
+      redis.call('HDEL', key, unpack(dels, j, math.min(j + 999, #dels)))
+    end
+  end
+  if ttl ~= nil then redis.call('PEXPIRE', key, int(ttl)) end
+end
+
+-- writeBack writes every changed counter, in its layout
+local function writeBack()
+  for _, key in ipairs(order) do
+    local e = cached[key]
+    if e.dirty then
+      if e.packed then writePacked(key, e) else writeHash(key, e) end
+    elseif e.ttl ~= nil then
+      redis.call('PEXPIRE', key, int(e.ttl))
+    end
+  end
+end
+
+-- sum of counter e's counts in buckets first .. k; also the slot offsets of its
 -- stale fields, the newest nonzero bucket, what bucket k+1 holds (units
 -- leased ahead, window.lua's op 4) and what bucket first holds
 local function count(e, first, k)
@@ -155,11 +257,11 @@ local function held(used, ahead, oldest)
   return used
 end
 
--- counted fields of hash e, oldest bucket first: {bucket, count, slot
--- offset}. Within a bucket the lease records ("<k>:<holder>", by name) come
--- before the bucket's own field "<k>", so that the order never depends on how
--- the hash happens to be laid out: a refund taken newest first (from the end)
--- takes from "<k>" before any lease.
+-- counted fields of counter e, oldest bucket first: {bucket, count, slot
+-- offset, holder}. Within a bucket the lease records (by holder) come before
+-- the bucket's own count, so that the order never depends on how the counter
+-- happens to be laid out: a refund taken newest first (from the end) takes
+-- from the bucket's own count before any lease.
 local function counted(e, first, k)
   local out = {}
   for x = 0, 4 * (e.n - 1), 4 do
@@ -168,7 +270,7 @@ local function counted(e, first, k)
   end
   table.sort(out, function(p, q)
     if p[1] ~= q[1] then return p[1] < q[1] end
-    local pr, qr = #p[4] > #int(p[1]), #q[4] > #int(q[1]) -- a record's name is longer
+    local pr, qr = p[4] ~= '', q[4] ~= '' -- a lease record
     if pr ~= qr then return pr end
     return p[4] < q[4]
   end)

@@ -24,7 +24,7 @@ func ExampleWindow_Run() {
 	// 3 per minute, counted in 6 buckets of 10s.
 	width, n := lua.SplitWindow(time.Minute, 6)
 	counters := []lua.Counter{{Key: "api:orders", Bucket: width, Buckets: n, Limit: 3, Cost: 1}}
-	win := lua.NewWindow()
+	win := lua.NewWindow(lua.Packed)
 	ctx := context.Background()
 	for range 4 {
 		res, err := win.Run(ctx, rdb, lua.Charge, counters)

@@ -24,7 +24,7 @@ func FuzzWindowArguments(f *testing.F) {
 	mr := miniredis.RunT(f)
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	f.Cleanup(func() { _ = rdb.Close() })
-	w := NewWindow()
+	w := NewWindow(Packed)
 	// bucket µs, buckets, then per call: limit, cost, op and flags (bit 0
 	// shadow, bit 1 inclusive, bit 2 peek; of the first call's, bit 3 takes
 	// the fields as they are rather than folded into what the wrapper

@@ -273,21 +273,24 @@ func TestLeaseTableRedis(t *testing.T) {
 	const w = int64(200_000)
 	srv := redistest.New(t)
 	rdb := redistest.Client(t, srv)
-	for _, tc := range leaseTable {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			env := tableEnv{rdb: rdb, w: w, base: redisNow(t, rdb)/w + 1, real: true, goTo: func(t *testing.T, b int64, _ pos) {
-				waitForBucket(t, rdb, w, b)
-			}}
-			runLeaseCase(t, env, tc.n, tc.steps)
-		})
+	for name, layouts := range redisLayouts {
+		for _, tc := range leaseTable {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				env := tableEnv{rdb: rdb, w: w, base: redisNow(t, rdb)/w + 1, real: true, layouts: layouts, goTo: func(t *testing.T, b int64, _ pos) {
+					waitForBucket(t, rdb, w, b)
+				}}
+				runLeaseCase(t, env, tc.n, tc.steps)
+			})
+		}
 	}
 }
 
 func runLeaseCase(t *testing.T, env tableEnv, n int, steps []leaseStep) {
 	ctx := context.Background()
-	win := NewWindow()
+	wins := map[Layout]*Window{Packed: NewWindow(Packed), Hash: NewWindow(Hash)}
 	key := fmt.Sprintf("%s/%d", t.Name(), env.base)
+	var prevHash map[string]int64
 	for si, st := range steps {
 		counters := make([]Counter, len(st.ops))
 		for j, o := range st.ops {
@@ -300,7 +303,7 @@ func runLeaseCase(t *testing.T, env tableEnv, n int, steps []leaseStep) {
 			counters[j] = c
 		}
 		env.goTo(t, env.base+st.bucket, st.at)
-		res, err := win.Run(ctx, env.rdb, Charge, counters)
+		res, err := wins[env.layout(si)].Run(ctx, env.rdb, Charge, counters)
 		if err != nil {
 			t.Fatalf("step %d: %v", si, err)
 		}
@@ -348,6 +351,10 @@ func runLeaseCase(t *testing.T, env tableEnv, n int, steps []leaseStep) {
 			}
 			gotHash[name] = c
 		}
+		if !maps.Equal(gotHash, prevHash) && after.kind != "none" && after.kind != env.wantType(si) {
+			t.Errorf("step %d: written as a %s, want a %s (layout %s)", si, after.kind, env.wantType(si), env.layout(si))
+		}
+		prevHash = gotHash
 		if st.expired && env.real && len(gotHash) == 0 {
 			continue
 		}

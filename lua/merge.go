@@ -26,9 +26,11 @@ type Merger struct {
 // NewMerger returns the merger of window.lua and report.lua calls.
 func NewMerger() *Merger {
 	m := &Merger{scripts: map[string]bool{}}
-	for _, src := range []string{windowSource, reportSource} {
-		m.scripts[src] = true
-		m.scripts[redis.NewScript(src).Hash()] = true
+	for _, l := range []Layout{Packed, Hash} {
+		for _, src := range []string{windowSource(l), reportSource(l)} {
+			m.scripts[src] = true
+			m.scripts[redis.NewScript(src).Hash()] = true
+		}
 	}
 	return m
 }

@@ -45,8 +45,11 @@ type Report struct {
 	script *redis.Script
 }
 
-// NewReport returns the wrapper of the reconcile script.
-func NewReport() *Report { return &Report{script: redis.NewScript(reportSource)} }
+// NewReport returns the wrapper of the reconcile script that writes counters
+// in layout.
+func NewReport(layout Layout) *Report {
+	return &Report{script: redis.NewScript(reportSource(layout))}
+}
 
 // Load sends the script to Redis with SCRIPT LOAD.
 func (r *Report) Load(ctx context.Context, rdb redis.Scripter) error {

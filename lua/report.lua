@@ -58,11 +58,11 @@ local function reconcile(i)
     if a > 0 and b >= first then
       -- a bucket emptied (or given back already, by a refund) is deleted, never
       -- left at 0: a key the refund deleted must not come back without a TTL
-      if incr(e, int(b), b, -a) <= 0 then del(e, find(e, int(b))) end
+      if incr(e, b, '', -a) <= 0 then del(e, find(e, b, '')) end
       local rsv = key .. ':rsv'
       local re = cached[rsv]
       if re ~= nil then
-        if incr(re, int(b), b, -a) <= 0 then del(re, find(re, int(b))) end
+        if incr(re, b, '', -a) <= 0 then del(re, find(re, b, '')) end
       elseif redis.call('HINCRBY', rsv, int(b), int(-a)) <= 0 then
         redis.call('HDEL', rsv, int(b))
       end
@@ -70,7 +70,7 @@ local function reconcile(i)
     local actual = 0
     if kind >= 1 and kind <= 3 then actual = tonumber(ARGV[1 + 3 * (i - 1) + kind]) or 0 end
     if actual > 0 then
-      incr(e, int(k), k, actual)
+      incr(e, k, '', actual)
       -- keep the key at least until this charge leaves the window
       local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
       local ttl = e.ttl

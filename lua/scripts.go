@@ -4,8 +4,8 @@ import (
 	_ "embed"
 )
 
-// The scripts as Redis runs them: counters.lua, what they share, in front of
-// each.
+// The scripts as Redis runs them: the layout they write counters in
+// (Layout.prelude), then counters.lua, what they share, then their own body.
 var (
 	//go:embed counters.lua
 	countersSource string
@@ -13,7 +13,7 @@ var (
 	windowBody string
 	//go:embed report.lua
 	reportBody string
-
-	windowSource = countersSource + "\n" + windowBody
-	reportSource = countersSource + "\n" + reportBody
 )
+
+func windowSource(l Layout) string { return l.prelude() + countersSource + "\n" + windowBody }
+func reportSource(l Layout) string { return l.prelude() + countersSource + "\n" + reportBody }

@@ -34,7 +34,7 @@ func tokenCounter(key string, limit, cost uint64, op Op) Counter {
 
 func (e *tokenEnv) run(mode Mode, cs ...Counter) Result {
 	e.t.Helper()
-	res, err := NewWindow().Run(context.Background(), e.rdb, mode, cs)
+	res, err := NewWindow(Packed).Run(context.Background(), e.rdb, mode, cs)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestReserveAndReport(t *testing.T) {
 		t.Run(date.Format("2006-01-02"), func(t *testing.T) {
 			e := newTokenEnv(t, date)
 			ctx := context.Background()
-			win, rep := NewWindow(), NewReport()
+			win, rep := NewWindow(Packed), NewReport(Packed)
 			reserve := func(rec string, cost uint64) Result {
 				t.Helper()
 				res, err := win.Reserve(ctx, e.rdb, []Counter{tokenCounter("k", 1000, cost, OpReserve)}, rec, 2*time.Minute)

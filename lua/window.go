@@ -123,9 +123,10 @@ type Window struct {
 	script *redis.Script
 }
 
-// NewWindow returns the wrapper of the sliding-window script.
-func NewWindow() *Window {
-	return &Window{script: redis.NewScript(windowSource)}
+// NewWindow returns the wrapper of the sliding-window script that writes
+// counters in layout.
+func NewWindow(layout Layout) *Window {
+	return &Window{script: redis.NewScript(windowSource(layout))}
 }
 
 // Load sends the script to Redis with SCRIPT LOAD so the first Run needs no

@@ -94,11 +94,11 @@ local function lease(e, a, k, n, w, limit, ms, ahead)
   local from = tonumber(ARGV[a + 6])
   if from > 0 then
     if from < k - n or from > k + 1 then return 0 end
-    local x = find(e, int(from) .. ':' .. holder)
+    local x = find(e, from, holder)
     if x == nil or not e[x + 3] then return 0 end
     local have = e[x + 3]
     local keep = math.min(have, cost)
-    if keep > 0 then incr(e, int(from), from, keep) end
+    if keep > 0 then incr(e, from, '', keep) end
     del(e, x)
     return keep - have
   end
@@ -110,7 +110,7 @@ local function lease(e, a, k, n, w, limit, ms, ahead)
   end
   local g = math.min(cost, math.floor(free / 2))
   if g <= 0 then return 0 end
-  incr(e, int(b) .. ':' .. holder, b, g)
+  incr(e, b, holder, g)
   if stale ~= nil then
     for _, j in ipairs(stale) do del(e, j) end
   end
@@ -159,7 +159,7 @@ local function decide(ko, ao)
       if from > 0 then
         local have = 0
         if from >= first and from <= k then
-          local x = find(e, int(from))
+          local x = find(e, from, '')
           if x ~= nil then have = e[x + 3] or 0 end
         end
         amount = -math.min(cost, have)
@@ -200,7 +200,7 @@ local function decide(ko, ao)
 
     local shown = 0
     if not charge and op ~= 4 and ARGV[a + 5] ~= '' then
-      shown = count(hash(KEYS[ko + i] .. ':rsv'), first, k)
+      shown = count(entry(KEYS[ko + i] .. ':rsv', false), first, k)
     end
 
     amounts[i], ks[i], stales[i], ops[i], aheads[i] = amount, k, stale, op, ahead > 0
@@ -251,7 +251,7 @@ local function decide(ko, ao)
       if newest ~= nil then reply[r + 3] = (newest + n + 1) * w - now else reply[r + 3] = 0 end
       reply[r + 4] = (k + 1) * w - now
     elseif amount > 0 then
-      incr(e, int(k), k, amount)
+      incr(e, k, '', amount)
       local stale = stales[i]
       if stale ~= nil then
         for _, j in ipairs(stale) do del(e, j) end
@@ -260,8 +260,7 @@ local function decide(ko, ao)
       reply[r + 3] = (k + n + 1) * w - now -- until this charge ages out (lua.ChargedBucket reads k from it)
     elseif amount < 0 and tonumber(ARGV[a + 6]) > 0 then
       local from = tonumber(ARGV[a + 6])
-      local f = int(from)
-      if incr(e, f, from, amount) <= 0 then del(e, find(e, f)) end
+      if incr(e, from, '', amount) <= 0 then del(e, find(e, from, '')) end
     elseif amount < 0 then
       local left = -amount
       local bs = counted(e, k - n, k)
@@ -285,7 +284,7 @@ local function decide(ko, ao)
         local rsv = key .. ':rsv'
         local re = cached[rsv]
         if re ~= nil then
-          incr(re, int(k), k, amount)
+          incr(re, k, '', amount)
           re.ttl = ms
         else
           redis.call('HINCRBY', rsv, int(k), int(amount))

@@ -16,7 +16,7 @@ import (
 func BenchmarkWindow(b *testing.B) {
 	srv := redistest.New(b)
 	rdb := redistest.Client(b, srv)
-	win := NewWindow()
+	win := NewWindow(Packed)
 	ctx := context.Background()
 	if err := win.Load(ctx, rdb); err != nil {
 		b.Fatal(err)

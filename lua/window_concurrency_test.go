@@ -23,7 +23,7 @@ func TestWindowConcurrentNeverOver(t *testing.T) {
 	width, n := SplitWindow(window, 10)
 	srv := redistest.New(t)
 	rdb := redistest.Client(t, srv)
-	win := NewWindow()
+	win := NewWindow(Packed)
 	ctx := context.Background()
 	if err := win.Load(ctx, rdb); err != nil {
 		t.Fatal(err)

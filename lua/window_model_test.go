@@ -140,7 +140,7 @@ func runModelProperty(t *testing.T, seed uint64, date time.Time, a, b propConfig
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	win := NewWindow()
+	win := NewWindow(Packed)
 
 	cfgs := []propConfig{a, b}
 	counters := make([]Counter, 2)
@@ -236,7 +236,7 @@ func TestWindowSustainedThroughput(t *testing.T) {
 			m := miniredis.RunT(t)
 			rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 			t.Cleanup(func() { rdb.Close() })
-			win := NewWindow()
+			win := NewWindow(Packed)
 			c := []Counter{{Key: "tp", Bucket: width, Buckets: n, Limit: limit}}
 
 			W, w := window.Microseconds(), width.Microseconds()

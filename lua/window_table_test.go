@@ -203,6 +203,10 @@ type tableEnv struct {
 	w    int64 // bucket width, µs
 	base int64 // absolute index of bucket 0
 	real bool
+	// layouts are the layouts the steps write in, in turn: step i runs the
+	// script of layouts[i % len(layouts)] (none: Packed). Alternating two is
+	// a rolling change of layout: each step must read what the other wrote.
+	layouts []Layout
 	// goTo makes the next script call run inside absolute bucket b, at p.
 	goTo func(t *testing.T, b int64, p pos)
 }
@@ -254,16 +258,43 @@ func TestWindowTableRedis(t *testing.T) {
 	const w = int64(200_000) // 200ms buckets
 	srv := redistest.New(t)
 	rdb := redistest.Client(t, srv)
-	for _, tc := range windowTable {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			now := redisNow(t, rdb)
-			env := tableEnv{rdb: rdb, w: w, base: now/w + 1, real: true, goTo: func(t *testing.T, b int64, _ pos) {
-				waitForBucket(t, rdb, w, b)
-			}}
-			runTableCase(t, env, tc)
-		})
+	for name, layouts := range redisLayouts {
+		for _, tc := range windowTable {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				now := redisNow(t, rdb)
+				env := tableEnv{rdb: rdb, w: w, base: now/w + 1, real: true, layouts: layouts, goTo: func(t *testing.T, b int64, _ pos) {
+					waitForBucket(t, rdb, w, b)
+				}}
+				runTableCase(t, env, tc)
+			})
+		}
 	}
+}
+
+// redisLayouts are the layouts the tables run in on redis-server: each alone,
+// and the two in turn (a replica of each during a change of layout).
+var redisLayouts = map[string][]Layout{
+	"packed":      {Packed},
+	"hash":        {Hash},
+	"alternating": {Packed, Hash},
+}
+
+// layout is the layout step si writes in.
+func (env tableEnv) layout(si int) Layout {
+	if len(env.layouts) == 0 {
+		return Packed
+	}
+	return env.layouts[si%len(env.layouts)]
+}
+
+// wantType is the Redis type a counter written by step si has: a packed
+// counter is a string where the server has cmsgpack (not miniredis).
+func (env tableEnv) wantType(si int) string {
+	if env.real && env.layout(si) == Packed {
+		return "string"
+	}
+	return "hash"
 }
 
 // redisNow returns the server's TIME in microseconds.
@@ -298,7 +329,7 @@ func waitForBucket(t *testing.T, rdb *redis.Client, w, b int64) {
 // hashes, and that exactly the charged keys got a fresh TTL.
 func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 	ctx := context.Background()
-	win := NewWindow()
+	wins := map[Layout]*Window{Packed: NewWindow(Packed), Hash: NewWindow(Hash)}
 	keys := make([]string, len(tc.counters))
 	for i := range keys {
 		keys[i] = fmt.Sprintf("%s/%d/c%d", t.Name(), env.base, i)
@@ -326,7 +357,7 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 		for i, k := range keys {
 			before[i] = readKey(t, env.rdb, k)
 		}
-		res, err := win.Run(ctx, env.rdb, st.mode, counters)
+		res, err := wins[env.layout(si)].Run(ctx, env.rdb, st.mode, counters)
 		if err != nil {
 			t.Fatalf("step %d: %v", si, err)
 		}
@@ -375,6 +406,9 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 				if got > wantTTL || (!env.real && got != wantTTL) || got < wantTTL-150 {
 					t.Errorf("%s counter %d: PTTL = %dms, want %dms", label, ci, got, wantTTL)
 				}
+				if want := env.wantType(si); after[ci].kind != want {
+					t.Errorf("%s counter %d: written as a %s, want a %s (layout %s)", label, ci, after[ci].kind, want, env.layout(si))
+				}
 				continue
 			}
 			// not charged: nothing written
@@ -405,14 +439,46 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 }
 
 type keyState struct {
+	// hash is the counter's fields in its hash layout's names: "<bucket>"
+	// and "<bucket>:<holder>" = count, whichever layout holds it
 	hash map[string]string
-	pttl int64 // ms; -2 missing, -1 no TTL
+	kind string // its Redis type: "hash", "string" (packed) or "none"
+	pttl int64  // ms; -2 missing, -1 no TTL
 }
+
+// unpackCounter lists the fields of a packed counter as HGETALL would list
+// them in the hash layout; any other string as the one field "(string)".
+const unpackCounter = `local v = redis.call('GET', KEYS[1])
+local mp = rawget(_G, 'cmsgpack')
+local t = mp and mp.unpack(v)
+if type(t) ~= 'table' or t[1] ~= 1 then return {'(string)', v} end
+local out = {}
+for i = 2, #t, 3 do
+  local name = string.format('%d', t[i])
+  if t[i + 2] ~= '' then name = name .. ':' .. t[i + 2] end
+  out[#out + 1] = name
+  out[#out + 1] = string.format('%d', t[i + 1])
+end
+return out`
 
 func readKey(t *testing.T, rdb *redis.Client, key string) keyState {
 	t.Helper()
 	ctx := context.Background()
-	h, err := rdb.HGetAll(ctx, key).Result()
+	kind, err := rdb.Type(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := map[string]string{}
+	switch kind {
+	case "hash":
+		h, err = rdb.HGetAll(ctx, key).Result()
+	case "string":
+		var fields []string
+		fields, err = rdb.Eval(ctx, unpackCounter, []string{key}).StringSlice()
+		for i := 0; i+1 < len(fields); i += 2 {
+			h[fields[i]] = fields[i+1]
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,5 +488,5 @@ func readKey(t *testing.T, rdb *redis.Client, key string) keyState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keyState{hash: h, pttl: pttl}
+	return keyState{hash: h, kind: kind, pttl: pttl}
 }

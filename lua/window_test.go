@@ -85,7 +85,7 @@ func TestWindowRunRejectsBadInput(t *testing.T) {
 		{"unknown op", Charge, []Counter{func() Counter { c := good; c.Op = 5; return c }()}, "unknown op"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewWindow().Run(context.Background(), rdb, tc.mode, tc.counters)
+			_, err := NewWindow(Packed).Run(context.Background(), rdb, tc.mode, tc.counters)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
@@ -144,7 +144,7 @@ func TestWindowLoadAndNoScriptFallback(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.New(t)
 	rdb := redistest.Client(t, srv)
-	win := NewWindow()
+	win := NewWindow(Packed)
 	c := []Counter{{Key: t.Name(), Bucket: time.Second, Buckets: 2, Limit: 100, Cost: 1}}
 	run := func(wantUsed uint64) {
 		t.Helper()
@@ -172,12 +172,12 @@ func TestWindowRunRedisErrorIsWrapped(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	m.SetError("LOADING the dataset")
-	_, err := NewWindow().Run(context.Background(), rdb, Charge, []Counter{{Key: "k", Bucket: time.Second, Buckets: 1, Limit: 1, Cost: 1}})
+	_, err := NewWindow(Packed).Run(context.Background(), rdb, Charge, []Counter{{Key: "k", Bucket: time.Second, Buckets: 1, Limit: 1, Cost: 1}})
 	var rerr redis.Error
 	if err == nil || !errors.As(err, &rerr) || !strings.HasPrefix(err.Error(), "window script: ") || errors.Is(err, ErrArgument) {
 		t.Fatalf("err = %v (%T), want a wrapped redis.Error", err, err)
 	}
-	if err := NewWindow().Load(context.Background(), rdb); err == nil {
+	if err := NewWindow(Packed).Load(context.Background(), rdb); err == nil {
 		t.Fatal("Load succeeded against a failing server")
 	}
 }
@@ -191,7 +191,7 @@ func TestWindowWrongTypeKey(t *testing.T) {
 	if err := m.Set("k", "a string"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := NewWindow().Run(context.Background(), rdb, Charge, []Counter{{Key: "k", Bucket: time.Second, Buckets: 1, Limit: 1, Cost: 1}})
+	_, err := NewWindow(Packed).Run(context.Background(), rdb, Charge, []Counter{{Key: "k", Bucket: time.Second, Buckets: 1, Limit: 1, Cost: 1}})
 	if err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
 		t.Fatalf("err = %v, want WRONGTYPE", err)
 	}

@@ -84,7 +84,7 @@ func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter
 	}
 	l := &Limiter{
 		configs: configs, rdb: rdb, prefix: prefix, grace: DefaultReservationGrace,
-		window: lua.NewWindow(), report: lua.NewReport(),
+		window: lua.NewWindow(lua.Packed), report: lua.NewReport(lua.Packed),
 		breaker: newBreaker(), now: time.Now,
 		cluster:  isCluster(rdb),
 		patience: DefaultRedisPatience, ping: defaultPing(rdb),

@@ -26,7 +26,7 @@ func TestMergedWindowCalls(t *testing.T) {
 		s := openStore(t, url, Config{Batch: BatchConfig{Mergers: []Merger{lua.NewMerger()}}})
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		win := lua.NewWindow()
+		win := lua.NewWindow(lua.Packed)
 		if err := win.Load(ctx, s.Scripter); err != nil {
 			t.Fatal(err)
 		}

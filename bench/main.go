@@ -110,6 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 			return err
 		}
 	}
+	if o.layout != "" {
+		extra = append(extra, "--counter-layout", o.layout)
+	}
 	cfgPath, err := writeConfig(dir, o.capPerSecond)
 	if err != nil {
 		return err
@@ -191,7 +194,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 		}
 	}
 	if o.has(runRedis) {
-		cmd, err := windowCommand(ctx, rdb, o.descriptors)
+		cmd, err := windowCommand(ctx, rdb, o.descriptors, o.layout)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-rl/sluice/lua"
 )
 
 // options are the command-line flags of the harness.
@@ -27,6 +29,7 @@ type options struct {
 	redisClients int           // redis-benchmark -c
 	pipeline     int           // redis-benchmark -P for the pipelined row
 	sluiceBin    string        // a prebuilt sluice binary; empty builds ./cmd/sluice
+	layout       string        // --counter-layout for sluice and the redis-script rows; empty: sluice's default, packed
 	cpuProfile   string        // write a CPU profile of sluice here
 	timeout      time.Duration // bound on the whole program; 0 = derived
 	verbose      bool          // copy sluice's log to stderr
@@ -103,6 +106,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.ratelimitBin, "ratelimit-bin", "", "an envoyproxy/ratelimit binary (go build ./src/service_cmd of its checkout): run it against the same redis-server for the ratelimit runs")
 	fs.IntVar(&o.redisClients, "redis-clients", 50, "redis-benchmark connections (-c)")
 	fs.IntVar(&o.pipeline, "pipeline", 16, "redis-benchmark pipeline depth (-P) of the pipelined row; 0 or 1 skips it")
+	fs.StringVar(&o.layout, "counter-layout", "", "sluice's --counter-layout (packed or hash) and the layout of the redis-script rows; empty: sluice's default (packed; not passed, for binaries without the flag)")
 	fs.StringVar(&o.sluiceBin, "sluice-bin", "", "use this sluice binary instead of building ./cmd/sluice")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the sluice process to this file (builds ./bench/sluiceprof, a profiling wrapper of server.Run)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "give up after this long (0: derived from the runs)")
@@ -119,6 +123,11 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
+	if o.layout != "" {
+		if _, err := lua.ParseLayout(o.layout); err != nil {
+			return nil, fmt.Errorf("-counter-layout: %w", err)
+		}
+	}
 	var err error
 	if o.callers, err = parseIntList(*callers); err != nil {
 		return nil, fmt.Errorf("-callers: %w", err)

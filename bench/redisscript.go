@@ -22,7 +22,14 @@ import (
 // them (config.DefaultBuckets = 10 buckets). It loads the script with SCRIPT
 // LOAD, makes one real call through the wrapper and records what went on the
 // wire, so the shape can never drift from what sluice sends.
-func windowCommand(ctx context.Context, rdb *redis.Client, n int) ([]string, error) {
+func windowCommand(ctx context.Context, rdb *redis.Client, n int, layoutName string) ([]string, error) {
+	layout := lua.Packed
+	if layoutName != "" {
+		var err error
+		if layout, err = lua.ParseLayout(layoutName); err != nil {
+			return nil, err
+		}
+	}
 	const buckets = 10
 	width, nb := lua.SplitWindow(time.Second, buckets)
 	counters := make([]lua.Counter, n)
@@ -36,7 +43,7 @@ func windowCommand(ctx context.Context, rdb *redis.Client, n int) ([]string, err
 			Cost:    1,
 		}
 	}
-	w := lua.NewWindow(lua.Packed)
+	w := lua.NewWindow(layout)
 	if err := w.Load(ctx, rdb); err != nil {
 		return nil, err
 	}

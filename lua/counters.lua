@@ -40,44 +40,43 @@ local msgpack = rawget(_G, 'cmsgpack')
 local packNew = PACKED and msgpack ~= nil
 
 -- The write-back cache: cached[key] is the counter as read on first use, then
--- as the calls so far changed it. It keeps its fields in one array, four slots
--- per field i at x = 4*(i-1): e[x+1] the holder ('' for the bucket's own
--- count; for a hash field that is not a bucket's, its name), e[x+2] its bucket
--- number (false for a field that is not one), e[x+3] its count (false once
--- deleted), e[x+4] true once changed; e.n is the number of fields, e.ttl the
--- expiry in ms to set at write-back (or nil), e.dirty true once any field
--- changed, e.packed whether it is written back packed, e.was the layout it was
--- read in ('packed', 'hash' or nil for a new key). One table per counter keeps
--- the garbage, and so Redis's Lua GC, small. A key that is not cached (a
--- reservation's <key>:rsv that was not read, a record) is written straight
--- through.
+-- as the calls so far changed it: e.a is the packed layout's array itself,
+-- {1, b1, c1, h1, ...}, so a packed counter is used as cmsgpack decoded it and
+-- written back as it stands. Field i (from 0) is at x = 2 + 3*i: e.a[x] its
+-- bucket number (false for a hash field that is not a bucket's), e.a[x+1] its
+-- count (false once deleted), e.a[x+2] its holder ('' for the bucket's own
+-- count; for a hash field that is not a bucket's, its name). e.n is the
+-- number of fields, e.ttl the expiry in ms to set at write-back (or nil),
+-- e.dirty true once any field changed, e.holes true once one was deleted,
+-- e.packed whether it is written back packed, e.was the layout it was read in
+-- ('packed', 'hash' or nil for a new key), and e.changed, for a counter
+-- written back as a hash, the offsets of its changed fields. A key that is not
+-- cached (a reservation's <key>:rsv that was not read, a record) is written
+-- straight through.
 local cached, order = {}, {}
 
 -- readHash fills e from the fields of hash raw (HGETALL's reply)
 local function readHash(e, raw)
+  local a = e.a
   e.n = #raw / 2
   for j = 1, #raw, 2 do
-    local x, f = 2 * (j - 1), raw[j]
+    local x, f = 2 + 3 * (j - 1) / 2, raw[j]
     local b, h = tonumber(f), ''
     if b == nil then
       local k, rest = string.match(f, '^(%d+):(.+)$')
       if k ~= nil then b, h = tonumber(k), rest else b, h = false, f end
     end
-    e[x + 1], e[x + 2], e[x + 3], e[x + 4] = h, b, tonumber(raw[j + 1]) or 0, false
+    a[x], a[x + 1], a[x + 2] = b, tonumber(raw[j + 1]) or 0, h
   end
 end
 
--- readPacked fills e from packed counter value raw of key
+-- readPacked makes packed counter value raw of key the array of e
 local function readPacked(e, key, raw)
-  local t = msgpack ~= nil and msgpack.unpack(raw)
-  if type(t) ~= 'table' or t[1] ~= 1 or (#t - 1) % 3 ~= 0 then
+  local a = msgpack ~= nil and msgpack.unpack(raw)
+  if type(a) ~= 'table' or a[1] ~= 1 or (#a - 1) % 3 ~= 0 then
     error('WRONGTYPE ' .. key .. ' holds a string that is not a Sluice counter', 0)
   end
-  e.n = (#t - 1) / 3
-  for i = 0, e.n - 1 do
-    local x, y = 4 * i, 3 * i + 1
-    e[x + 1], e[x + 2], e[x + 3], e[x + 4] = t[y + 3], t[y + 1], t[y + 2], false
-  end
+  e.a, e.n = a, (#a - 1) / 3
 end
 
 -- entry returns the cached counter of key, reading it on first use; packable
@@ -85,7 +84,8 @@ end
 local function entry(key, packable)
   local e = cached[key]
   if e ~= nil then return e end
-  e = {n = 0, packed = packable and packNew}
+  e = {a = {1}, n = 0, packed = packable and packNew}
+  if not e.packed then e.changed = {} end
   -- try the layout this script writes first: in a settled deployment the
   -- other one is never tried
   local first, second = 'HGETALL', 'GET'
@@ -113,42 +113,56 @@ end
 -- hash returns the cached counter of key (see entry)
 local function hash(key) return entry(key, true) end
 
--- find returns the slot offset x of bucket b's field of holder h ('' for its
--- own count) in cached counter e, or nil
+-- find returns the offset x of bucket b's field of holder h ('' for its own
+-- count) in cached counter e, or nil
 local function find(e, b, h)
-  for x = 0, 4 * (e.n - 1), 4 do
-    if e[x + 2] == b and e[x + 1] == h then return x end
+  local a = e.a
+  for x = 2, 3 * e.n - 1, 3 do
+    if a[x] == b and a[x + 2] == h then return x end
   end
   return nil
+end
+
+-- countAt is the count of the field at offset x of cached counter e (false
+-- once deleted)
+local function countAt(e, x) return e.a[x + 1] end
+
+-- changed marks the field at offset x of cached counter e changed
+local function changed(e, x)
+  e.dirty = true
+  if e.changed ~= nil then e.changed[x] = true end
 end
 
 -- incr adds delta to bucket b's field of holder h in cached counter e;
 -- returns the new count
 local function incr(e, b, h, delta)
-  local x = find(e, b, h)
+  local a, x = e.a, find(e, b, h)
   if x == nil then
-    x = 4 * e.n
+    x = 2 + 3 * e.n
     e.n = e.n + 1
-    e[x + 1], e[x + 2], e[x + 3] = h, b, 0
+    a[x], a[x + 1], a[x + 2] = b, 0, h
   end
-  local v = (e[x + 3] or 0) + delta
-  e[x + 3], e[x + 4], e.dirty = v, true, true
+  local v = (a[x + 1] or 0) + delta
+  a[x + 1] = v
+  changed(e, x)
   return v
 end
 
--- add adds delta to the count of the field at slot offset x of cached counter e
+-- add adds delta to the count of the field at offset x of cached counter e
 local function add(e, x, delta)
-  e[x + 3], e[x + 4], e.dirty = (e[x + 3] or 0) + delta, true, true
+  e.a[x + 1] = (e.a[x + 1] or 0) + delta
+  changed(e, x)
 end
 
--- del deletes the field at slot offset x of cached counter e
+-- del deletes the field at offset x of cached counter e
 local function del(e, x)
-  e[x + 3], e[x + 4], e.dirty = false, true, true
+  e.a[x + 1], e.holes = false, true
+  changed(e, x)
 end
 
--- fieldName is the hash field of the field at slot offset x of e
+-- fieldName is the hash field of the field at offset x of e
 local function fieldName(e, x)
-  local b, h = e[x + 2], e[x + 1]
+  local b, h = e.a[x], e.a[x + 2]
   if not b then return h end
   if h == '' then return int(b) end
   return int(b) .. ':' .. h
@@ -157,11 +171,15 @@ end
 -- writePacked writes counter e to key as one packed string, or deletes the
 -- key once no field is left
 local function writePacked(key, e)
-  local out, m = {1}, 1
-  for x = 0, 4 * (e.n - 1), 4 do
-    if e[x + 3] and e[x + 2] then
-      out[m + 1], out[m + 2], out[m + 3] = e[x + 2], e[x + 3], e[x + 1]
-      m = m + 3
+  local out, m = e.a, 3 * e.n + 1
+  if e.holes or e.was == 'hash' then -- drop deleted and non-bucket fields
+    out, m = {1}, 1
+    local a = e.a
+    for x = 2, 3 * e.n - 1, 3 do
+      if a[x + 1] and a[x] then
+        out[m + 1], out[m + 2], out[m + 3] = a[x], a[x + 1], a[x + 2]
+        m = m + 3
+      end
     end
   end
   if m == 1 then
@@ -177,13 +195,13 @@ end
 -- read packed is rewritten whole, keeping its expiry
 local function writeHash(key, e)
   local sets, dels = nil, nil
-  local whole = e.was == 'packed'
-  for x = 0, 4 * (e.n - 1), 4 do
-    if e[x + 4] or whole then
-      if e[x + 3] ~= false then
+  local whole, a = e.was == 'packed', e.a
+  for x = 2, 3 * e.n - 1, 3 do
+    if e.changed[x] or whole then
+      if a[x + 1] ~= false then
         if sets == nil then sets = {} end
         sets[#sets + 1] = fieldName(e, x)
-        sets[#sets + 1] = int(e[x + 3])
+        sets[#sets + 1] = int(a[x + 1])
       elseif not whole then -- a whole rewrite deletes the key first
         if dels == nil then dels = {} end
         dels[#dels + 1] = fieldName(e, x)
@@ -223,15 +241,16 @@ local function writeBack()
   end
 end
 
--- sum of counter e's counts in buckets first .. k; also the slot offsets of its
+-- sum of counter e's counts in buckets first .. k; also the offsets of its
 -- stale fields, the newest nonzero bucket, what bucket k+1 holds (units
 -- leased ahead, window.lua's op 4) and what bucket first holds
 local function count(e, first, k)
   local used, newest, stale, ahead, oldest = 0, nil, nil, 0, 0
-  for x = 0, 4 * (e.n - 1), 4 do
-    local c = e[x + 3]
+  local a = e.a
+  for x = 2, 3 * e.n - 1, 3 do
+    local c = a[x + 1]
     if c then
-      local b = e[x + 2]
+      local b = a[x]
       if not b or b < first then
         if stale == nil then stale = {} end
         stale[#stale + 1] = x
@@ -257,16 +276,16 @@ local function held(used, ahead, oldest)
   return used
 end
 
--- counted fields of counter e, oldest bucket first: {bucket, count, slot
--- offset, holder}. Within a bucket the lease records (by holder) come before
--- the bucket's own count, so that the order never depends on how the counter
+-- counted fields of counter e, oldest bucket first: {bucket, count, offset,
+-- holder}. Within a bucket the lease records (by holder) come before the
+-- bucket's own count, so that the order never depends on how the counter
 -- happens to be laid out: a refund taken newest first (from the end) takes
 -- from the bucket's own count before any lease.
 local function counted(e, first, k)
-  local out = {}
-  for x = 0, 4 * (e.n - 1), 4 do
-    local b, c = e[x + 2], e[x + 3]
-    if c and b and b >= first and b <= k then out[#out + 1] = {b, c, x, e[x + 1]} end
+  local out, a = {}, e.a
+  for x = 2, 3 * e.n - 1, 3 do
+    local b, c = a[x], a[x + 1]
+    if c and b and b >= first and b <= k then out[#out + 1] = {b, c, x, a[x + 2]} end
   end
   table.sort(out, function(p, q)
     if p[1] ~= q[1] then return p[1] < q[1] end

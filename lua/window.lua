@@ -5,11 +5,12 @@
 -- A limit L per window W is split into buckets of width w microseconds. At time
 -- now the current bucket is k = floor(now / w); a counter counts buckets
 -- k-n .. k, where n*w >= W, so no interval of length W ever admits more than L.
--- Each counter is a hash: field = bucket index (decimal), value = count. Units
--- leased to a replica (op 4) sit in a field "<bucket>:<holder>" of their bucket
--- and count as part of it: the field is also the lease's record.
+-- Each counter holds a count per bucket; units leased to a replica (op 4) are
+-- its lease record in their bucket and count as part of it. How a counter is
+-- stored (packed string or hash) is counters.lua's business.
 -- A token counter keeps what is reserved and not yet reported in a second hash,
--- <key>:rsv, laid out the same way (the reserved amounts are also in the counter).
+-- <key>:rsv, always a hash of one field per bucket (the reserved amounts are also
+-- in the counter).
 --
 -- One script call carries m calls, each one decision, run one after another
 -- exactly as m script calls made at the same Redis TIME would run. The hashes
@@ -81,8 +82,8 @@
 -- Time is Redis TIME in integer microseconds. Lua numbers are doubles: every
 -- value here is an integer below 2^53, so arithmetic is exact.
 --
--- It runs after counters.lua (now, int, bucket, hash, find, incr, add, del, count,
--- held, counted, writeBack, replyOf).
+-- It runs after counters.lua (now, int, bucket, entry, hash, find, countAt, incr,
+-- add, del, count, held, counted, writeBack, replyOf).
 
 -- lease runs op 4 on cached hash e for the counter whose arguments start at
 -- ARGV[a], in current bucket k; ms is the expiry a charge sets; ahead grants
@@ -95,8 +96,8 @@ local function lease(e, a, k, n, w, limit, ms, ahead)
   if from > 0 then
     if from < k - n or from > k + 1 then return 0 end
     local x = find(e, from, holder)
-    if x == nil or not e[x + 3] then return 0 end
-    local have = e[x + 3]
+    if x == nil or not countAt(e, x) then return 0 end
+    local have = countAt(e, x)
     local keep = math.min(have, cost)
     if keep > 0 then incr(e, from, '', keep) end
     del(e, x)
@@ -160,7 +161,7 @@ local function decide(ko, ao)
         local have = 0
         if from >= first and from <= k then
           local x = find(e, from, '')
-          if x ~= nil then have = e[x + 3] or 0 end
+          if x ~= nil then have = countAt(e, x) or 0 end
         end
         amount = -math.min(cost, have)
       else

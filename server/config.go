@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sluice-rl/sluice/lua"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/grpcapi"
 	"github.com/sluice-rl/sluice/server/limiter"
@@ -89,6 +90,12 @@ type Config struct {
 	// the zero value, or config.LeaseOff for every decision in Redis. A
 	// limit's own `lease: off` wins. (Optional, default auto)
 	Leases config.LeaseMode
+	// CounterLayout is how the scripts write counters in Redis: lua.Packed,
+	// the zero value, or lua.Hash, the layout of builds before packed
+	// counters, while such a build still runs beside this one (both layouts
+	// are read; docs/design-notes.md, "Counter layout"). (Optional, default
+	// packed)
+	CounterLayout lua.Layout
 	// ReservationGrace is how long a token reservation record outlives the
 	// longest window it reserved on, for slow calls to report into.
 	// (Optional, default 10m)

@@ -88,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.limiter = limiter.New(s.configs.Load, st.Scripter, cfg.KeyPrefix)
+	s.limiter.SetCounterLayout(cfg.CounterLayout)
 	s.limiter.SetReservationGrace(cfg.ReservationGrace)
 	s.limiter.SetPing(st.Ping) // judges whose a short deadline's failure is (limiter/blame.go)
 	s.limiter.SetBounds(cfg.Bounds)

@@ -33,6 +33,7 @@ func (s *Server) startupAttrs() []any {
 	if s.cfg.QuotaMode {
 		attrs = append(attrs, "quota_mode", true)
 	}
+	attrs = append(attrs, "counter_layout", s.cfg.CounterLayout.String())
 	attrs = append(attrs, "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	if s.ops != nil {
 		attrs = append(attrs, "health", s.HealthAddr())

@@ -8,7 +8,7 @@
 //	             [--admin-addr ADDR|off [--admin-token-file FILE [--admin-read-token-file FILE]]]
 //	             [--log-format text|json] [--log-level debug|info|warn|error]
 //	             [--quota-mode] [--shadow-mode] [--envoy-response-headers [--envoy-header-names L,R,R]] [--envoy-dynamic-metadata]
-//	             [--leases auto|off]
+//	             [--leases auto|off] [--counter-layout packed|hash]
 //	             [--config-type file|grpc-xds-sotw [--xds-server HOST:PORT] [--xds-node-id ID] [--xds-tls ...] [--xds-backoff-* ...]]
 //	sluice check-config [--merge-domain-config] PATH
 //	sluice limits list|get|set|delete --domain DOMAIN [--admin ADDR] ...
@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/sluice-rl/sluice/internal/gctune"
+	"github.com/sluice-rl/sluice/lua"
 	"github.com/sluice-rl/sluice/server"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/telemetry"
@@ -71,7 +72,7 @@ const usage = `usage:
                [--admin-addr ADDR|off [--admin-token-file FILE [--admin-read-token-file FILE]]]
                [--log-format text|json] [--log-level debug|info|warn|error]
                [--quota-mode] [--shadow-mode] [--envoy-response-headers [--envoy-header-names L,R,R]] [--envoy-dynamic-metadata]
-               [--leases auto|off]
+               [--leases auto|off] [--counter-layout packed|hash]
                [--config-type file|grpc-xds-sotw [--xds-server HOST:PORT] [--xds-node-id ID] [--xds-tls ...] [--xds-backoff-* ...]]
   (envoyproxy/ratelimit's variables are read too: docs/deployment.md)
   sluice check-config [--merge-domain-config] PATH
@@ -135,15 +136,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	e.string(&cfg.AdminAddr, "admin-addr", "127.0.0.1:8082", "admin API and web console listen address, loopback by default; off: no admin port")
 	e.string(&cfg.AdminTokenFile, "admin-token-file", "", "file of admin tokens, one name:token per line: every admin call then needs one")
 	e.string(&cfg.AdminReadTokenFile, "admin-read-token-file", "", "file of read-only admin tokens, name:token per line")
-	var logFormat, logLevel, leases string
+	var logFormat, logLevel, leases, counterLayout string
 	e.string(&logFormat, "log-format", "text", "log format: text or json")
 	e.string(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	xdsFlags := addXDSFlags(e) // config over xDS: cmd/sluice/xds.go
 	// quota leases (docs/leases.md)
 	e.string(&leases, "leases", "auto", "quota leases: auto decides hot request limits from leases, exactly, where a replica's demand makes it pay; off sends every decision to Redis")
+	e.string(&counterLayout, "counter-layout", "packed", "how counters are stored in Redis: packed (one string each) or hash, the layout of builds before packed counters, while one still runs beside this one")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	layout, layoutErr := lua.ParseLayout(counterLayout)
+	if layoutErr != nil {
+		fmt.Fprintf(stderr, "serve: --counter-layout: %v\n", layoutErr)
+		return errUsage
+	}
+	cfg.CounterLayout = layout
 	switch leases {
 	case "auto":
 		cfg.Leases = config.LeaseAuto

@@ -94,6 +94,13 @@ func New(configs func() *config.Set, rdb redis.Scripter, prefix string) *Limiter
 	return l
 }
 
+// SetCounterLayout changes the layout the scripts write counters in
+// (lua.Packed unless set). Both layouts are always read. Call it before Load
+// and before the first decision.
+func (l *Limiter) SetCounterLayout(layout lua.Layout) {
+	l.window, l.report = lua.NewWindow(layout), lua.NewReport(layout)
+}
+
 // SetReservationGrace changes how long reservation records outlive their
 // longest window (DefaultReservationGrace).
 func (l *Limiter) SetReservationGrace(d time.Duration) { l.grace = d }

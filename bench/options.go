@@ -47,7 +47,10 @@ const (
 	runNoop       = "grpc-noop"
 	runPaired     = "sluice-paired" // sluice's and grpc-noop's calls on one open-loop schedule (paired.go)
 	runNoopPaired = "noop-paired"   // grpc-noop's call on both arms: the paired method's own zero
-	runRedis      = "redis-script"
+	// sluice's call against the same ShouldRateLimit on a key no rule
+	// matches: what the limit's work adds to the RPC (paired.go)
+	runUnmatchedPaired = "unmatched-paired"
+	runRedis           = "redis-script"
 	// envoyproxy/ratelimit, with -ratelimit-bin
 	runRatelimit       = "ratelimit"
 	runRatelimitSpread = "ratelimit-spread"
@@ -62,7 +65,7 @@ var defaultRuns = []string{runSluice, runDirect, runSpread, runOverLimit, runTok
 var ratelimitRuns = []string{runRatelimit, runRatelimitSpread, runRatelimitNoop}
 
 // pairedRuns put two calls on one open-loop schedule (paired.go).
-var pairedRuns = []string{runPaired, runNoopPaired}
+var pairedRuns = []string{runPaired, runNoopPaired, runUnmatchedPaired}
 
 var allRuns = slices.Concat(defaultRuns, ratelimitRuns, pairedRuns)
 

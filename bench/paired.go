@@ -16,26 +16,39 @@ import (
 // their medians differ by tens of µs of machine noise on a shared VM; paired,
 // that noise hits both arms alike and drops out of their difference. The
 // noop-paired run makes the no-op call on both arms: what the method shows
-// when there is no difference.
+// when there is no difference. The unmatched-paired run sets the decision
+// against the same RPC on a key no rule matches (answered OK without a
+// counter): its difference leaves out what the two calls share — the
+// method's messages, their encoding on both sides, the interceptors — and
+// keeps the limit's own work (matching, the lease, the observer, the status).
 
 // arm is which of the two calls a slot of a paired run makes.
 type arm int
 
 const (
 	armTested arm = iota // the call under test: sluice's decision (the no-op in noop-paired)
-	armNoop              // grpc.health.v1 Check, as the grpc-noop run sends it
+	armNoop              // the baseline: grpc.health.v1 Check, as the grpc-noop run sends it (in unmatched-paired: the unmatched call)
 	arms
 )
 
 // pairedArm is one arm of a paired run: the name of its row in the report and
-// the run whose call it makes.
+// the run whose call it makes (callUnmatched: no run's).
 type pairedArm struct{ row, run string }
+
+// callUnmatched is the unmatched-paired run's baseline call: the sluice
+// run's ShouldRateLimit with keyUnmatched for its key.
+const callUnmatched = "unmatched"
 
 // pairedArms are the arms of each paired run.
 var pairedArms = map[string][arms]pairedArm{
-	runPaired:     {{runPaired + "/sluice", runSluice}, {runPaired + "/noop", runNoop}},
-	runNoopPaired: {{runNoopPaired + "/noop1", runNoop}, {runNoopPaired + "/noop2", runNoop}},
+	runPaired:          {{runPaired + "/sluice", runSluice}, {runPaired + "/noop", runNoop}},
+	runNoopPaired:      {{runNoopPaired + "/noop1", runNoop}, {runNoopPaired + "/noop2", runNoop}},
+	runUnmatchedPaired: {{runUnmatchedPaired + "/sluice", runSluice}, {runUnmatchedPaired + "/unmatched", callUnmatched}},
 }
+
+// decides reports whether the call of arm run decides a limit: only those
+// charge counters, so only those have over%, scripts/d and cmds/d.
+func decides(run string) bool { return run != callUnmatched && !isNoop(run) }
 
 // armOf returns the arm of slot j of a schedule drawn with seed. The slots go
 // in pairs (2k, 2k+1), one of each arm, in an order drawn from seed and k:
@@ -163,6 +176,8 @@ func pairedRun(ctx context.Context, o *options, name string, n int, rate float64
 			calls[a] = shouldRateLimitCalls(o.api, keyOpen, o.descriptors, 1, n, conns)
 		case runNoop:
 			calls[a] = healthCalls(n, conns)
+		case callUnmatched:
+			calls[a] = shouldRateLimitCalls(o.api, keyUnmatched, o.descriptors, 1, n, conns)
 		default:
 			return nil, fmt.Errorf("%s: no calls for an arm of run %q", name, arm.run)
 		}
@@ -183,14 +198,15 @@ func pairedRun(ctx context.Context, o *options, name string, n int, rate float64
 	}
 	p := newPairedRow(res, before, after, o.duration)
 	tested := res.arms[armTested]
-	if mAfter, okAfter := readServerMetrics(ctx, target.httpAddr); okBefore && okAfter && tested.allCalls > 0 && !isNoop(pairedArms[name][armTested].run) {
+	if mAfter, okAfter := readServerMetrics(ctx, target.httpAddr); okBefore && okAfter && tested.allCalls > 0 && decides(pairedArms[name][armTested].run) {
 		p.leasedPct = 100 * (mAfter.leaseDecisions - mBefore.leaseDecisions) / float64(tested.allCalls)
 	}
 	return p, nil
 }
 
 // newPairedRow summarises paired run r; before and after bracket it (warm-up
-// included). The Redis work is the decisions' (the no-op call makes none);
+// included). The Redis work is the decisions' (the no-op and the unmatched
+// call make none);
 // the CPU is both arms' together, so its per-call figures count every call
 // of either arm.
 func newPairedRow(r *pairedResult, before, after usage, window time.Duration) *pairedRow {
@@ -211,7 +227,7 @@ func newPairedRow(r *pairedResult, before, after usage, window time.Duration) *p
 	for a, res := range r.arms {
 		w := newRow(res, before, after)
 		w.cpuSluice, w.cpuRedis, w.cpuBench, w.cpuPerCall, w.redisPer = -1, -1, -1, -1, -1
-		if isNoop(pairedArms[r.name][a].run) {
+		if !decides(pairedArms[r.name][a].run) {
 			w.overPct, w.scriptsPer, w.commandsPer = -1, -1, -1
 		}
 		p.arms[a] = w

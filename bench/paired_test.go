@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-rl/sluice/server/config"
 )
 
 // TestArmOfSplitsEveryPair: each pair of slots (2k, 2k+1) makes one call of
@@ -225,5 +228,54 @@ func TestPairedNeedsAnOpenLoop(t *testing.T) {
 		if err != nil || slices.ContainsFunc(o.runs, isPaired) {
 			t.Errorf("default runs with %q: %v, %v; want no paired run (the default is a closed loop)", args, err, o.runs)
 		}
+	}
+}
+
+// TestUnmatchedCallMatchesNoLimit: the unmatched-paired run's baseline call
+// is answered without a counter only while no rule of the generated config
+// names its key, and it has the decision's size only while its key is as
+// long as the decision's.
+func TestUnmatchedCallMatchesNoLimit(t *testing.T) {
+	path, err := writeConfig(t.TempDir(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dom, err := config.Parse(path, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dom.Match([]config.Entry{{Key: keyOpen, Value: descriptorValue(0)}}); !ok {
+		t.Errorf("%s=%s matches no rule: the decision arm would decide nothing", keyOpen, descriptorValue(0))
+	}
+	if r, ok := dom.Match([]config.Entry{{Key: keyUnmatched, Value: descriptorValue(0)}}); ok {
+		t.Errorf("%s=%s matches a rule (%v): the unmatched arm would charge a counter", keyUnmatched, descriptorValue(0), r.Limits)
+	}
+	if len(keyUnmatched) != len(keyOpen) {
+		t.Errorf("keys %q and %q differ in length: the two arms' requests would differ in size", keyUnmatched, keyOpen)
+	}
+}
+
+// TestUnmatchedPairedRow: in unmatched-paired the decision arm carries the
+// run's Redis work and over%, the unmatched arm none (it charges nothing).
+func TestUnmatchedPairedRow(t *testing.T) {
+	start := time.Now()
+	before := usage{at: start, redis: redisStats{scripts: 100, commands: 1000}}
+	after := usage{at: start.Add(2 * time.Second), serverCPU: time.Second, redis: redisStats{scripts: 140, commands: 1200}}
+	r := &pairedResult{name: runUnmatchedPaired}
+	for a := range r.arms {
+		r.arms[a] = &loadResult{name: pairedArms[runUnmatchedPaired][a].row, callers: 64, conns: 4, offered: 2000, elapsed: time.Second, allCalls: 10_000}
+		r.arms[a].hist.Record(time.Millisecond)
+		r.samples[a] = []sample{{latency: time.Millisecond}}
+	}
+	p := newPairedRow(r, before, after, time.Second)
+	if dec := p.arms[armTested]; dec.scriptsPer != 0.004 || dec.commandsPer <= 0 || dec.overPct != 0 {
+		t.Errorf("decisions: scripts %v, commands %v, over %v; want 0.004, some and 0", dec.scriptsPer, dec.commandsPer, dec.overPct)
+	}
+	if un := p.arms[armNoop]; un.scriptsPer != -1 || un.commandsPer != -1 || un.overPct != -1 || un.name != runUnmatchedPaired+"/unmatched" {
+		t.Errorf("unmatched calls (%s): scripts %v, commands %v, over %v; want unknown", un.name, un.scriptsPer, un.commandsPer, un.overPct)
 	}
 }

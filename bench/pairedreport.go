@@ -25,8 +25,10 @@ func (r *report) pairedTable() {
 		return
 	}
 	fmt.Fprintf(r.w, "\npaired runs: the two arms' calls drawn at random per slot of one open-loop schedule, same callers and connections;\n")
-	fmt.Fprintf(r.w, "arm 1 = %s's decision (ShouldRateLimit, hot counter) in %s, %s's Check in %s (an A/A check: its Δ should be 0); arm 2 = %s's Check;\n",
-		runSluice, runPaired, runNoop, runNoopPaired, runNoop)
+	fmt.Fprintf(r.w, "arm 1 = %s's decision (ShouldRateLimit, hot counter) in %s and %s, %s's Check in %s (an A/A check: its Δ should be 0);\n",
+		runSluice, runPaired, runUnmatchedPaired, runNoop, runNoopPaired)
+	fmt.Fprintf(r.w, "arm 2 = %s's Check, in %s the same ShouldRateLimit on a key no rule matches (%s=…: OK without a counter);\n",
+		runNoop, runUnmatchedPaired, keyUnmatched)
 	fmt.Fprintf(r.w, "exact latencies from the scheduled time; Δp50 = arm 1 − arm 2, 95%% interval from a bootstrap over %v blocks of both arms;\n", bootstrapBlock)
 	fmt.Fprintf(r.w, "CPU is both arms' together (per call of either arm): each arm's share is not known\n")
 	fmt.Fprintf(r.w, pairedFormat, "run", "callers", "rate", "calls 1/2", "1: p50", "p90", "p99", "2: p50", "p90", "p99",

@@ -27,6 +27,10 @@ const (
 	keyDirect = "direct" // the same with lease: off: every call goes to Redis
 	keyCapped = "capped" // -cap per second: most calls are OVER_LIMIT
 	keyTokens = "tokens" // token limits no run reaches: every reservation is admitted
+	// keyUnmatched is named by no rule: a call on it matches no limit and
+	// is answered OK without a counter. As long as keyOpen, so that both
+	// requests have one size.
+	keyUnmatched = "nil"
 )
 
 // writeConfig writes the limits config of the runs into dir.

@@ -80,10 +80,12 @@ type BatchConfig struct {
 type Merger interface {
 	// Mergeable reports whether Merge can fold cmd.
 	Mergeable(cmd *redis.Cmd) bool
-	// Merge returns one command doing the work of cmds, in order. The
+	// Merge returns one command doing the work of cmds, in order, its
+	// command line appended to line: empty, with the storage of an earlier
+	// merged command's line the Batcher is done with (nil at first). The
 	// Batcher passes commands that are all Mergeable, of one command name
 	// (EVAL or EVALSHA) and, on a cluster, of one hash slot.
-	Merge(cmds []*redis.Cmd) *redis.Cmd
+	Merge(line []any, cmds []*redis.Cmd) *redis.Cmd
 	// Split sets the reply or error of each of cmds from merged, once merged
 	// has run.
 	Split(merged *redis.Cmd, cmds []*redis.Cmd)

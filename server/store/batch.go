@@ -301,6 +301,7 @@ func (b *Batcher) flusher() {
 	defer b.wg.Done()
 	batch := make([]*call, 0, b.maxBatch)
 	var groups mergeGroups
+	pipe := b.pipeline() // Exec leaves it empty for the next batch
 	for {
 		select {
 		case <-b.quit: // first: once Close has told the flushers to stop, no call goes out
@@ -329,7 +330,7 @@ func (b *Batcher) flusher() {
 				break fill
 			}
 		}
-		b.exec(batch, &groups)
+		b.exec(batch, &groups, pipe)
 		clear(batch) // drop references to finished calls
 	}
 }
@@ -349,11 +350,10 @@ func (b *Batcher) failQueued() {
 
 // exec sends the live calls of batch as one pipeline and completes them all.
 // Calls a Merger can fold go out as one merged command per group.
-func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
+func (b *Batcher) exec(batch []*call, groups *mergeGroups, pipe redis.Pipeliner) {
 	var (
 		latest   time.Time
 		noLimit  bool
-		pipe     redis.Pipeliner
 		pipeSize int
 	)
 	for _, c := range batch {
@@ -370,16 +370,10 @@ func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
 		if groups.add(b.mergers, b.cluster, c.cmd) {
 			continue
 		}
-		if pipe == nil {
-			pipe = b.pipeline()
-		}
 		_ = pipe.Process(context.Background(), c.cmd) // queues only
 		pipeSize++
 	}
 	for _, g := range groups.list {
-		if pipe == nil {
-			pipe = b.pipeline()
-		}
 		_ = pipe.Process(context.Background(), g.command())
 		pipeSize++
 	}

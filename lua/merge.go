@@ -3,6 +3,7 @@ package lua
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -49,10 +50,12 @@ func (m *Merger) Mergeable(cmd *redis.Cmd) bool {
 	return ok && nkeys >= 0 && len(a) > 3+nkeys && a[3+nkeys] == any(1)
 }
 
-// Merge returns one command that runs every call of cmds, in order. The
+// Merge returns one command that runs every call of cmds, in order, its
+// command line appended to line (empty; the Batcher passes the storage of a
+// merged line it is done with, so batches need not allocate one each). The
 // commands must all be Mergeable, of one name (all EVALSHA or all EVAL) and
 // of one script.
-func (m *Merger) Merge(cmds []*redis.Cmd) *redis.Cmd {
+func (m *Merger) Merge(line []any, cmds []*redis.Cmd) *redis.Cmd {
 	nkeys, nargs := 0, 0
 	for _, c := range cmds {
 		a := c.Args()
@@ -61,8 +64,8 @@ func (m *Merger) Merge(cmds []*redis.Cmd) *redis.Cmd {
 		nargs += len(a) - 4 - k
 	}
 	first := cmds[0].Args()
-	args := make([]any, 3, 4+nkeys+nargs)
-	args[0], args[1], args[2] = first[0], first[1], nkeys
+	args := slices.Grow(line[:0], 4+nkeys+nargs)
+	args = append(args, first[0], first[1], nkeys)
 	for _, c := range cmds {
 		a := c.Args()
 		args = append(args, a[3:3+a[2].(int)]...)
@@ -80,8 +83,9 @@ func (m *Merger) Merge(cmds []*redis.Cmd) *redis.Cmd {
 }
 
 // Split gives each of cmds its part of merged's reply: its own one-call
-// reply, or its own error; an error of the whole merged call (a network
-// error, NOSCRIPT) goes to every one of them.
+// reply (a one-element slice of merged's reply, not a copy: each call reads
+// its own element only), or its own error; an error of the whole merged call
+// (a network error, NOSCRIPT) goes to every one of them.
 func (m *Merger) Split(merged *redis.Cmd, cmds []*redis.Cmd) {
 	fail := func(err error) {
 		for _, c := range cmds {
@@ -102,6 +106,6 @@ func (m *Merger) Split(merged *redis.Cmd, cmds []*redis.Cmd) {
 			c.SetErr(err)
 			continue
 		}
-		c.SetVal([]any{vals[i]})
+		c.SetVal(vals[i : i+1 : i+1])
 	}
 }

@@ -133,7 +133,7 @@ func runMergedFuncs(t *testing.T, rdb *redis.Client, fns []func(redis.Scripter))
 			t.Fatalf("call %d is not mergeable: %v", i, cmd.Args()[:4])
 		}
 	}
-	merged := m.Merge(b.cmds)
+	merged := m.Merge(nil, b.cmds)
 	_ = rdb.Process(context.Background(), merged)
 	m.Split(merged, b.cmds)
 	close(b.ran)
@@ -401,6 +401,48 @@ func TestSplitHandsOutWholeCallErrors(t *testing.T) {
 	for i, c := range cmds {
 		if c.Err() == nil || !strings.Contains(c.Err().Error(), "want an array of 2") {
 			t.Fatalf("call %d err = %v, want a reply-shape error", i, c.Err())
+		}
+	}
+}
+
+// TestMergeReusesTheLineItIsGiven checks that Merge builds into the storage
+// it is handed, whatever that held before, and builds the same command line
+// as into nothing.
+func TestMergeReusesTheLineItIsGiven(t *testing.T) {
+	m := NewMerger()
+	hash := redis.NewScript(windowSource(Packed)).Hash()
+	call := func(key string, args ...any) *redis.Cmd {
+		return redis.NewCmd(context.Background(), append([]any{"evalsha", hash, 1, key, 1}, args...)...)
+	}
+	first := m.Merge(nil, []*redis.Cmd{call("a", "x", 1), call("b", "y", 2), call("c", "z", 3)})
+	line := first.Args()
+	line = line[:0]
+	cmds := []*redis.Cmd{call("d", "v", 4), call("e", "w", 5)}
+	reused := m.Merge(line, cmds)
+	fresh := m.Merge(nil, cmds)
+	if got, want := fmt.Sprint(reused.Args()), fmt.Sprint(fresh.Args()); got != want {
+		t.Fatalf("merged into used storage: %s, want %s", got, want)
+	}
+	if &reused.Args()[0] != &line[:1][0] {
+		t.Error("Merge did not build into the storage it was given")
+	}
+}
+
+// TestSplitGivesEachCallItsOwnReply checks each call's reply is the one-call
+// shape the wrappers parse, holding its own element of the merged reply.
+func TestSplitGivesEachCallItsOwnReply(t *testing.T) {
+	m := NewMerger()
+	cmds := []*redis.Cmd{redis.NewCmd(context.Background()), redis.NewCmd(context.Background()), redis.NewCmd(context.Background())}
+	merged := redis.NewCmd(context.Background())
+	merged.SetVal([]any{[]any{int64(1)}, errors.New("WRONGTYPE x"), []any{int64(3)}})
+	m.Split(merged, cmds)
+	for i, want := range []string{"[[1]] <nil>", "[] WRONGTYPE x", "[[3]] <nil>"} {
+		v, _ := cmds[i].Val().([]any)
+		if got := fmt.Sprint(v, " ", cmds[i].Err()); got != want {
+			t.Errorf("call %d: %s, want %s", i, got, want)
+		}
+		if v != nil && cap(v) != 1 {
+			t.Errorf("call %d: reply has room for %d values; an append would write into another call's", i, cap(v))
 		}
 	}
 }

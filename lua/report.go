@@ -72,7 +72,8 @@ func (r *Report) Run(ctx context.Context, rdb redis.Scripter, recordKey string, 
 			return ReportResult{}, refused(fmt.Errorf("report: kind %d amount %d is above 2^53-1", k, v))
 		}
 	}
-	reply, err := r.script.Run(ctx, rdb, []string{recordKey}, 1, actual[1], actual[2], actual[3]).Result() // one report
+	line := append(newEvalSha(r.script, 1, 4), recordKey, 1, actual[1], actual[2], actual[3]) // one report
+	reply, err := runEvalSha(ctx, rdb, r.script, line).Result()
 	if err != nil {
 		return ReportResult{}, fmt.Errorf("report script: %w", err)
 	}

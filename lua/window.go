@@ -170,26 +170,32 @@ func (w *Window) Reserve(ctx context.Context, rdb redis.Scripter, counters []Cou
 }
 
 func (w *Window) run(ctx context.Context, rdb redis.Scripter, mode Mode, counters []Counter, recordKey string, ttlMS int64) (Result, error) {
-	keys := make([]string, len(counters), len(counters)+1)
-	args := make([]any, 4, 4+7*len(counters))
-	args[0], args[1], args[2], args[3] = 1, int(mode), ttlMS, len(counters) // one call
+	nkeys := len(counters)
+	if recordKey != "" {
+		nkeys++
+	}
+	line := newEvalSha(w.script, nkeys, 4+7*len(counters))
 	for i := range counters {
 		c := &counters[i]
 		if err := c.validate(); err != nil {
 			return Result{}, refused(fmt.Errorf("window: counter %d: %w", i, err))
 		}
-		keys[i] = c.Key
+		line = append(line, c.Key)
+	}
+	if recordKey != "" {
+		line = append(line, recordKey)
+	}
+	line = append(line, 1, int(mode), ttlMS, len(counters)) // one call
+	for i := range counters {
+		c := &counters[i]
 		kind := c.Holder
 		if c.Kind != 0 {
 			kind = strconv.Itoa(int(c.Kind)) // small: no allocation
 		}
-		args = append(args, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, c.flags(), kind, c.From)
-	}
-	if recordKey != "" {
-		keys = append(keys, recordKey)
+		line = append(line, c.Bucket.Microseconds(), c.Buckets, c.Limit, c.Cost, c.flags(), kind, c.From)
 	}
 
-	reply, err := w.script.Run(ctx, rdb, keys, args...).Result()
+	reply, err := runEvalSha(ctx, rdb, w.script, line).Result()
 	if err != nil {
 		return Result{}, fmt.Errorf("window script: %w", err)
 	}

@@ -25,13 +25,20 @@ func (l *Limiter) decideLeased(ctx context.Context, p *plan, domain string) (res
 		l.leases.undo(&taken, p)
 		return lua.Result{}, "", false, err
 	}
-	l.leases.learn(rest, res)
+	var slots []*leaseSlot
+	if rest == p { // nothing taken: the slots take found are rest's
+		slots = taken.slots
+	}
+	l.leases.learn(rest, slots, res)
 	return l.leases.merge(&taken, p, res), id, false, nil
 }
 
 // learn keeps what a direct decision saw of counters this replica holds a
 // lease on: what Redis has free, for the estimates of answers from the lease.
-func (m *leaseManager) learn(p *plan, res lua.Result) {
+// slots, when not nil, are the counters' slots as take found them (aligned
+// with p's counters, nil where there is none), so that learn need not look
+// them up again; with nil slots it looks every one up.
+func (m *leaseManager) learn(p *plan, slots []*leaseSlot, res lua.Result) {
 	if m == nil {
 		return
 	}
@@ -39,8 +46,13 @@ func (m *leaseManager) learn(p *plan, res lua.Result) {
 		if !p.leasable[i] {
 			continue
 		}
-		if v, ok := m.slots.Load(p.counters[i].Key); ok {
-			s := v.(*leaseSlot)
+		var s *leaseSlot
+		if slots != nil {
+			s = slots[i]
+		} else if v, ok := m.slots.Load(p.counters[i].Key); ok {
+			s = v.(*leaseSlot)
+		}
+		if s != nil {
 			for _, ls := range [2]*lease{s.cur.Load(), s.next.Load()} {
 				if ls != nil && ls.limit == p.counters[i].Limit {
 					ls.see(int64(res.Counters[i].Remaining), res.Now.UnixMicro())
@@ -59,6 +71,9 @@ type leaseTake struct {
 	read   bool          // t is set
 	leases []*lease      // aligned with the plan's counters; nil when nothing was taken
 	taken  int
+	// slots, aligned with the plan's counters, are the slots take found
+	// (nil where it found or made none), for learn; nil when it found none.
+	slots []*leaseSlot
 }
 
 // take spends, for every counter of p that may be leased, its cost from the
@@ -81,6 +96,10 @@ func (m *leaseManager) take(p *plan, domain string) leaseTake {
 		if s == nil {
 			continue
 		}
+		if lt.slots == nil {
+			lt.slots = make([]*leaseSlot, len(p.counters))
+		}
+		lt.slots[i] = s
 		if !lt.read {
 			lt.t, lt.read = m.clock(), true
 		}

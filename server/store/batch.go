@@ -13,17 +13,28 @@ package store
 //
 // Every call keeps its own *redis.Cmd, so each caller reads its own reply and
 // its own error (a NOSCRIPT in one reply does not touch the others, and
-// redis.Script.Run falls back to EVAL as usual). A caller waits for its reply
-// or its context, whichever comes first: when the context ends first it gets
-// the context's error at once and a fresh Cmd, never the one the flusher may
-// still be writing into. A pipeline runs under the latest deadline of its
+// redis.Script.Run falls back to EVAL as usual). A caller that built its
+// command line itself hands it over as it is (Send); Eval and EvalSha build it
+// as go-redis does. A caller waits for its reply or its context, whichever
+// comes first: when the context ends first it gets the context's error at
+// once and a fresh Cmd, never the one the flusher may still be writing into.
+//
+// The hand-off costs a caller no select on the Batcher's own channels: it
+// puts its call on the queue with a plain send (a select on the queue and its
+// context only when the queue is full) and then waits on its call's done and
+// its context, nothing else. That needs Close to leave no call stranded on
+// the queue: callers queue under a read lock and Close marks the Batcher
+// closed under the write lock before it tells the flushers to stop, so once
+// the flushers drain the queue no call can join it; every queued call is
+// either sent or failed with redis.ErrClosed, and its caller woken. (Close
+// first wakes the callers waiting for room, so it never waits on one.) A pipeline runs under the latest deadline of its
 // calls, so a dead Redis costs it no more than its callers were prepared to
 // wait — but never under less than MinPipelineTimeout: a caller that gives
 // Redis 3 ms gets its context's error at 3 ms all the same, but its deadline
 // does not abort a pipeline Redis is about to answer (go-redis closes the
 // connection of a pipeline that timed out, so short deadlines would cost
-// everybody a new connection per batch). Close stops the flushers and fails
-// whatever is still queued.
+// everybody a new connection per batch). Close stops the flushers, which take
+// no new call once it has begun, and fails whatever is still queued.
 //
 // A Merger goes one step further for the scripts it knows: the calls of a
 // batch that it can merge become one script call doing the work of all of
@@ -69,10 +80,12 @@ type BatchConfig struct {
 type Merger interface {
 	// Mergeable reports whether Merge can fold cmd.
 	Mergeable(cmd *redis.Cmd) bool
-	// Merge returns one command doing the work of cmds, in order. The
+	// Merge returns one command doing the work of cmds, in order, its
+	// command line appended to line: empty, with the storage of an earlier
+	// merged command's line the Batcher is done with (nil at first). The
 	// Batcher passes commands that are all Mergeable, of one command name
 	// (EVAL or EVALSHA) and, on a cluster, of one hash slot.
-	Merge(cmds []*redis.Cmd) *redis.Cmd
+	Merge(line []any, cmds []*redis.Cmd) *redis.Cmd
 	// Split sets the reply or error of each of cmds from merged, once merged
 	// has run.
 	Split(merged *redis.Cmd, cmds []*redis.Cmd)
@@ -106,10 +119,14 @@ type Batcher struct {
 	maxBatch int
 	mergers  []Merger
 	queue    chan *call
-	quit     chan struct{} // closed by Close: flushers stop taking calls
-	stopped  chan struct{} // closed once every flusher has returned
-	close    sync.Once
-	wg       sync.WaitGroup
+	// mu orders queueing against Close: callers queue under its read lock,
+	// Close sets closed under its write lock (see How it works).
+	mu      sync.RWMutex
+	closed  bool
+	closing chan struct{} // closed by Close first: callers waiting for room give up
+	quit    chan struct{} // closed by Close once closed is set: flushers drain the queue and stop
+	close   sync.Once
+	wg      sync.WaitGroup
 }
 
 // call is one queued script call. The flusher sends on done (buffered, so it
@@ -147,17 +164,13 @@ func NewBatcher(rdb Pipeliner, cfg BatchConfig) *Batcher {
 		maxBatch: cfg.MaxBatch,
 		mergers:  cfg.Mergers,
 		queue:    make(chan *call, cfg.QueueSize),
+		closing:  make(chan struct{}),
 		quit:     make(chan struct{}),
-		stopped:  make(chan struct{}),
 	}
 	b.wg.Add(cfg.Flushers)
 	for range cfg.Flushers {
 		go b.flusher()
 	}
-	go func() {
-		b.wg.Wait()
-		close(b.stopped)
-	}()
 	return b
 }
 
@@ -168,29 +181,35 @@ func (b *Batcher) Cluster() bool { return b.cluster }
 // Close stops the flushers; calls still queued, and every later call, fail
 // with redis.ErrClosed. It waits for in-flight pipelines to finish.
 func (b *Batcher) Close() error {
-	b.close.Do(func() { close(b.quit) })
-	<-b.stopped
+	b.close.Do(func() {
+		close(b.closing)
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		close(b.quit)
+	})
+	b.wg.Wait()
 	return nil
 }
 
 // Eval runs EVAL through the batch.
 func (b *Batcher) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return b.do(ctx, "eval", script, keys, args)
+	return b.Send(ctx, evalCmd(ctx, "eval", script, keys, args))
 }
 
 // EvalSha runs EVALSHA through the batch.
 func (b *Batcher) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
-	return b.do(ctx, "evalsha", sha1, keys, args)
+	return b.Send(ctx, evalCmd(ctx, "evalsha", sha1, keys, args))
 }
 
 // EvalRO runs EVAL_RO through the batch.
 func (b *Batcher) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return b.do(ctx, "eval_ro", script, keys, args)
+	return b.Send(ctx, evalCmd(ctx, "eval_ro", script, keys, args))
 }
 
 // EvalShaRO runs EVALSHA_RO through the batch.
 func (b *Batcher) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
-	return b.do(ctx, "evalsha_ro", sha1, keys, args)
+	return b.Send(ctx, evalCmd(ctx, "evalsha_ro", sha1, keys, args))
 }
 
 // ScriptExists is sent on its own, not batched.
@@ -225,26 +244,23 @@ func failed(ctx context.Context, err error) *redis.Cmd {
 	return cmd
 }
 
-func (b *Batcher) do(ctx context.Context, name, payload string, keys []string, args []any) *redis.Cmd {
+// Send sends cmd, a script call whose command line its caller built as
+// go-redis's Eval family does (lower-case name, script or hash, key count as
+// an int, keys, arguments; first key position 3 when there are keys),
+// through the batch, and returns the command holding its reply or error:
+// cmd itself, or, when ctx ended first or the Batcher is closed, a fresh one
+// carrying that error. In that case the flusher may still be writing into
+// cmd: read only the command Send returns. A NOSCRIPT reply is returned as
+// it is; falling back to EVAL is the caller's.
+func (b *Batcher) Send(ctx context.Context, cmd *redis.Cmd) *redis.Cmd {
 	if err := ctx.Err(); err != nil {
 		return failed(ctx, err)
 	}
-	select {
-	case <-b.quit:
-		return failed(ctx, redis.ErrClosed)
-	default:
-	}
-	cmd := evalCmd(ctx, name, payload, keys, args)
 	c := calls.Get().(*call)
 	c.ctx, c.cmd = ctx, cmd
-	select {
-	case b.queue <- c:
-	case <-ctx.Done():
+	if err := b.enqueue(c); err != nil {
 		c.recycle()
-		return failed(ctx, ctx.Err())
-	case <-b.quit:
-		c.recycle()
-		return failed(ctx, redis.ErrClosed)
+		return failed(ctx, err)
 	}
 	select {
 	case <-c.done:
@@ -252,15 +268,31 @@ func (b *Batcher) do(ctx context.Context, name, payload string, keys []string, a
 		return cmd
 	case <-ctx.Done():
 		return failed(ctx, ctx.Err())
-	case <-b.stopped:
-		// Every flusher has returned; one may have finished c just before.
-		select {
-		case <-c.done:
-			c.recycle()
-			return cmd
-		default:
-			return failed(ctx, redis.ErrClosed)
-		}
+	}
+}
+
+// enqueue puts c on the queue, waiting for room if it is full; it fails
+// with redis.ErrClosed once Close has begun and with ctx's error when ctx
+// ends first. A call it has queued is certain to be finished (see How it
+// works).
+func (b *Batcher) enqueue(c *call) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return redis.ErrClosed
+	}
+	select {
+	case b.queue <- c:
+		return nil
+	default:
+	}
+	select {
+	case b.queue <- c:
+		return nil
+	case <-c.ctx.Done():
+		return c.ctx.Err()
+	case <-b.closing:
+		return redis.ErrClosed
 	}
 }
 
@@ -269,13 +301,25 @@ func (b *Batcher) flusher() {
 	defer b.wg.Done()
 	batch := make([]*call, 0, b.maxBatch)
 	var groups mergeGroups
+	pipe := b.pipeline() // Exec leaves it empty for the next batch
 	for {
+		select {
+		case <-b.quit: // first: once Close has told the flushers to stop, no call goes out
+			b.failQueued()
+			return
+		default:
+		}
 		select {
 		case c := <-b.queue:
 			batch = append(batch[:0], c)
-		case <-b.quit:
-			b.failQueued()
-			return
+		default:
+			select {
+			case c := <-b.queue:
+				batch = append(batch[:0], c)
+			case <-b.quit:
+				b.failQueued()
+				return
+			}
 		}
 	fill:
 		for len(batch) < b.maxBatch {
@@ -286,7 +330,7 @@ func (b *Batcher) flusher() {
 				break fill
 			}
 		}
-		b.exec(batch, &groups)
+		b.exec(batch, &groups, pipe)
 		clear(batch) // drop references to finished calls
 	}
 }
@@ -306,11 +350,10 @@ func (b *Batcher) failQueued() {
 
 // exec sends the live calls of batch as one pipeline and completes them all.
 // Calls a Merger can fold go out as one merged command per group.
-func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
+func (b *Batcher) exec(batch []*call, groups *mergeGroups, pipe redis.Pipeliner) {
 	var (
 		latest   time.Time
 		noLimit  bool
-		pipe     redis.Pipeliner
 		pipeSize int
 	)
 	for _, c := range batch {
@@ -327,16 +370,10 @@ func (b *Batcher) exec(batch []*call, groups *mergeGroups) {
 		if groups.add(b.mergers, b.cluster, c.cmd) {
 			continue
 		}
-		if pipe == nil {
-			pipe = b.pipeline()
-		}
 		_ = pipe.Process(context.Background(), c.cmd) // queues only
 		pipeSize++
 	}
 	for _, g := range groups.list {
-		if pipe == nil {
-			pipe = b.pipeline()
-		}
 		_ = pipe.Process(context.Background(), g.command())
 		pipeSize++
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluice-rl/sluice/internal/redistest"
+	"github.com/sluice-rl/sluice/lua"
 )
 
 // benchScript has the shape of one sliding-window decision: TIME, HGETALL,
@@ -81,4 +83,47 @@ func BenchmarkScripter(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkDirectDecision is the direct path of sluice-spread: one charging
+// window call (lua.Window, one counter of 1,000, a 1 s window of 10 buckets)
+// through the Store sluice opens (Batcher with lua.Merger), from 16 callers
+// per GOMAXPROCS. cpu-ns/op is this process's CPU per decision: the wrapper
+// building the command line, the hand-off to a flusher, merging, go-redis and
+// splitting the reply.
+//
+//	go test -run '^$' -bench DirectDecision -count 6 ./server/store/ | tee new.txt
+func BenchmarkDirectDecision(b *testing.B) {
+	rs := redistest.New(b)
+	s := openStore(b, rs.URL(), Config{Batch: BatchConfig{Mergers: []Merger{lua.NewMerger()}}})
+	ctx := context.Background()
+	win := lua.NewWindow(lua.Packed)
+	if err := win.Load(ctx, s.Scripter); err != nil {
+		b.Fatal(err)
+	}
+	const counters = 1000
+	keys := make([]string, counters)
+	for i := range keys {
+		keys[i] = testKey(b, fmt.Sprint("c", i))
+	}
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := []lua.Counter{{Bucket: 100 * time.Millisecond, Buckets: 10, Limit: 1_000_000_000, Cost: 1}}
+		for pb.Next() {
+			c[0].Key = keys[next.Add(1)%counters]
+			callCtx, cancel := context.WithTimeout(ctx, time.Second) // as the limiter's storeContext
+			res, err := win.Run(callCtx, s.Scripter, lua.Charge, c)
+			cancel()
+			if err != nil || !res.Allowed {
+				b.Errorf("%+v, %v", res, err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }

@@ -22,11 +22,17 @@ type mergeGroup struct {
 	slot    int
 	cmds    []*redis.Cmd
 	merged  *redis.Cmd // set by command once the group has more than one call
+	line    []any      // the storage of an earlier merged command line, for the next
 }
 
 // reset empties the groups for the next batch, keeping their storage.
 func (gs *mergeGroups) reset() {
 	for _, g := range gs.list {
+		if g.merged != nil { // Exec is done with its command line
+			line := g.merged.Args()
+			clear(line)
+			g.line = line[:0]
+		}
 		clear(g.cmds)
 		g.cmds, g.merged, g.merger, g.name, g.payload = g.cmds[:0], nil, nil, nil, nil
 		gs.free = append(gs.free, g)
@@ -73,7 +79,8 @@ func (g *mergeGroup) command() *redis.Cmd {
 	if len(g.cmds) == 1 {
 		return g.cmds[0]
 	}
-	g.merged = g.merger.Merge(g.cmds)
+	g.merged = g.merger.Merge(g.line, g.cmds)
+	g.line = nil // the merged command's now
 	return g.merged
 }
 

@@ -65,7 +65,8 @@ func startLeaseProc(t *testing.T, bin, config, redisURL string) *leaseProc {
 	t.Helper()
 	p := &leaseProc{httpAddr: freeAddr(t), logs: &syncbuf.Buffer{}}
 	grpcAddr := freeAddr(t)
-	p.cmd = exec.Command(bin, "serve", "--config", config, "--redis", redisURL, "--leases", "auto",
+	p.cmd = exec.Command(bin, "serve", "--config", config, "--redis", redisURL, "--leases", "auto", "--counter-layout", "hash", // the test reads the counter hash
+
 		"--grpc-addr", grpcAddr, "--http-addr", p.httpAddr, "--admin-addr", "off")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.done = startProcess(t, p.cmd)

@@ -136,12 +136,7 @@ func TestNewPairedRow(t *testing.T) {
 	before := usage{at: start, serverCPU: time.Second, redisCPU: 0, benchCPU: 0, redis: redisStats{scripts: 100, commands: 1000}}
 	after := usage{at: start.Add(2 * time.Second), serverCPU: 3 * time.Second, redisCPU: time.Second, benchCPU: time.Second,
 		redis: redisStats{scripts: 140, commands: 1201}}
-	r := &pairedResult{name: runPaired}
-	for a := range r.arms {
-		r.arms[a] = &loadResult{name: pairedArms[runPaired][a].row, callers: 64, conns: 4, offered: 2000, elapsed: time.Second, allCalls: 10_000}
-		r.arms[a].hist.Record(time.Millisecond)
-		r.samples[a] = []sample{{latency: time.Millisecond}}
-	}
+	r := tenThousandCallsEach(runPaired)
 	p := newPairedRow(r, before, after, time.Second)
 	// 2s of sluice CPU over 20000 calls; 1s of Redis CPU.
 	if p.cpuPerCall != 100 || p.redisPer != 50 || p.cpuSluice != 1 || p.cpuRedis != 0.5 {
@@ -265,12 +260,7 @@ func TestUnmatchedPairedRow(t *testing.T) {
 	start := time.Now()
 	before := usage{at: start, redis: redisStats{scripts: 100, commands: 1000}}
 	after := usage{at: start.Add(2 * time.Second), serverCPU: time.Second, redis: redisStats{scripts: 140, commands: 1200}}
-	r := &pairedResult{name: runUnmatchedPaired}
-	for a := range r.arms {
-		r.arms[a] = &loadResult{name: pairedArms[runUnmatchedPaired][a].row, callers: 64, conns: 4, offered: 2000, elapsed: time.Second, allCalls: 10_000}
-		r.arms[a].hist.Record(time.Millisecond)
-		r.samples[a] = []sample{{latency: time.Millisecond}}
-	}
+	r := tenThousandCallsEach(runUnmatchedPaired)
 	p := newPairedRow(r, before, after, time.Second)
 	if dec := p.arms[armTested]; dec.scriptsPer != 0.004 || dec.commandsPer <= 0 || dec.overPct != 0 {
 		t.Errorf("decisions: scripts %v, commands %v, over %v; want 0.004, some and 0", dec.scriptsPer, dec.commandsPer, dec.overPct)
@@ -278,4 +268,17 @@ func TestUnmatchedPairedRow(t *testing.T) {
 	if un := p.arms[armNoop]; un.scriptsPer != -1 || un.commandsPer != -1 || un.overPct != -1 || un.name != runUnmatchedPaired+"/unmatched" {
 		t.Errorf("unmatched calls (%s): scripts %v, commands %v, over %v; want unknown", un.name, un.scriptsPer, un.commandsPer, un.overPct)
 	}
+}
+
+// tenThousandCallsEach is a result of paired run name whose two arms made
+// 10,000 calls each, 64 callers on 4 connections offered 2,000/s for a
+// second, every call 1 ms.
+func tenThousandCallsEach(name string) *pairedResult {
+	r := &pairedResult{name: name}
+	for a := range r.arms {
+		r.arms[a] = &loadResult{name: pairedArms[name][a].row, callers: 64, conns: 4, offered: 2000, elapsed: time.Second, allCalls: 10_000}
+		r.arms[a].hist.Record(time.Millisecond)
+		r.samples[a] = []sample{{latency: time.Millisecond}}
+	}
+	return r
 }

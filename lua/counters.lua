@@ -229,14 +229,13 @@ local function writeHash(key, e)
   if ttl ~= nil then redis.call('PEXPIRE', key, int(ttl)) end
 end
 
--- writeBack writes every changed counter, in its layout
+-- writeBack writes every changed counter, in its layout (a call sets e.ttl
+-- only along with a change)
 local function writeBack()
   for _, key in ipairs(order) do
     local e = cached[key]
     if e.dirty then
       if e.packed then writePacked(key, e) else writeHash(key, e) end
-    elseif e.ttl ~= nil then
-      redis.call('PEXPIRE', key, int(e.ttl))
     end
   end
 end

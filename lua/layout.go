@@ -11,8 +11,9 @@ type Layout uint8
 const (
 	// Packed keeps each counter as one string, a MessagePack array of its
 	// buckets and lease records: one GET and one SET per script call, nothing
-	// parsed from text — about half the Redis CPU of a hash on a counter
-	// decided one call at a time. It needs Redis's cmsgpack; on a server
+	// parsed from text — a fifth less Redis CPU per decision than a hash on
+	// 1,000 counters (bench/README.md, "Counter layout"). It needs Redis's
+	// cmsgpack; on a server
 	// without it (miniredis: the embedded store) counters are hashes.
 	Packed Layout = iota
 	// Hash keeps each counter as a hash of one field per bucket and lease

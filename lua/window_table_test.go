@@ -446,39 +446,10 @@ type keyState struct {
 	pttl int64  // ms; -2 missing, -1 no TTL
 }
 
-// unpackCounter lists the fields of a packed counter as HGETALL would list
-// them in the hash layout; any other string as the one field "(string)".
-const unpackCounter = `local v = redis.call('GET', KEYS[1])
-local mp = rawget(_G, 'cmsgpack')
-local t = mp and mp.unpack(v)
-if type(t) ~= 'table' or t[1] ~= 1 then return {'(string)', v} end
-local out = {}
-for i = 2, #t, 3 do
-  local name = string.format('%d', t[i])
-  if t[i + 2] ~= '' then name = name .. ':' .. t[i + 2] end
-  out[#out + 1] = name
-  out[#out + 1] = string.format('%d', t[i + 1])
-end
-return out`
-
 func readKey(t *testing.T, rdb *redis.Client, key string) keyState {
 	t.Helper()
 	ctx := context.Background()
-	kind, err := rdb.Type(ctx, key).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := map[string]string{}
-	switch kind {
-	case "hash":
-		h, err = rdb.HGetAll(ctx, key).Result()
-	case "string":
-		var fields []string
-		fields, err = rdb.Eval(ctx, unpackCounter, []string{key}).StringSlice()
-		for i := 0; i+1 < len(fields); i += 2 {
-			h[fields[i]] = fields[i+1]
-		}
-	}
+	h, kind, err := redistest.CounterFields(ctx, rdb, key)
 	if err != nil {
 		t.Fatal(err)
 	}

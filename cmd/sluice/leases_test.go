@@ -65,8 +65,7 @@ func startLeaseProc(t *testing.T, bin, config, redisURL string) *leaseProc {
 	t.Helper()
 	p := &leaseProc{httpAddr: freeAddr(t), logs: &syncbuf.Buffer{}}
 	grpcAddr := freeAddr(t)
-	p.cmd = exec.Command(bin, "serve", "--config", config, "--redis", redisURL, "--leases", "auto", "--counter-layout", "hash", // the test reads the counter hash
-
+	p.cmd = exec.Command(bin, "serve", "--config", config, "--redis", redisURL, "--leases", "auto",
 		"--grpc-addr", grpcAddr, "--http-addr", p.httpAddr, "--admin-addr", "off")
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	p.done = startProcess(t, p.cmd)
@@ -281,14 +280,17 @@ func TestLeasesAcrossTwoProcesses(t *testing.T) {
 	killedAt := time.Now()
 	killed.Store(true)
 	hotKey := leaseHotKey(t, rdb)
-	atKill, err := rdb.HGetAll(context.Background(), hotKey).Result()
+	atKill, kind, err := redistest.CounterFields(context.Background(), rdb, hotKey)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if kind != "string" {
+		t.Errorf("the hot counter is a %s, want a packed string (the default --counter-layout)", kind)
 	}
 	// The survivor's holder is the one with records in later buckets.
 	afterKill := map[string]int64{}
 	for until := time.Now().Add(3 * time.Second); time.Now().Before(until); time.Sleep(40 * time.Millisecond) {
-		h, err := rdb.HGetAll(context.Background(), hotKey).Result()
+		h, _, err := redistest.CounterFields(context.Background(), rdb, hotKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,14 +376,14 @@ func leaseHotKey(t *testing.T, rdb *redis.Client) string {
 	return hot[0]
 }
 
-// leaseRecord is what a counter hash holds in lease records
+// leaseRecord is what a counter holds in lease records
 // "<bucket>:<holder>" of one holder.
 type leaseRecord struct {
 	units       int
 	first, last int64 // buckets
 }
 
-// leaseRecords sums the lease records of a counter hash per holder.
+// leaseRecords sums the lease records of a counter's fields (redistest.CounterFields) per holder.
 func leaseRecords(h map[string]string) map[string]leaseRecord {
 	out := map[string]leaseRecord{}
 	for field, v := range h {

@@ -27,13 +27,15 @@ package store
 // closed under the write lock before it tells the flushers to stop, so once
 // the flushers drain the queue no call can join it; every queued call is
 // either sent or failed with redis.ErrClosed, and its caller woken. (Close
-// first wakes the callers waiting for room, so it never waits on one.) A pipeline runs under the latest deadline of its
-// calls, so a dead Redis costs it no more than its callers were prepared to
-// wait — but never under less than MinPipelineTimeout: a caller that gives
-// Redis 3 ms gets its context's error at 3 ms all the same, but its deadline
-// does not abort a pipeline Redis is about to answer (go-redis closes the
-// connection of a pipeline that timed out, so short deadlines would cost
-// everybody a new connection per batch). Close stops the flushers, which take
+// first wakes the callers waiting for room, so it never waits on one.)
+//
+// A pipeline runs under the latest deadline of its calls, so a dead Redis
+// costs it no more than its callers were prepared to wait — but never under
+// less than MinPipelineTimeout: a caller that gives Redis 3 ms gets its
+// context's error at 3 ms all the same, but its deadline does not abort a
+// pipeline Redis is about to answer (go-redis closes the connection of a
+// pipeline that timed out, so short deadlines would cost everybody a new
+// connection per batch). Close stops the flushers, which take
 // no new call once it has begun, and fails whatever is still queued.
 //
 // A Merger goes one step further for the scripts it knows: the calls of a
@@ -312,14 +314,9 @@ func (b *Batcher) flusher() {
 		select {
 		case c := <-b.queue:
 			batch = append(batch[:0], c)
-		default:
-			select {
-			case c := <-b.queue:
-				batch = append(batch[:0], c)
-			case <-b.quit:
-				b.failQueued()
-				return
-			}
+		case <-b.quit:
+			b.failQueued()
+			return
 		}
 	fill:
 		for len(batch) < b.maxBatch {

@@ -72,7 +72,7 @@ local function reconcile(i)
     if actual > 0 then
       incr(e, k, '', actual)
       -- keep the key at least until this charge leaves the window
-      local ms = math.max(math.floor(((k + n + 1) * w - now + 999) / 1000), 1)
+      local ms = max(floor(((k + n + 1) * w - now + 999) / 1000), 1)
       local ttl = e.ttl
       if ttl == nil then ttl = redis.call('PTTL', key) end
       if ttl < ms then e.ttl = ms end
@@ -81,7 +81,7 @@ local function reconcile(i)
     local used = count(e, first, k)
     local x = #out
     out[x + 1], out[x + 2], out[x + 3] = kind, limit, n * w
-    out[x + 4], out[x + 5] = used, math.max(limit - used, 0)
+    out[x + 4], out[x + 5] = used, max(limit - used, 0)
   end
 
   local ans = {}

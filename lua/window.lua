@@ -82,7 +82,7 @@
 -- Time is Redis TIME in integer microseconds. Lua numbers are doubles: every
 -- value here is an integer below 2^53, so arithmetic is exact.
 --
--- It runs after counters.lua (now, int, bucket, entry, hash, find, countAt, incr,
+-- It runs after counters.lua (now, num, int, bucket, entry, hash, find, countAt, incr,
 -- add, del, count, held, counted, writeBack, replyOf).
 
 -- lease runs op 4 on cached hash e for the counter whose arguments start at
@@ -90,15 +90,15 @@
 -- into bucket k+1. It returns the amount charged (a grant, >= 0) or given
 -- back (a return, <= 0), and for a grant the bucket it went into.
 local function lease(e, a, k, n, w, limit, ms, ahead)
-  local cost = tonumber(ARGV[a + 3])
+  local cost = num[ARGV[a + 3]]
   local holder = ARGV[a + 5]
-  local from = tonumber(ARGV[a + 6])
+  local from = num[ARGV[a + 6]]
   if from > 0 then
     if from < k - n or from > k + 1 then return 0 end
     local x = find(e, from, holder)
     if x == nil or not countAt(e, x) then return 0 end
     local have = countAt(e, x)
-    local keep = math.min(have, cost)
+    local keep = min(have, cost)
     if keep > 0 then incr(e, from, '', keep) end
     del(e, x)
     return keep - have
@@ -107,23 +107,23 @@ local function lease(e, a, k, n, w, limit, ms, ahead)
   local b, free = k, limit - held(used, inNext, oldest)
   if ahead then
     b, free = k + 1, limit - (used - oldest + inNext)
-    ms = math.max(ms, math.floor(((k + n + 2) * w - now + 999) / 1000)) -- when bucket k+1 leaves it
+    ms = max(ms, floor(((k + n + 2) * w - now + 999) / 1000)) -- when bucket k+1 leaves it
   end
-  local g = math.min(cost, math.floor(free / 2))
+  local g = min(cost, floor(free / 2))
   if g <= 0 then return 0 end
   incr(e, b, holder, g)
   if stale ~= nil then
     for _, j in ipairs(stale) do del(e, j) end
   end
-  e.ttl = math.max(e.ttl or 0, ms)
+  e.ttl = max(e.ttl or 0, ms)
   return g, b
 end
 
 -- decide runs one call: its keys follow KEYS[ko], its arguments start at ARGV[ao]
 local function decide(ko, ao)
   local charge = ARGV[ao] == '1'
-  local record_ttl = tonumber(ARGV[ao + 1])
-  local nc = tonumber(ARGV[ao + 2])
+  local record_ttl = num[ARGV[ao + 1]]
+  local nc = num[ARGV[ao + 2]]
   local reply = {now, 1}
   local refused = false
   -- per counter: amount to charge, current bucket, stale fields, op, whether
@@ -132,14 +132,14 @@ local function decide(ko, ao)
 
   for i = 1, nc do
     local a = ao + 3 + 7 * (i - 1)
-    local w = tonumber(ARGV[a])
-    local n = tonumber(ARGV[a + 1])
-    local limit = tonumber(ARGV[a + 2])
-    local cost = tonumber(ARGV[a + 3])
-    local flags = tonumber(ARGV[a + 4])
+    local w = num[ARGV[a]]
+    local n = num[ARGV[a + 1]]
+    local limit = num[ARGV[a + 2]]
+    local cost = num[ARGV[a + 3]]
+    local flags = num[ARGV[a + 4]]
     local shadow = flags % 2 == 1
-    local op = math.floor(flags / 2) % 8
-    local inclusive = math.floor(flags / 16) % 2 == 1
+    local op = floor(flags / 2) % 8
+    local inclusive = floor(flags / 16) % 2 == 1
     local k = bucket(w)
     local first = k - n
 
@@ -156,16 +156,16 @@ local function decide(ko, ao)
       ok = used + cost <= limit
       if not inclusive or used <= limit then amount = cost end
     elseif op == 3 then
-      local from = tonumber(ARGV[a + 6])
+      local from = num[ARGV[a + 6]]
       if from > 0 then
         local have = 0
         if from >= first and from <= k then
           local x = find(e, from, '')
           if x ~= nil then have = countAt(e, x) or 0 end
         end
-        amount = -math.min(cost, have)
+        amount = -min(cost, have)
       else
-        amount = -math.min(cost, counted_used)
+        amount = -min(cost, counted_used)
       end
     elseif op == 1 and cost > limit then
       ok = used < limit
@@ -208,7 +208,7 @@ local function decide(ko, ao)
     local r = 3 + 6 * (i - 1)
     reply[r] = ok and 1 or 2
     reply[r + 1] = used
-    reply[r + 2] = math.max(limit - used, 0)
+    reply[r + 2] = max(limit - used, 0)
     reply[r + 3] = reset
     reply[r + 4] = retry
     reply[r + 5] = shown
@@ -229,9 +229,9 @@ local function decide(ko, ao)
     local a = ao + 3 + 7 * (i - 1)
     local key = KEYS[ko + i]
     local e = cached[key]
-    local w = tonumber(ARGV[a])
-    local n = tonumber(ARGV[a + 1])
-    local limit = tonumber(ARGV[a + 2])
+    local w = num[ARGV[a]]
+    local n = num[ARGV[a + 1]]
+    local limit = num[ARGV[a + 2]]
     local k = ks[i]
     local amount = amounts[i]
     local r = 3 + 6 * (i - 1)
@@ -239,12 +239,12 @@ local function decide(ko, ao)
     -- ahead) leaves the window; never shortened within the script call
     local last = k
     if aheads[i] then last = k + 1 end
-    local ms = math.max(math.floor(((last + n + 1) * w - now + 999) / 1000), 1)
+    local ms = max(floor(((last + n + 1) * w - now + 999) / 1000), 1)
     local after = nil -- what the counter holds after this op, when it recounts
     if ops[i] == 4 then
-      local flags = tonumber(ARGV[a + 4])
+      local flags = num[ARGV[a + 4]]
       local into
-      amount, into = lease(e, a, k, n, w, limit, ms, math.floor(flags / 32) % 2 == 1)
+      amount, into = lease(e, a, k, n, w, limit, ms, floor(flags / 32) % 2 == 1)
       local used, newest, _, ahead, oldest = count(e, k - n, k)
       after = held(used, ahead, oldest)
       if ahead > 0 then newest = k + 1 end
@@ -257,17 +257,17 @@ local function decide(ko, ao)
       if stale ~= nil then
         for _, j in ipairs(stale) do del(e, j) end
       end
-      e.ttl = math.max(e.ttl or 0, ms)
+      e.ttl = max(e.ttl or 0, ms)
       reply[r + 3] = (k + n + 1) * w - now -- until this charge ages out (lua.ChargedBucket reads k from it)
-    elseif amount < 0 and tonumber(ARGV[a + 6]) > 0 then
-      local from = tonumber(ARGV[a + 6])
+    elseif amount < 0 and num[ARGV[a + 6]] > 0 then
+      local from = num[ARGV[a + 6]]
       if incr(e, from, '', amount) <= 0 then del(e, find(e, from, '')) end
     elseif amount < 0 then
       local left = -amount
       local bs = counted(e, k - n, k)
       for j = #bs, 1, -1 do
         if left == 0 then break end
-        local take = math.min(bs[j][2], left)
+        local take = min(bs[j][2], left)
         if take == bs[j][2] then
           del(e, bs[j][3])
         elseif take > 0 then
@@ -278,7 +278,7 @@ local function decide(ko, ao)
     end
     local used = after or reply[r + 1] + amount
     reply[r + 1] = used
-    reply[r + 2] = math.max(limit - used, 0)
+    reply[r + 2] = max(limit - used, 0)
     reply[r + 5] = amount
     if ops[i] == 1 and record ~= nil then
       if amount > 0 then
@@ -314,11 +314,11 @@ end
 
 local out = {}
 local ko, ao = 0, 2
-for call = 1, tonumber(ARGV[1]) do
-  local nc = tonumber(ARGV[ao + 2])
+for call = 1, num[ARGV[1]] do
+  local nc = num[ARGV[ao + 2]]
   out[call] = replyOf(pcall(decide, ko, ao))
   ko = ko + nc
-  if tonumber(ARGV[ao + 1]) > 0 then ko = ko + 1 end
+  if num[ARGV[ao + 1]] > 0 then ko = ko + 1 end
   ao = ao + 3 + 7 * nc
 end
 writeBack()

@@ -108,6 +108,9 @@ func startSluice(ctx context.Context, bin, configPath, redisURL string, extra []
 		"--redis", redisURL,
 		"--grpc-addr", grpcAddr,
 		"--http-addr", httpAddr,
+		// no admin port: its default, 127.0.0.1:8082, is shared by every
+		// sluice on the machine, and the bench needs none
+		"--admin-addr", "off",
 	}
 	args = append(args, extra...)
 	// Not CommandContext: stop sends SIGTERM first so sluice can drain and

@@ -365,6 +365,9 @@ func TestUpstreamKubernetesDeployment(t *testing.T) {
 		"GRPC_HOST":              "::",
 		// upstream's default ports, moved
 		"PORT": httpPort, "GRPC_PORT": grpcPort, "DEBUG_PORT": debugPort,
+		// sluice's own admin port, which upstream has not: off its shared
+		// default 127.0.0.1:8082, which another test or a bench may hold
+		"SLUICE_ADMIN_ADDR": "off",
 	}
 	sluice := serveInProcess(t, []string{"serve"}, envOf(env))
 

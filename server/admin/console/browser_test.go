@@ -342,6 +342,15 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// A conflict: the script changes the sandbox cap after the form loaded.
+	// The caps load slowly this time, as on a busy network: the form must
+	// not look loaded, nor take typing, before they arrive.
+	p.do("slow down loading the caps", script(`(() => {
+		const fetch = window.fetch;
+		window.fetch = (url, init) => (init || {}).method === "GET" && String(url).endsWith("/backend-throughput")
+			? new Promise((done) => setTimeout(done, 1500)).then(() => fetch(url, init))
+			: fetch(url, init);
+		return true;
+	})()`))
 	p.do("close and reopen the form", chromedp.Click(chromedp.CSS(pz+` button.cancel`)), chromedp.Click(chromedp.CSS(pz+` button.edit`)))
 	p.until("the form has the saved values", textOf(pz+` .editing`)+` !== "editing version 0.0" && `+textOf(pz+` .editing`)+`.startsWith("editing version") && `+
 		`document.querySelector(`+js(pz+` input[name="sandbox.requests"]`)+`).value === "5"`)

@@ -443,10 +443,15 @@
     $(".reload", form).hidden = true;
     message(card, "Loading…");
     clearMarks(form);
+    // Until the caps arrive the form shows no version and takes no typing:
+    // the fill would overwrite whatever was typed into it.
+    $(".editing", form).textContent = "";
+    form.inert = true;
     let bt;
     try {
       bt = await call("GET", throughputPath(state.domain, card.name));
     } catch (err) {
+      form.inert = false;
       message(card, "Could not load the caps: " + err.message, "error");
       return;
     }
@@ -455,6 +460,7 @@
     const tokens = (card.api && card.api.tokens) || ENVS.some((e) => bt[e + "_tokens"] && !bt[e + "_tokens"].unlimited);
     $(".cap-tokens", form).checked = tokens;
     syncTokens(card);
+    form.inert = false;
     message(card, "");
     const first = $("input.mode:checked", form);
     if (first) first.focus();

@@ -4,13 +4,14 @@ import (
 	"log/slog"
 
 	"github.com/sluice-rl/sluice/internal/version"
+	"github.com/sluice-rl/sluice/lua"
 )
 
 // startupAttrs are the attributes of the "sluice serving" record a platform
 // team reads first: the version, the store (topology, the hosts dialled, TLS;
 // never a password), the domains loaded from the config files with their
 // descriptor counts, the modes that change every decision (shadow, quota)
-// when set, and every listening port.
+// when set, the layout counters are written in, and every listening port.
 func (s *Server) startupAttrs() []any {
 	info := s.store.Info()
 	attrs := []any{
@@ -33,7 +34,11 @@ func (s *Server) startupAttrs() []any {
 	if s.cfg.QuotaMode {
 		attrs = append(attrs, "quota_mode", true)
 	}
-	attrs = append(attrs, "counter_layout", s.cfg.CounterLayout.String())
+	layout := s.cfg.CounterLayout
+	if info.Embedded { // its Lua has no cmsgpack: the scripts write hashes there
+		layout = lua.Hash
+	}
+	attrs = append(attrs, "counter_layout", layout.String())
 	attrs = append(attrs, "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	if s.ops != nil {
 		attrs = append(attrs, "health", s.HealthAddr())

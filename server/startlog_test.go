@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-rl/sluice/internal/redistest"
 	"github.com/sluice-rl/sluice/internal/sluicetest"
 	"github.com/sluice-rl/sluice/internal/syncbuf"
+	"github.com/sluice-rl/sluice/lua"
 	"github.com/sluice-rl/sluice/server"
 )
 
@@ -46,5 +48,30 @@ func TestServingRecordNamesTheGlobalModes(t *testing.T) {
 	}
 	if _, ok := off["quota_mode"]; ok {
 		t.Errorf("quota mode off, yet the record has quota_mode=%v", off["quota_mode"])
+	}
+}
+
+// TestServingRecordNamesTheCounterLayoutWritten: the record names the
+// layout the scripts really write counters in — on the embedded store, whose
+// Lua has no cmsgpack, hashes whatever was asked (lua/counters.lua).
+func TestServingRecordNamesTheCounterLayoutWritten(t *testing.T) {
+	redisURL := redistest.New(t).URL()
+	for _, tc := range []struct {
+		name     string
+		redisURL string
+		asked    lua.Layout
+		want     string
+	}{
+		{"embedded store, packed asked", "", lua.Packed, "hash"},
+		{"embedded store, hash asked", "", lua.Hash, "hash"},
+		{"redis-server, packed asked", redisURL, lua.Packed, "packed"},
+		{"redis-server, hash asked", redisURL, lua.Hash, "hash"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := servingRecord(t, server.Config{RedisURL: tc.redisURL, CounterLayout: tc.asked})["counter_layout"]
+			if got != tc.want {
+				t.Errorf("counter_layout = %v, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -14,7 +14,6 @@ import (
 	rlsv3 "github.com/envoyproxy/go-control-plane/envoy/service/ratelimit/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluice-rl/sluice/server/config"
@@ -75,8 +74,14 @@ func (e *Envoy) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest)
 		Domain: in.GetDomain(), Hits: uint64(in.GetHitsAddend()), TokenHits: true, DecideOnly: decideOnly(ctx),
 		Descriptors: make([]limiter.Descriptor, len(in.GetDescriptors())),
 	}
+	n := 0
+	for _, d := range in.GetDescriptors() {
+		n += len(d.GetEntries())
+	}
+	all := make([]config.Entry, n) // every descriptor's entries, in one allocation
 	for i, d := range in.GetDescriptors() {
-		entries := make([]config.Entry, len(d.GetEntries()))
+		entries := all[:len(d.GetEntries()):len(d.GetEntries())]
+		all = all[len(entries):]
 		for j, en := range d.GetEntries() {
 			entries[j] = config.Entry{Key: en.GetKey(), Value: en.GetValue()}
 		}
@@ -112,22 +117,19 @@ func (e *Envoy) ShouldRateLimit(ctx context.Context, in *rlsv3.RateLimitRequest)
 // (Retry-After, the domain's own) only when the domain configures
 // over_limit_response, since upstream sends none.
 func (e *Envoy) response(dec *limiter.Decision) *rlsv3.RateLimitResponse {
-	out := &rlsv3.RateLimitResponse{
-		OverallCode: envoyCode(dec.Over),
-		Statuses:    make([]*rlsv3.RateLimitResponse_DescriptorStatus, len(dec.Statuses)),
-	}
-	for i, st := range dec.Statuses {
-		ds := &rlsv3.RateLimitResponse_DescriptorStatus{
-			Code:           envoyCode(st.Over && !st.Shadow),
-			LimitRemaining: clamp32(st.Remaining),
-		}
+	out, room := newResponse(len(dec.Statuses))
+	out.OverallCode = envoyCode(dec.Over)
+	for i := range dec.Statuses {
+		st := &dec.Statuses[i]
+		ds := room.status()
+		ds.Code, ds.LimitRemaining = envoyCode(st.Over && !st.Shadow), clamp32(st.Remaining)
 		switch {
 		case st.Unlimited:
 			ds.LimitRemaining = math.MaxUint32
 		case st.Limit != nil:
-			ds.CurrentLimit = envoyLimit(st.Limit)
+			ds.CurrentLimit = envoyLimit(room.limit(), st.Limit)
 			if !(st.Over && st.NeverFits) { // no reset to wait for: the cost is above the limit
-				ds.DurationUntilReset = durationpb.New(st.ResetAfter)
+				ds.DurationUntilReset = room.duration(st.ResetAfter)
 			}
 		}
 		if st.Over {
@@ -199,10 +201,11 @@ type envoyUnit struct {
 	length time.Duration
 }
 
-// envoyLimit describes l in Envoy's terms: a window of whole units becomes
-// the longest unit that divides it, with a unit_multiplier when it is not 1.
-func envoyLimit(l *config.Limit) *rlsv3.RateLimitResponse_RateLimit {
-	out := &rlsv3.RateLimitResponse_RateLimit{Name: l.Name, RequestsPerUnit: clamp32(l.Requests)}
+// envoyLimit describes l in Envoy's terms, in out (empty), which it returns:
+// a window of whole units becomes the longest unit that divides it, with a
+// unit_multiplier when it is not 1.
+func envoyLimit(out *rlsv3.RateLimitResponse_RateLimit, l *config.Limit) *rlsv3.RateLimitResponse_RateLimit {
+	out.Name, out.RequestsPerUnit = l.Name, clamp32(l.Requests)
 	for _, u := range envoyUnits {
 		if l.Window%u.length == 0 {
 			out.Unit = u.unit

@@ -63,7 +63,8 @@ func (m *leaseManager) learn(p *plan, slots []*leaseSlot, res lua.Result) {
 }
 
 // leaseTake is what one decision took from this replica's leases: per
-// counter of its plan, the lease it spent from (nil: none). ShouldRateLimit
+// counter of its plan, the lease it spent from (nil: none). Its slices, and
+// the result it makes, start in the plan's room (plan_space.go). ShouldRateLimit
 // takes first, sends to Redis only the counters it did not take (the rest
 // plan), and gives the units back when Redis refuses or fails.
 type leaseTake struct {
@@ -97,7 +98,7 @@ func (m *leaseManager) take(p *plan, domain string) leaseTake {
 			continue
 		}
 		if lt.slots == nil {
-			lt.slots = make([]*leaseSlot, len(p.counters))
+			lt.slots = zeroed(p.space.slots[:], len(p.counters))
 		}
 		lt.slots[i] = s
 		if !lt.read {
@@ -126,7 +127,7 @@ func (m *leaseManager) take(p *plan, domain string) leaseTake {
 			continue
 		}
 		if lt.leases == nil {
-			lt.leases = make([]*lease, len(p.counters))
+			lt.leases = zeroed(p.space.leases[:], len(p.counters))
 		}
 		lt.leases[i] = ls
 		lt.taken++
@@ -149,7 +150,8 @@ func (lt *leaseTake) rest(p *plan) *plan {
 	if lt.taken == 0 {
 		return p
 	}
-	r := &plan{reserves: p.reserves, longest: p.longest, counters: make([]lua.Counter, 0, len(p.counters)-lt.taken)}
+	r := &plan{reserves: p.reserves, longest: p.longest}
+	r.counters, r.leasable = r.space.counters[:0], r.space.leasable[:0]
 	for i := range p.counters {
 		if lt.leases[i] == nil {
 			r.counters = append(r.counters, p.counters[i])
@@ -184,7 +186,7 @@ func (m *leaseManager) domainOf(key string) string {
 // result is the answer of a decision every counter of which came from a
 // lease: what the leases know, at the take's clock reading.
 func (lt *leaseTake) result(p *plan) lua.Result {
-	res := lua.Result{Allowed: true, Counters: make([]lua.CounterResult, len(p.counters))}
+	res := lua.Result{Allowed: true, Counters: zeroed(p.space.results[:], len(p.counters))}
 	for i := range p.counters {
 		lt.fill(&res, p, i)
 	}
@@ -201,7 +203,7 @@ func (m *leaseManager) merge(lt *leaseTake, p *plan, rest lua.Result) lua.Result
 	if !rest.Allowed {
 		m.undo(lt, p)
 	}
-	res := lua.Result{Now: rest.Now, Allowed: rest.Allowed, Counters: make([]lua.CounterResult, len(p.counters))}
+	res := lua.Result{Now: rest.Now, Allowed: rest.Allowed, Counters: zeroed(p.space.results[:], len(p.counters))}
 	j := 0
 	for i := range p.counters {
 		if lt.leases[i] == nil {

@@ -121,35 +121,38 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 		return Decision{}, err
 	}
 	p, dom := l.plan(req)
-	if err := req.checkForced(&p); err != nil {
+	if err := req.checkForced(p); err != nil {
 		return Decision{}, err
 	}
-	dec := Decision{Statuses: make([]Status, len(req.Descriptors))}
+	ds := newDecision(len(req.Descriptors))
+	dec := &ds.dec
 	for i := range dec.Statuses {
 		r := &p.rules[i]
 		st := &dec.Statuses[i]
 		st.Shadow, st.Quota, st.Unlimited, st.Metadata = r.Shadow, p.quota[i], r.Unlimited, r.Metadata
 	}
 	if len(p.counters) == 0 {
-		l.finish(ctx, req, p, dom, &dec)
-		return dec, nil
+		l.finish(ctx, req, p, dom, dec)
+		return *dec, nil
 	}
-	if blocked, ok := l.fromCache(p, l.now()); ok {
-		dec.Over, dec.Cached = true, true
-		p.settle(l.cachedResults(ctx, p, blocked), &dec)
-		l.finish(ctx, req, p, dom, &dec)
-		return dec, nil
-	}
+	// One clock reading serves the cache and, as the call's start, what it
+	// remembers: taken before the call, the entry never outlives the refusal.
 	start := l.now()
-	res, id, leased, err := l.decideLeased(ctx, &p, dom.Name)
+	if blocked, ok := l.fromCache(p, start); ok {
+		dec.Over, dec.Cached = true, true
+		p.settle(l.cachedResults(ctx, p, blocked), ds)
+		l.finish(ctx, req, p, dom, dec)
+		return *dec, nil
+	}
+	res, id, leased, err := l.decideLeased(ctx, p, dom.Name)
 	if err != nil {
 		var se *StoreError
 		if !dom.FailOpen || !errors.As(err, &se) { // only Redis' failures fail open
 			return Decision{}, err
 		}
 		dec.FailedOpen = true
-		l.finish(ctx, req, p, dom, &dec)
-		return dec, nil
+		l.finish(ctx, req, p, dom, dec)
+		return *dec, nil
 	}
 	if res.Allowed {
 		dec.ReservationID = id
@@ -157,25 +160,37 @@ func (l *Limiter) ShouldRateLimit(ctx context.Context, req *Request) (Decision, 
 	dec.Leased = leased
 	l.remember(p, res, start)
 	dec.Now = res.Now
-	p.settle(res.Counters, &dec)
+	p.settle(res.Counters, ds)
 	dec.Over = !res.Allowed || quotaRefuses(dec.Statuses)
-	l.finish(ctx, req, p, dom, &dec)
-	return dec, nil
+	l.finish(ctx, req, p, dom, dec)
+	return *dec, nil
 }
 
-// settle folds each counter's result into the status of its descriptor.
-func (p *plan) settle(results []lua.CounterResult, dec *Decision) {
-	for _, u := range p.uses {
+// settle folds each counter's result into the status of its descriptor. The
+// statuses' Limits share one backing array (the decision's own room when it
+// fits), each capped at its own length so that appending to one never
+// writes into the next; p.uses are in descriptor order.
+func (p *plan) settle(results []lua.CounterResult, ds *decisionSpace) {
+	all := ds.limits[:0]
+	if len(p.uses) > cap(all) {
+		all = make([]LimitState, 0, len(p.uses))
+	}
+	first := 0 // index in all of the current descriptor's first limit
+	for k, u := range p.uses {
 		c := results[u.counter]
-		st := &dec.Statuses[u.descriptor]
+		st := &ds.dec.Statuses[u.descriptor]
 		decideStatus(st, u.limit, &p.counters[u.counter], c)
-		st.Limits = append(st.Limits, LimitState{Limit: u.limit, Over: c.Over, Remaining: c.Remaining, Charged: c.Amount})
+		if k > 0 && p.uses[k-1].descriptor != u.descriptor {
+			first = k
+		}
+		all = append(all, LimitState{Limit: u.limit, Over: c.Over, Remaining: c.Remaining, Charged: c.Amount})
+		st.Limits = all[first : k+1 : k+1]
 	}
 }
 
 // finish adds what every decision carries — the refusal's headers and fault
 // body when over — and tells the observer.
-func (l *Limiter) finish(ctx context.Context, req *Request, p plan, dom *config.Domain, dec *Decision) {
+func (l *Limiter) finish(ctx context.Context, req *Request, p *plan, dom *config.Domain, dec *Decision) {
 	dec.Refusal = refusalHeaders(dec, dom)
 	dec.OverLimitResponse = dom.OverLimitResponse
 	if dec.Over {
@@ -198,7 +213,7 @@ func (l *Limiter) Usage(ctx context.Context, req *Request) ([]DescriptorUsage, e
 	p, _ := l.plan(req)
 	out := make([]DescriptorUsage, len(req.Descriptors))
 	for i, d := range req.Descriptors {
-		r := p.rules[i]
+		r := &p.rules[i]
 		out[i] = DescriptorUsage{Entries: d.Entries, Matched: p.matched[i], Unlimited: r.Unlimited, Shadow: r.Shadow}
 	}
 	if len(p.counters) == 0 {
@@ -238,6 +253,8 @@ type plan struct {
 	// longest window among those.
 	reserves bool
 	longest  time.Duration
+	// space is the room the slices above start in (plan_space.go).
+	space planSpace
 }
 
 // script names the script call the plan makes, for the observer.
@@ -258,7 +275,7 @@ func cacheable(c *lua.Counter) bool {
 // refuse now, with what the refusal that put them there said; ok is false
 // when there is none and Redis must decide. A counter of cost 1 or more
 // cannot fit while a cost-1 call could not.
-func (l *Limiter) fromCache(p plan, now time.Time) (blocked map[int]lua.CounterResult, ok bool) {
+func (l *Limiter) fromCache(p *plan, now time.Time) (blocked map[int]lua.CounterResult, ok bool) {
 	for i := range p.counters {
 		c := &p.counters[i]
 		if c.Kind != 0 || c.Op != lua.OpCheck || c.Cost == 0 || c.Shadow {
@@ -280,7 +297,7 @@ func (l *Limiter) fromCache(p plan, now time.Time) (blocked map[int]lua.CounterR
 // is blocked), so that each descriptor's status is as complete as a refusal
 // from Redis. When the peek fails, the refusal stands and those counters
 // carry their limit only.
-func (l *Limiter) cachedResults(ctx context.Context, p plan, blocked map[int]lua.CounterResult) []lua.CounterResult {
+func (l *Limiter) cachedResults(ctx context.Context, p *plan, blocked map[int]lua.CounterResult) []lua.CounterResult {
 	out := make([]lua.CounterResult, len(p.counters))
 	var rest []lua.Counter
 	var at []int
@@ -312,7 +329,7 @@ func (l *Limiter) cachedResults(ctx context.Context, p plan, blocked map[int]lua
 // cache until they could admit again, measured from before the call (so
 // the entry never outlives the refusal), and forgets the counters the call
 // gave hits back to.
-func (l *Limiter) remember(p plan, res lua.Result, start time.Time) {
+func (l *Limiter) remember(p *plan, res lua.Result, start time.Time) {
 	for i, c := range res.Counters {
 		switch {
 		case c.Over && c.RetryAfter > 0 && cacheable(&p.counters[i]):
@@ -332,9 +349,8 @@ type use struct {
 
 // plan matches the descriptors and builds the counters. An unknown domain
 // matches nothing, as in envoyproxy/ratelimit: every descriptor is OK.
-func (l *Limiter) plan(req *Request) (plan, *config.Domain) {
-	n := len(req.Descriptors)
-	p := plan{rules: make([]config.Rule, n), matched: make([]bool, n), quota: make([]bool, n)}
+func (l *Limiter) plan(req *Request) (*plan, *config.Domain) {
+	p := newPlan(len(req.Descriptors))
 	dom, ok := l.configs().Domain(req.Domain)
 	if !ok {
 		return p, &config.Domain{Name: req.Domain}

@@ -442,24 +442,26 @@ func (m *leaseManager) start(s *leaseSlot, t time.Duration, ask int64, limit uin
 
 // prepare builds the lease call of slot s at clock reading t: its due
 // returns and, when ask > 0, a grant (ahead: into the next bucket). It is nil
-// when there is nothing to send.
+// when there is nothing to send — made only then: decisions ask for refills
+// that often come to nothing, and an empty call is garbage.
 func (m *leaseManager) prepare(s *leaseSlot, t time.Duration, ask int64, limit uint64, ahead bool) *leaseCall {
-	call := &leaseCall{slot: s, ask: ask, limit: limit, ahead: ahead && ask > 0}
+	var returns []leaseReturn
 	var wasted int64
 	for _, r := range s.pending {
 		if t >= r.until {
 			wasted += r.leftover // its bucket has left every window: nothing to give back
 			continue
 		}
-		call.returns = append(call.returns, r)
+		returns = append(returns, r)
 	}
 	s.pending = s.pending[:0]
 	if wasted > 0 {
 		m.report(s.domain, LeaseActivity{Wasted: uint64(wasted)})
 	}
-	if len(call.returns) == 0 && ask == 0 {
+	if len(returns) == 0 && ask == 0 {
 		return nil
 	}
+	call := &leaseCall{slot: s, returns: returns, ask: ask, limit: limit, ahead: ahead && ask > 0}
 	counters := make([]lua.Counter, 0, len(call.returns)+1)
 	base := lua.Counter{Key: s.key, Bucket: time.Duration(s.width) * time.Microsecond, Buckets: int(s.n), Op: lua.OpLease, Holder: m.holder}
 	for _, r := range call.returns {

@@ -52,7 +52,13 @@ func TestRedisKilledAndRestartedUnderLoad(t *testing.T) {
 				took := time.Since(start)
 				cancel()
 				switch {
-				case took > deadline+50*time.Millisecond:
+				// The client ends the call at its deadline whatever the
+				// server does, so a call returns later only when this
+				// process was not scheduled in time: on a loaded 2-core
+				// machine, with -race and other packages' tests beside it,
+				// 32 of ~1,000 calls came back more than 50 ms late. Past
+				// 250 ms something is stuck.
+				case took > deadline+250*time.Millisecond:
 					late.Add(1)
 				case err == nil:
 					ok.Add(1)

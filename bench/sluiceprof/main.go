@@ -42,8 +42,12 @@ func run(ctx context.Context, args []string) (err error) {
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:8081", "gRPC listen address")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile here (required)")
+	admin := fs.String("admin-addr", "off", "admin API listen address; off: none")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *admin != "off" {
+		cfg.AdminAddr = *admin
 	}
 	if profile == "" {
 		return errors.New("--cpuprofile is required")

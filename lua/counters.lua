@@ -21,9 +21,9 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 -- into one script call repeat the same arguments (widths, limits, costs,
 -- flags) and bucket numbers, and a table lookup costs a fraction of Lua's
 -- string-to-number conversion (strtod).
-local num = setmetatable({}, {__index = function(t, s)
+local num = setmetatable({}, {__index = function(cache, s)
   local v = tonumber(s)
-  if v ~= nil then t[s] = v end
+  if v ~= nil then cache[s] = v end
   return v
 end})
 

@@ -261,6 +261,41 @@ func TestSeveralLimitsOnOneDescriptor(t *testing.T) {
 	}
 }
 
+// TestEachStatusHasItsOwnLimits: in a call of several descriptors, each
+// status lists exactly the limits of its own descriptor, in order, with its
+// own counts, and growing one status's list never writes into the next one's
+// (the statuses' lists share one backing array).
+func TestEachStatusHasItsOwnLimits(t *testing.T) {
+	l, _ := newTestLimiter(t, testConfig)
+	req := Request{Domain: "apim", Descriptors: []Descriptor{
+		desc("tenant", "acme"),
+		desc("api", "PizzaShackAPI:1.0.0", "environment", "sandbox"),
+		desc("api", "Open:1.0.0"),
+		desc("tenant", "globex"),
+	}}
+	check(t, l, Request{Domain: "apim", Descriptors: []Descriptor{desc("tenant", "acme")}}) // acme's counters at 1, globex's at 0
+	dec := check(t, l, req)
+	if dec.Over {
+		t.Fatalf("refused: %+v", dec.Statuses)
+	}
+	want := [][]uint64{{3, 998}, {2}, nil, {4, 999}} // remaining after this call, per limit
+	for i, st := range dec.Statuses {
+		if len(st.Limits) != len(want[i]) {
+			t.Fatalf("status %d lists %d limits, want %d: %+v", i, len(st.Limits), len(want[i]), st.Limits)
+		}
+		for j, ls := range st.Limits {
+			if ls.Remaining != want[i][j] || ls.Charged != 1 {
+				t.Errorf("status %d limit %d: remaining %d charged %d, want remaining %d charged 1", i, j, ls.Remaining, ls.Charged, want[i][j])
+			}
+		}
+	}
+	first, second := dec.Statuses[0].Limits, dec.Statuses[1].Limits
+	_ = append(first, LimitState{Remaining: 12345})
+	if second[0].Remaining != 2 {
+		t.Errorf("appending to status 0's limits changed status 1's: %+v", second[0])
+	}
+}
+
 func TestReplacesDropsTheReplacedLimit(t *testing.T) {
 	l, _ := newTestLimiter(t, testConfig)
 	req := Request{Domain: "apim", Descriptors: []Descriptor{desc("generic", "x"), desc("specific", "x")}}

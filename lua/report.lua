@@ -24,8 +24,8 @@
 --   status (0 = no such reservation, 1 = reconciled now, 2 = reported before),
 --   m (counters), then per counter: kind, limit, window_us, used, remaining.
 --
--- It runs after counters.lua (now, int, bucket, hash, incr, del, find, count,
--- writeBack, replyOf).
+-- It runs after counters.lua (now, int, floor, max, bucket, hash, incr, del, find,
+-- count, writeBack, replyOf).
 
 -- reconcile runs report i
 local function reconcile(i)

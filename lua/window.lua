@@ -82,8 +82,8 @@
 -- Time is Redis TIME in integer microseconds. Lua numbers are doubles: every
 -- value here is an integer below 2^53, so arithmetic is exact.
 --
--- It runs after counters.lua (now, num, int, bucket, entry, hash, find, countAt, incr,
--- add, del, count, held, counted, writeBack, replyOf).
+-- It runs after counters.lua (now, num, int, floor, max, min, bucket, entry, hash, find,
+-- countAt, incr, add, del, count, held, counted, writeBack, replyOf).
 
 -- lease runs op 4 on cached hash e for the counter whose arguments start at
 -- ARGV[a], in current bucket k; ms is the expiry a charge sets; ahead grants

@@ -353,6 +353,7 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 		}
 
 		env.goTo(t, env.base+st.bucket, st.at)
+		ran := time.Now()
 		before := make([]keyState, len(keys))
 		for i, k := range keys {
 			before[i] = readKey(t, env.rdb, k)
@@ -365,6 +366,9 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 		for i, k := range keys {
 			after[i] = readKey(t, env.rdb, k)
 		}
+		// at most what a TTL read after the call can have lost since the one
+		// before it, or since the script set it (a loaded machine: 170 ms)
+		lag := time.Since(ran).Milliseconds() + 2 // + whole-ms rounding of PTTL and of the expiry
 
 		now := res.Now.UnixMicro()
 		if got := now/env.w - env.base; got != st.bucket {
@@ -403,7 +407,7 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 				c := tc.counters[ci]
 				wantTTL := ((now/env.w+int64(c.n)+1)*env.w - now + 999) / 1000
 				got := after[ci].pttl
-				if got > wantTTL || (!env.real && got != wantTTL) || got < wantTTL-150 {
+				if got > wantTTL || (!env.real && got != wantTTL) || got < wantTTL-lag {
 					t.Errorf("%s counter %d: PTTL = %dms, want %dms", label, ci, got, wantTTL)
 				}
 				if want := env.wantType(si); after[ci].kind != want {
@@ -416,7 +420,7 @@ func runTableCase(t *testing.T, env tableEnv, tc tableCase) {
 				t.Errorf("%s counter %d: hash changed without a charge: %v -> %v", label, ci, before[ci].hash, after[ci].hash)
 			}
 			b, a := before[ci].pttl, after[ci].pttl
-			if (!env.real && a != b) || (env.real && (a > b || (b >= 0) != (a >= 0) || a < b-150)) {
+			if (!env.real && a != b) || (env.real && (a > b || (b >= 0) != (a >= 0) || a < b-lag)) {
 				t.Errorf("%s counter %d: PTTL changed without a charge: %d -> %d", label, ci, b, a)
 			}
 		}

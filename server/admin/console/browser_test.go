@@ -352,6 +352,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		return true;
 	})()`))
 	p.do("close and reopen the form", chromedp.Click(chromedp.CSS(pz+` button.cancel`)), chromedp.Click(chromedp.CSS(pz+` button.edit`)))
+	if !eval[bool](p, `document.querySelector(`+js(pz+` form.throughput`)+`).inert && `+textOf(pz+` .editing`)+` === ""`) {
+		t.Error("while its caps load, the form takes typing or shows a version")
+	}
+	p.screenshot("console-1280-loading.png")
 	p.until("the form has the saved values", textOf(pz+` .editing`)+` !== "editing version 0.0" && `+textOf(pz+` .editing`)+`.startsWith("editing version") && `+
 		`document.querySelector(`+js(pz+` input[name="sandbox.requests"]`)+`).value === "5"`)
 	loaded := strings.TrimPrefix(eval[string](p, textOf(pz+` .editing`)), "editing version ")

@@ -24,8 +24,8 @@
 --   status (0 = no such reservation, 1 = reconciled now, 2 = reported before),
 --   m (counters), then per counter: kind, limit, window_us, used, remaining.
 --
--- It runs after counters.lua (now, int, floor, max, bucket, hash, incr, del, find,
--- count, writeBack, replyOf).
+-- It runs after counters.lua (now, num, int, floor, max, bucket, hash, incr, del,
+-- find, count, writeBack, replyOf).
 
 -- reconcile runs report i
 local function reconcile(i)
@@ -45,12 +45,12 @@ local function reconcile(i)
   local out = {1, m}
   for j = 1, m do
     local key = f['k' .. j]
-    local w = tonumber(f['w' .. j])
-    local n = tonumber(f['n' .. j])
-    local limit = tonumber(f['l' .. j])
-    local b = tonumber(f['b' .. j])
+    local w = num[f['w' .. j]]
+    local n = num[f['n' .. j]]
+    local limit = num[f['l' .. j]]
+    local b = num[f['b' .. j]]
     local a = tonumber(f['a' .. j])
-    local kind = tonumber(f['u' .. j]) or 0
+    local kind = num[f['u' .. j]] or 0
     local k = bucket(w)
     local first = k - n
     local e = hash(key)

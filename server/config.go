@@ -93,8 +93,8 @@ type Config struct {
 	// CounterLayout is how the scripts write counters in Redis: lua.Packed,
 	// the zero value, or lua.Hash, the layout of builds before packed
 	// counters, while such a build still runs beside this one (both layouts
-	// are read; docs/design-notes.md, "Counter layout"). (Optional, default
-	// packed)
+	// are read; docs/design-notes.md, "Counter layout"). The embedded store
+	// always gets hashes: its Lua has no cmsgpack. (Optional, default packed)
 	CounterLayout lua.Layout
 	// ReservationGrace is how long a token reservation record outlives the
 	// longest window it reserved on, for slow calls to report into.

@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/sluice-rl/sluice/lua"
 	sluicev1 "github.com/sluice-rl/sluice/proto/sluice/v1"
 	"github.com/sluice-rl/sluice/server/config"
 	"github.com/sluice-rl/sluice/server/grpcapi"
@@ -76,6 +77,9 @@ func New(cfg Config) (*Server, error) {
 	st, err := openStore(&cfg)
 	if err != nil {
 		return nil, err
+	}
+	if st.Info().Embedded { // its Lua has no cmsgpack: the scripts write hashes there
+		cfg.CounterLayout = lua.Hash
 	}
 	cfg.Logger = telemetry.Logger(cfg.Logger) // records carry the trace id
 	store.SetLogger(cfg.Logger)               // go-redis' own lines too, throttled

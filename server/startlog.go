@@ -4,7 +4,6 @@ import (
 	"log/slog"
 
 	"github.com/sluice-rl/sluice/internal/version"
-	"github.com/sluice-rl/sluice/lua"
 )
 
 // startupAttrs are the attributes of the "sluice serving" record a platform
@@ -34,11 +33,7 @@ func (s *Server) startupAttrs() []any {
 	if s.cfg.QuotaMode {
 		attrs = append(attrs, "quota_mode", true)
 	}
-	layout := s.cfg.CounterLayout
-	if info.Embedded { // its Lua has no cmsgpack: the scripts write hashes there
-		layout = lua.Hash
-	}
-	attrs = append(attrs, "counter_layout", layout.String())
+	attrs = append(attrs, "counter_layout", s.cfg.CounterLayout.String())
 	attrs = append(attrs, "grpc", s.GRPCAddr(), "http", s.HTTPAddr())
 	if s.ops != nil {
 		attrs = append(attrs, "health", s.HealthAddr())
